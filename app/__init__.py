@@ -1,0 +1,1 @@
+"""Tilecast: a self-hosted, PostHog-compatible dashboards service."""

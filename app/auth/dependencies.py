@@ -1,0 +1,135 @@
+"""Who is calling, and may they act on this team: the principal and team-access dependencies.
+
+A principal is today a user holding a personal API key; a sharing grant (GET-only, one dashboard) will be a
+second kind, so handlers depend on `Principal`/`TeamAccess`, never on the key itself.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from app.auth import repository
+from app.auth.keys import hash_key_value, scope_allows
+from app.db import SessionDep
+from app.errors import AuthenticationFailed, NotAuthenticated, PermissionDenied
+from app.models import ADMIN, PersonalAPIKey, Team, User
+
+_BEARER_RE = re.compile(r"^Bearer\s+(\S.+)$")
+LAST_USED_RESOLUTION = timedelta(hours=1)
+
+# Declares the Bearer scheme in OpenAPI; the key is read by `get_principal`, which also accepts the body
+# and the query string as PostHog does.
+bearer_scheme = HTTPBearer(
+    scheme_name="PersonalAPIKeyAuth",
+    auto_error=False,
+    description="A personal API key (`phx_…`), as `Authorization: Bearer <key>`.",
+)
+
+
+@dataclass
+class Principal:
+    user: User
+    key: PersonalAPIKey
+
+    @property
+    def scopes(self) -> list[str] | None:
+        return self.key.scopes
+
+
+@dataclass
+class TeamAccess:
+    """The caller, the URL's team, and the caller's organization membership level in it."""
+
+    principal: Principal
+    team: Team
+    membership_level: int
+    is_admin: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_admin = self.membership_level >= ADMIN
+
+    @property
+    def user(self) -> User:
+        return self.principal.user
+
+
+async def _find_key(request: Request) -> tuple[str, str] | None:
+    """The first candidate key and where it came from, in PostHog's order: header, body, query string."""
+    header = request.headers.get("authorization")
+    if header:
+        match = _BEARER_RE.match(header)
+        if match:
+            return match.group(1).strip(), "Authorization header"
+    if request.method not in ("GET", "HEAD", "OPTIONS") and "json" in request.headers.get("content-type", ""):
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("personal_api_key"), str):
+            return body["personal_api_key"], "body"
+    value = request.query_params.get("personal_api_key")
+    if value:
+        return value, "query string"
+    return None
+
+
+async def get_principal(
+    request: Request, session: SessionDep, _bearer: Annotated[object, Depends(bearer_scheme)] = None
+) -> Principal:
+    found = await _find_key(request)
+    if found is None:
+        raise NotAuthenticated()
+    value, source = found
+    key = await repository.get_key_with_user(session, hash_key_value(value))
+    if key is None:
+        raise AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
+    now = datetime.now(UTC)
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        await repository.touch_key(session, key.id, now)
+        key.last_used_at = now
+    return Principal(user=key.user, key=key)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+NO_PROJECT_ACCESS = "You don't have access to the project."
+
+
+class RequireScope:
+    """Dependency: the caller may act on the URL's team with `scope` (e.g. `dashboard:read`)."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    async def __call__(self, project_id: str, principal: PrincipalDep, session: SessionDep) -> TeamAccess:
+        if not scope_allows(principal.scopes, self.scope):
+            raise PermissionDenied(f"API key missing required scope '{self.scope}'")
+        team_id = _parse_team_id(project_id)
+        scoped_teams = principal.key.scoped_teams
+        if team_id is None or (scoped_teams and team_id not in scoped_teams):
+            raise PermissionDenied(NO_PROJECT_ACCESS)
+        found = await repository.get_team_with_membership(session, team_id, principal.user.id)
+        if found is None or found[1] is None:
+            # An unknown team answers like a team of someone else's: existence is not disclosed.
+            raise PermissionDenied(NO_PROJECT_ACCESS)
+        team, level = found
+        scoped_orgs = principal.key.scoped_organizations
+        if scoped_orgs and str(team.organization_id) not in scoped_orgs:
+            raise PermissionDenied(NO_PROJECT_ACCESS)
+        return TeamAccess(principal=principal, team=team, membership_level=level)
+
+
+def _parse_team_id(raw: str) -> int | None:
+    if raw.isascii() and raw.isdigit() and len(raw) < 10:
+        return int(raw)
+    return None
+
+
+def team_access(scope: str) -> object:
+    """`Annotated[TeamAccess, team_access("dashboard:read")]` in a handler's signature."""
+    return Depends(RequireScope(scope))

@@ -1,0 +1,139 @@
+"""The `tilecast` command: serve, migrate, create-key (a contract: tests and tools rely on it)."""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from app.config import get_settings
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@contextmanager
+def database_url() -> Iterator[str]:
+    """DATABASE_URL, or the embedded server started for as long as the command runs.
+
+    The URL is exported so that uvicorn workers reach the same server without starting their own.
+    """
+    settings = get_settings()
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from app.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = embedded.start()
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from app.migrations import upgrade
+
+    with database_url() as url:
+        upgrade(url)
+    print("database is up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.migrations import upgrade
+
+    with database_url() as url:
+        upgrade(url)
+        uvicorn.run(
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            # The app logs each request itself, without the query string (it may carry an API key).
+            access_log=False,
+            proxy_headers=True,
+            log_level=get_settings().log_level.lower(),
+        )
+    return 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from app.auth.keys import parse_scopes
+
+    if not _EMAIL_RE.match(args.email):
+        print(f"error: not an email address: {args.email!r}", file=sys.stderr)
+        return 2
+    try:
+        scopes = parse_scopes(args.scopes)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from app.migrations import upgrade
+
+    with database_url() as url:
+        upgrade(url)
+        created = asyncio.run(_create_key(url, args.email, args.team, scopes, args.label))
+    if args.json:
+        print(json.dumps(created))
+    else:
+        print(created["key"])
+    return 0
+
+
+async def _create_key(url: str, email: str, team: str | None, scopes: list[str], label: str) -> dict[str, object]:
+    from app.accounts import create_key
+    from app.db import create_engine, create_sessionmaker
+
+    engine = create_engine(url, get_settings())
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            created = await create_key(session, email, team, scopes, label)
+            return {
+                "key": created.key,
+                "user_id": created.user.id,
+                "user_uuid": str(created.user.uuid),
+                "team_id": created.team.id,
+                "project_api_key": created.team.api_token,
+            }
+    finally:
+        await engine.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tilecast", description="Self-hosted, PostHog-compatible dashboards.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(func=cmd_migrate)
+
+    key = sub.add_parser("create-key", help="create a personal API key (and its user, organization and team)")
+    key.add_argument("--email", required=True)
+    key.add_argument("--team", default=None, help="team name; created when missing")
+    key.add_argument("--scopes", default="*", help='comma-separated scopes, e.g. "dashboard:read", or "*"')
+    key.add_argument("--label", default="")
+    key.add_argument("--json", action="store_true", help="print a JSON object instead of the bare key")
+    key.set_defaults(func=cmd_create_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""Settings, read once from the environment (and a `.env` file when present)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # `postgresql://` or `postgresql+asyncpg://`; unset means the embedded server.
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    data_dir: Path = Field(default=Path(".tilecast"), alias="TILECAST_DATA_DIR")
+    db_pool_size: int = Field(default=10, alias="TILECAST_DB_POOL_SIZE", ge=1)
+    db_max_overflow: int = Field(default=10, alias="TILECAST_DB_MAX_OVERFLOW", ge=0)
+    # Milliseconds; applied to every connection of the pool. 0 disables it.
+    db_statement_timeout_ms: int = Field(default=30_000, alias="TILECAST_DB_STATEMENT_TIMEOUT_MS", ge=0)
+    log_level: str = Field(default="INFO", alias="TILECAST_LOG_LEVEL")
+    default_page_size: int = Field(default=100, alias="TILECAST_PAGE_SIZE", ge=1)
+    max_page_size: int = Field(default=1000, alias="TILECAST_MAX_PAGE_SIZE", ge=1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Dashboards: the resource, its access rules and (later) its tiles."""

@@ -1,0 +1,53 @@
+"""Who may do what to a dashboard: restriction levels, privileges and the edit checks.
+
+No paywalls: `effective_restriction_level` is always the stored `restriction_level`.
+"""
+
+from dataclasses import dataclass
+
+from app.auth.dependencies import TeamAccess
+from app.dashboards.repository import DashboardRow
+from app.dashboards.schemas import PrivilegeLevel, RestrictionLevel
+from app.errors import PermissionDenied
+
+CANNOT_EDIT = "You don't have edit permissions for this dashboard."
+CANNOT_RESTRICT = (
+    "Only the dashboard owner and project admins have the restriction rights required to change the "
+    "dashboard's restriction level."
+)
+
+
+@dataclass(frozen=True)
+class DashboardAccess:
+    effective_restriction_level: RestrictionLevel
+    effective_privilege_level: PrivilegeLevel
+    can_restrict: bool
+    can_edit: bool
+
+    @property
+    def user_access_level(self) -> str:
+        return "editor" if self.can_edit else "viewer"
+
+
+def access_for(row: DashboardRow, access: TeamAccess) -> DashboardAccess:
+    dashboard = row.dashboard
+    restriction = RestrictionLevel(dashboard.restriction_level)
+    can_restrict = access.is_admin or dashboard.created_by_id == access.user.id
+    if restriction == RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT or can_restrict:
+        privilege = PrivilegeLevel.CAN_EDIT
+    else:
+        privilege = PrivilegeLevel(row.privilege_level or PrivilegeLevel.CAN_VIEW)
+    can_edit = restriction < RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT or privilege >= PrivilegeLevel.CAN_EDIT
+    return DashboardAccess(restriction, privilege, can_restrict, can_edit)
+
+
+def ensure_can_edit(row: DashboardRow, access: TeamAccess) -> DashboardAccess:
+    rights = access_for(row, access)
+    if not rights.can_edit:
+        raise PermissionDenied(CANNOT_EDIT)
+    return rights
+
+
+def ensure_can_manage_collaborators(row: DashboardRow, access: TeamAccess) -> None:
+    if not access_for(row, access).can_restrict:
+        raise PermissionDenied(CANNOT_EDIT)

@@ -1,0 +1,158 @@
+"""Every query of the dashboards resource."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, delete, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, contains_eager, selectinload
+
+from app.models import (
+    Dashboard,
+    DashboardPrivilege,
+    DashboardView,
+    DataColorTheme,
+    Tag,
+    TaggedItem,
+    User,
+)
+
+
+@dataclass
+class DashboardRow:
+    """A dashboard with what its serializers need about the calling user."""
+
+    dashboard: Dashboard
+    privilege_level: int | None
+    last_viewed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    tags: Sequence[str] = ()
+    creation_mode: str | None = None
+    search: str | None = None
+
+
+def _select_rows(user_id: int) -> Select[tuple[Dashboard, int | None, datetime | None]]:
+    creator = aliased(User)
+    return (
+        select(Dashboard, DashboardPrivilege.level, DashboardView.viewed_at)
+        .outerjoin(creator, Dashboard.created_by)
+        .outerjoin(
+            DashboardPrivilege,
+            (DashboardPrivilege.dashboard_id == Dashboard.id) & (DashboardPrivilege.user_id == user_id),
+        )
+        .outerjoin(
+            DashboardView, (DashboardView.dashboard_id == Dashboard.id) & (DashboardView.user_id == user_id)
+        )
+        .options(
+            contains_eager(Dashboard.created_by.of_type(creator)),
+            selectinload(Dashboard.tagged_items).joinedload(TaggedItem.tag),
+        )
+    )
+
+
+def _rows(result: Sequence[tuple[Dashboard, int | None, datetime | None]]) -> list[DashboardRow]:
+    return [DashboardRow(dashboard=d, privilege_level=level, last_viewed_at=viewed) for d, level, viewed in result]
+
+
+async def list_dashboards(
+    session: AsyncSession, team_id: int, user_id: int, filters: ListFilters, limit: int, offset: int
+) -> tuple[list[DashboardRow], int]:
+    conditions = [Dashboard.team_id == team_id, Dashboard.deleted.is_(False)]
+    if filters.creation_mode is not None:
+        conditions.append(Dashboard.creation_mode == filters.creation_mode)
+    else:
+        conditions.append(Dashboard.creation_mode != "unlisted")
+    if filters.search:
+        pattern = "%" + filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(or_(Dashboard.name.ilike(pattern), Dashboard.description.ilike(pattern)))
+    if filters.tags:
+        conditions.append(
+            exists()
+            .where(TaggedItem.dashboard_id == Dashboard.id, TaggedItem.tag_id == Tag.id)
+            .where(Tag.name.in_(list(filters.tags)))
+        )
+    count = (await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))).scalar_one()
+    stmt = (
+        _select_rows(user_id)
+        .where(*conditions)
+        .order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return _rows((await session.execute(stmt)).tuples().all()), count
+
+
+async def get_dashboard(
+    session: AsyncSession, team_id: int, dashboard_id: int, user_id: int, *, include_deleted: bool = False
+) -> DashboardRow | None:
+    stmt = (
+        _select_rows(user_id)
+        .where(Dashboard.team_id == team_id, Dashboard.id == dashboard_id)
+        .execution_options(populate_existing=True)
+    )
+    if not include_deleted:
+        stmt = stmt.where(Dashboard.deleted.is_(False))
+    rows = _rows((await session.execute(stmt)).tuples().all())
+    return rows[0] if rows else None
+
+
+async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, now: datetime) -> None:
+    """The caller's own `last_viewed_at` of this dashboard (one upsert)."""
+    stmt = insert(DashboardView).values(user_id=user_id, dashboard_id=dashboard_id, viewed_at=now)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["user_id", "dashboard_id"], set_={"viewed_at": now})
+    )
+
+
+async def theme_visible(session: AsyncSession, team_id: int, theme_id: int) -> bool:
+    stmt = select(DataColorTheme.id).where(
+        DataColorTheme.id == theme_id, or_(DataColorTheme.team_id == team_id, DataColorTheme.team_id.is_(None))
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def set_tags(session: AsyncSession, team_id: int, dashboard_id: int, names: list[str]) -> None:
+    """Replace a dashboard's tags; tags no longer used anywhere in the team are deleted."""
+    if names:
+        await session.execute(
+            insert(Tag).values([{"team_id": team_id, "name": n} for n in names]).on_conflict_do_nothing()
+        )
+        await session.execute(
+            insert(TaggedItem)
+            .from_select(
+                ["tag_id", "dashboard_id"],
+                select(Tag.id, literal(dashboard_id)).where(Tag.team_id == team_id, Tag.name.in_(names)),
+            )
+            .on_conflict_do_nothing()
+        )
+    stale = select(Tag.id).where(Tag.team_id == team_id, Tag.name.not_in(names))
+    await session.execute(
+        delete(TaggedItem).where(TaggedItem.dashboard_id == dashboard_id, TaggedItem.tag_id.in_(stale))
+    )
+    await session.execute(delete(Tag).where(Tag.team_id == team_id, ~exists().where(TaggedItem.tag_id == Tag.id)))
+
+
+async def get_user_by_uuid(session: AsyncSession, user_uuid: object) -> User | None:
+    return (await session.execute(select(User).where(User.uuid == user_uuid))).scalar_one_or_none()
+
+
+async def list_collaborators(session: AsyncSession, dashboard_id: int) -> list[DashboardPrivilege]:
+    stmt = (
+        select(DashboardPrivilege)
+        .where(DashboardPrivilege.dashboard_id == dashboard_id)
+        .options(selectinload(DashboardPrivilege.user))
+        .order_by(DashboardPrivilege.added_at, DashboardPrivilege.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def get_collaborator(session: AsyncSession, dashboard_id: int, user_id: int) -> DashboardPrivilege | None:
+    stmt = select(DashboardPrivilege).where(
+        DashboardPrivilege.dashboard_id == dashboard_id, DashboardPrivilege.user_id == user_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -1,0 +1,147 @@
+"""Dashboards endpoints: thin handlers over `app.dashboards.service`."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import PlainTextResponse
+
+from app.auth.dependencies import RequireScope, TeamAccess
+from app.dashboards import service
+from app.dashboards.repository import ListFilters
+from app.dashboards.schemas import Collaborator, CollaboratorCreate, CreationMode, Dashboard, DashboardBasic
+from app.dashboards.schemas import DashboardUpdate, DashboardWrite
+from app.db import SessionDep
+from app.pagination import PageDep
+from app.rendering import FormatDep, render
+from app.schemas import Paginated
+
+router = APIRouter(prefix="/dashboards", tags=["dashboards"])
+
+DashboardRead = Annotated[TeamAccess, Depends(RequireScope("dashboard:read"))]
+DashboardWriteAccess = Annotated[TeamAccess, Depends(RequireScope("dashboard:write"))]
+
+
+def get_overrides(
+    filters_override: Annotated[
+        str | None, Query(description="JSON object merged over the dashboard's stored filters.")
+    ] = None,
+    variables_override: Annotated[
+        str | None, Query(description="JSON object merged over the dashboard's stored variables.")
+    ] = None,
+) -> service.Overrides:
+    return service.Overrides(
+        filters=service.parse_override("filters_override", filters_override),
+        variables=service.parse_override("variables_override", variables_override),
+    )
+
+
+OverridesDep = Annotated[service.Overrides, Depends(get_overrides)]
+
+
+def get_list_filters(
+    tags: Annotated[list[str] | None, Query(description="Dashboards with any of these tags.")] = None,
+    creation_mode: Annotated[
+        CreationMode | None, Query(description="Exact creation mode; unlisted dashboards show only when asked.")
+    ] = None,
+    search: Annotated[str | None, Query(description="Case-insensitive match on name or description.")] = None,
+) -> ListFilters:
+    return ListFilters(
+        tags=tuple(t.strip().lower() for t in tags or () if t.strip()), creation_mode=creation_mode, search=search
+    )
+
+
+@router.get("/", name="dashboards_list", response_model=Paginated[DashboardBasic])
+async def list_dashboards(
+    session: SessionDep,
+    access: DashboardRead,
+    page: PageDep,
+    fmt: FormatDep,
+    filters: Annotated[ListFilters, Depends(get_list_filters)],
+) -> Paginated[DashboardBasic] | PlainTextResponse:
+    """List the team's dashboards, pinned first, then by name."""
+    return render(fmt, await service.list_dashboards(session, access, page, filters))
+
+
+@router.post("/", name="dashboards_create", response_model=Dashboard, status_code=status.HTTP_201_CREATED)
+async def create_dashboard(
+    data: DashboardWrite, session: SessionDep, access: DashboardWriteAccess, fmt: FormatDep, overrides: OverridesDep
+) -> Dashboard | PlainTextResponse:
+    """Create a dashboard, optionally duplicating another with `use_dashboard`."""
+    return render(fmt, await service.create_dashboard(session, access, data, overrides))
+
+
+@router.get("/{id}/", name="dashboards_retrieve", response_model=Dashboard)
+async def retrieve_dashboard(
+    id: int, session: SessionDep, access: DashboardRead, fmt: FormatDep, overrides: OverridesDep
+) -> Dashboard | PlainTextResponse:
+    """Retrieve a dashboard; records the access and the caller's view."""
+    return render(fmt, await service.retrieve_dashboard(session, access, id, overrides))
+
+
+@router.patch("/{id}/", name="dashboards_partial_update", response_model=Dashboard)
+async def partial_update_dashboard(
+    id: int,
+    data: DashboardUpdate,
+    session: SessionDep,
+    access: DashboardWriteAccess,
+    fmt: FormatDep,
+    overrides: OverridesDep,
+) -> Dashboard | PlainTextResponse:
+    """Update some fields of a dashboard; `{"deleted": true}` soft-deletes it, `{"deleted": false}` restores it."""
+    return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
+
+
+@router.put("/{id}/", name="dashboards_update", response_model=Dashboard)
+async def update_dashboard(
+    id: int,
+    data: DashboardUpdate,
+    session: SessionDep,
+    access: DashboardWriteAccess,
+    fmt: FormatDep,
+    overrides: OverridesDep,
+) -> Dashboard | PlainTextResponse:
+    """Update a dashboard (fields left out keep their values, as in PostHog)."""
+    return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
+
+
+@router.delete(
+    "/{id}/",
+    name="dashboards_destroy",
+    status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+    response_class=Response,
+    responses={405: {"description": "Always: soft delete with PATCH `{\"deleted\": true}`."}},
+)
+async def destroy_dashboard(id: int) -> Response:
+    """Hard delete of this model is not allowed. Use a patch API call to set "deleted" to true."""
+    return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
+
+
+@router.get("/{dashboard_id}/collaborators/", name="dashboards_collaborators_list")
+async def list_collaborators(dashboard_id: int, session: SessionDep, access: DashboardRead) -> list[Collaborator]:
+    """List the explicit collaborators of a dashboard."""
+    return await service.list_collaborators(session, access, dashboard_id)
+
+
+@router.post(
+    "/{dashboard_id}/collaborators/", name="dashboards_collaborators_create", status_code=status.HTTP_201_CREATED
+)
+async def add_collaborator(
+    dashboard_id: int, data: CollaboratorCreate, session: SessionDep, access: DashboardWriteAccess
+) -> Collaborator:
+    """Let a project member edit a dashboard restricted to collaborators (level 37)."""
+    return await service.add_collaborator(session, access, dashboard_id, data)
+
+
+@router.delete(
+    "/{dashboard_id}/collaborators/{user__uuid}/",
+    name="dashboards_collaborators_destroy",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+async def remove_collaborator(
+    dashboard_id: int, user__uuid: uuid.UUID, session: SessionDep, access: DashboardWriteAccess
+) -> Response:
+    """Remove a collaborator from a dashboard."""
+    await service.remove_collaborator(session, access, dashboard_id, user__uuid)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

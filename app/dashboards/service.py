@@ -1,0 +1,293 @@
+"""Dashboard use cases. Services take a session, never commit (the request's session dependency does)."""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import repository as auth_repository
+from app.auth.dependencies import TeamAccess
+from app.dashboards import repository
+from app.dashboards.access import (
+    CANNOT_RESTRICT,
+    access_for,
+    ensure_can_edit,
+    ensure_can_manage_collaborators,
+)
+from app.dashboards.repository import DashboardRow, ListFilters
+from app.dashboards.schemas import (
+    Collaborator,
+    CollaboratorCreate,
+    CreationMode,
+    Dashboard,
+    DashboardBasic,
+    DashboardUpdate,
+    DashboardWrite,
+    RestrictionLevel,
+)
+from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.models import ADMIN
+from app.models import Dashboard as DashboardModel
+from app.models import DashboardPrivilege
+from app.pagination import Page
+from app.schemas import Paginated, UserBasic
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """`filters_override` / `variables_override` query parameters, merged over the stored values."""
+
+    filters: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_override(name: str, raw: str | None) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"Invalid JSON passed in {name} parameter", attr=name)
+    return value
+
+
+# --- serialization ---------------------------------------------------------------------------------------
+
+
+def _tags(dashboard: DashboardModel) -> list[str]:
+    return sorted(item.tag.name for item in dashboard.tagged_items)
+
+
+def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
+    d = row.dashboard
+    rights = access_for(row, access)
+    return {
+        "id": d.id,
+        "name": d.name,
+        "description": d.description,
+        "pinned": d.pinned,
+        "created_at": d.created_at,
+        "created_by": UserBasic.of(d.created_by),
+        "last_accessed_at": d.last_accessed_at,
+        "last_viewed_at": row.last_viewed_at,
+        # Sharing arrives with the sharing issue; until then nothing is shared.
+        "is_shared": False,
+        "deleted": d.deleted,
+        "creation_mode": d.creation_mode,
+        "tags": _tags(d),
+        "restriction_level": d.restriction_level,
+        "effective_restriction_level": rights.effective_restriction_level,
+        "effective_privilege_level": rights.effective_privilege_level,
+        "user_access_level": rights.user_access_level,
+        "access_control_version": "v1" if d.restriction_level > RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT else "v2",
+        "last_refresh": d.last_refresh,
+        "team_id": d.team_id,
+    }
+
+
+def to_basic(row: DashboardRow, access: TeamAccess) -> DashboardBasic:
+    return DashboardBasic(**_basic_fields(row, access))
+
+
+def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides) -> Dashboard:
+    d = row.dashboard
+    stored_variables = d.variables or {}
+    return Dashboard(
+        **_basic_fields(row, access),
+        filters={**(d.filters or {}), **overrides.filters},
+        variables={**stored_variables, **overrides.variables},
+        breakdown_colors=d.breakdown_colors,
+        data_color_theme_id=d.data_color_theme_id,
+        persisted_filters=d.filters or None,
+        persisted_variables=stored_variables or None,
+        tiles=[],
+    )
+
+
+# --- dashboards --------------------------------------------------------------------------------------------
+
+
+async def list_dashboards(
+    session: AsyncSession, access: TeamAccess, page: Page, filters: ListFilters
+) -> Paginated[DashboardBasic]:
+    rows, count = await repository.list_dashboards(
+        session, access.team.id, access.user.id, filters, page.limit, page.offset
+    )
+    nxt, prev = page.links(count)
+    return Paginated[DashboardBasic](
+        count=count, next=nxt, previous=prev, results=[to_basic(row, access) for row in rows]
+    )
+
+
+async def _get(session: AsyncSession, access: TeamAccess, dashboard_id: int, **kw: bool) -> DashboardRow:
+    row = await repository.get_dashboard(session, access.team.id, dashboard_id, access.user.id, **kw)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def retrieve_dashboard(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, overrides: Overrides
+) -> Dashboard:
+    row = await _get(session, access, dashboard_id)
+    now = datetime.now(UTC)
+    row.dashboard.last_accessed_at = now  # written by the flush at commit
+    await repository.record_view(session, dashboard_id, access.user.id, now)
+    row.last_viewed_at = now
+    return to_full(row, access, overrides)
+
+
+async def _check_theme(session: AsyncSession, access: TeamAccess, theme_id: int | None) -> None:
+    if theme_id is not None and not await repository.theme_visible(session, access.team.id, theme_id):
+        raise ValidationFailed(
+            f'Invalid pk "{theme_id}" - object does not exist.', attr="data_color_theme_id", code="does_not_exist"
+        )
+
+
+def _given_or_copied(data: DashboardWrite, source: DashboardModel | None, name: str, default: Any) -> Any:
+    """The request's value when given, else the duplicated dashboard's, else the default."""
+    if name in data.model_fields_set:
+        return getattr(data, name)
+    return getattr(source, name) if source is not None else default
+
+
+async def create_dashboard(
+    session: AsyncSession, access: TeamAccess, data: DashboardWrite, overrides: Overrides
+) -> Dashboard:
+    if data.use_template and data.use_dashboard is not None:
+        raise ValidationFailed("`use_dashboard` and `use_template` cannot be used together")
+    if data.use_template:
+        # No templates exist until the templates issue lands.
+        raise ValidationFailed(f"Invalid template provided: {data.use_template}", attr="use_template")
+    source: DashboardModel | None = None
+    if data.use_dashboard is not None:
+        source_row = await repository.get_dashboard(session, access.team.id, data.use_dashboard, access.user.id)
+        if source_row is None:
+            raise ValidationFailed("Invalid value provided", attr="use_dashboard")
+        source = source_row.dashboard
+    await _check_theme(session, access, data.data_color_theme_id)
+
+    dashboard = DashboardModel(
+        team_id=access.team.id,
+        created_by_id=access.user.id,
+        name=data.name,
+        description=data.description or "",
+        pinned=bool(data.pinned),
+        deleted=bool(data.deleted),
+        last_accessed_at=data.last_accessed_at,
+        last_refresh=data.last_refresh,
+        restriction_level=data.restriction_level or RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT,
+        creation_mode=CreationMode.DUPLICATE if source is not None else CreationMode.DEFAULT,
+        filters=data.filters or (dict(source.filters) if source is not None else {}),
+        variables=data.variables or (dict(source.variables or {}) if source is not None else {}),
+        breakdown_colors=_given_or_copied(data, source, "breakdown_colors", default=[]),
+        data_color_theme_id=_given_or_copied(data, source, "data_color_theme_id", default=None),
+        create_in_folder=data.create_in_folder,
+    )
+    session.add(dashboard)
+    await session.flush()
+    if data.tags:
+        await repository.set_tags(session, access.team.id, dashboard.id, data.tags)
+    row = await _get(session, access, dashboard.id, include_deleted=True)
+    return to_full(row, access, overrides)
+
+
+async def update_dashboard(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, data: DashboardUpdate, overrides: Overrides
+) -> Dashboard:
+    given = data.model_fields_set
+    # A deleted dashboard is reachable only by the PATCH that restores it.
+    restoring = "deleted" in given and not data.deleted
+    row = await _get(session, access, dashboard_id, include_deleted=restoring)
+    rights = ensure_can_edit(row, access)
+    if "restriction_level" in given and not rights.can_restrict:
+        raise PermissionDenied(CANNOT_RESTRICT)
+    if "data_color_theme_id" in given:
+        await _check_theme(session, access, data.data_color_theme_id)
+
+    d = row.dashboard
+    for name in (
+        "name",
+        "description",
+        "pinned",
+        "deleted",
+        "last_accessed_at",
+        "last_refresh",
+        "breakdown_colors",
+        "data_color_theme_id",
+        "restriction_level",
+    ):
+        if name in given:
+            setattr(d, name, getattr(data, name))
+    # As in PostHog, empty filters/variables leave the stored ones alone: they cannot be cleared with {}.
+    if data.filters:
+        d.filters = data.filters
+    if data.variables:
+        d.variables = data.variables
+    await session.flush()
+    if data.tags is not None:
+        await repository.set_tags(session, access.team.id, d.id, data.tags)
+    row = await _get(session, access, dashboard_id, include_deleted=True)
+    return to_full(row, access, overrides)
+
+
+# --- collaborators -----------------------------------------------------------------------------------------
+
+
+def _collaborator(privilege: DashboardPrivilege) -> Collaborator:
+    return Collaborator(
+        id=privilege.id,
+        dashboard_id=privilege.dashboard_id,
+        user=UserBasic.model_validate(privilege.user),
+        level=privilege.level,
+        added_at=privilege.added_at,
+        updated_at=privilege.updated_at,
+    )
+
+
+async def list_collaborators(session: AsyncSession, access: TeamAccess, dashboard_id: int) -> list[Collaborator]:
+    await _get(session, access, dashboard_id)
+    return [_collaborator(p) for p in await repository.list_collaborators(session, dashboard_id)]
+
+
+async def add_collaborator(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, data: CollaboratorCreate
+) -> Collaborator:
+    row = await _get(session, access, dashboard_id)
+    ensure_can_manage_collaborators(row, access)
+    if row.dashboard.restriction_level <= RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT:
+        raise ValidationFailed("Cannot add collaborators to a dashboard on the lowest restriction level.")
+    user = await repository.get_user_by_uuid(session, data.user_uuid)
+    found = None if user is None else await auth_repository.get_team_with_membership(session, access.team.id, user.id)
+    if user is None or found is None or found[1] is None:
+        raise ValidationFailed("Cannot add collaborators that have no access to the project.")
+    if user.id == row.dashboard.created_by_id or found[1] >= ADMIN:
+        raise ValidationFailed(
+            "Cannot add collaborators that already have inherent access (the dashboard owner or a project admin)."
+        )
+    if await repository.get_collaborator(session, dashboard_id, user.id) is not None:
+        raise ValidationFailed("User is already a collaborator on this dashboard.")
+    privilege = DashboardPrivilege(dashboard_id=dashboard_id, user_id=user.id, level=data.level)
+    session.add(privilege)
+    await session.flush()
+    await session.refresh(privilege, ["added_at", "updated_at"])
+    privilege.user = user
+    return _collaborator(privilege)
+
+
+async def remove_collaborator(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, user_uuid: uuid.UUID
+) -> None:
+    row = await _get(session, access, dashboard_id)
+    ensure_can_manage_collaborators(row, access)
+    user = await repository.get_user_by_uuid(session, user_uuid)
+    privilege = None if user is None else await repository.get_collaborator(session, dashboard_id, user.id)
+    if privilege is None:
+        raise NotFound()
+    await session.delete(privilege)
+    await session.flush()

@@ -1,0 +1,95 @@
+"""The FastAPI application: lifespan (database, embedded PostgreSQL), routers, error handlers."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.api import mount_api
+from app.config import get_settings
+from app.db import create_engine, create_sessionmaker
+from app.embedded import EmbeddedPostgres
+from app.errors import install_error_handlers
+from app.middleware import AccessLogMiddleware, TrailingSlashMiddleware
+
+logger = logging.getLogger("tilecast")
+
+DESCRIPTION = """
+A self-hosted, PostHog-compatible dashboards service.
+
+Authenticate with a personal API key (`tilecast create-key --email you@example.com`) sent as
+`Authorization: Bearer phx_…`. Every path works with or without its trailing slash.
+"""
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("tilecast")
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    embedded: EmbeddedPostgres | None = None
+    url = settings.database_url
+    if url is None:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        url = await asyncio.to_thread(embedded.start)
+        logger.info("using the embedded PostgreSQL under %s", embedded.pgdata)
+    engine = create_engine(url, settings)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Tilecast",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    install_error_handlers(app)
+    mount_api(app)
+
+    @app.get("/_health", tags=["operations"], operation_id="health")
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/_readyz", tags=["operations"], operation_id="readyz", responses={503: {"description": "No database"}})
+    async def readyz(request: Request) -> Any:
+        """The database answers."""
+        async def ping() -> None:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(ping(), timeout=5)
+        except Exception as exc:  # any failure to reach the database means not ready
+            logger.warning("readiness check failed: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return {"status": "ok"}
+
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(TrailingSlashMiddleware)
+    return app
+
+
+app = create_app()

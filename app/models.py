@@ -1,0 +1,215 @@
+"""Every ORM table. Relationships are `lazy="raise"`: repositories load what they need explicitly."""
+
+from uuid import UUID, uuid4
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+
+# Organization membership levels, as PostHog numbers them.
+MEMBER, ADMIN, OWNER = 1, 8, 15
+
+
+class Organization(Base):
+    __tablename__ = "organization"
+
+    id: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True, default=uuid4)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class User(Base):
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), unique=True, default=uuid4)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str] = mapped_column(String(150), default="", server_default="")
+    last_name: Mapped[str] = mapped_column(String(150), default="", server_default="")
+    distinct_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    is_email_verified: Mapped[bool | None] = mapped_column(Boolean)
+    role_at_organization: Mapped[str | None] = mapped_column(String(64))
+    hedgehog_config: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Only a hash is ever stored; users created by `tilecast create-key` have none.
+    password: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Team(Base):
+    """A team is both the environment and the project of PostHog's URLs: project id = team id."""
+
+    __tablename__ = "team"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), unique=True, default=uuid4)
+    organization_id: Mapped[UUID] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(240), default="UTC", server_default="UTC")
+    # The project API key (`phc_…`) that the capture endpoints take. Public by design, so stored as is.
+    api_token: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    organization: Mapped[Organization] = relationship(lazy="raise")
+
+    @property
+    def project_id(self) -> int:
+        return self.id
+
+
+class OrganizationMembership(Base):
+    __tablename__ = "organization_membership"
+    __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[UUID] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    level: Mapped[int] = mapped_column(SmallInteger, default=MEMBER)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PersonalAPIKey(Base):
+    __tablename__ = "personal_api_key"
+
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    # "sha256$<hex>" of the key; the key itself is never stored.
+    secure_value: Mapped[str] = mapped_column(String(300), unique=True)
+    mask_value: Mapped[str] = mapped_column(String(11))
+    # Null or empty means a legacy key that may do anything.
+    scopes: Mapped[list[str] | None] = mapped_column(ARRAY(String(100)))
+    scoped_teams: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    scoped_organizations: Mapped[list[str] | None] = mapped_column(ARRAY(String(100)))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_rolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+
+class DataColorTheme(Base):
+    __tablename__ = "data_color_theme"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Null team means a global theme, readable by every team.
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    colors: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+
+    created_by: Mapped[User | None] = relationship(lazy="raise")
+
+
+class Dashboard(Base):
+    __tablename__ = "dashboard"
+    __table_args__ = (
+        CheckConstraint("restriction_level IN (21, 37)", name="restriction_level"),
+        Index(
+            "ix_dashboard_team_list",
+            "team_id",
+            text("pinned DESC"),
+            "name",
+            postgresql_where=text("NOT deleted"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(400))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    last_accessed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_refresh: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    variables: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    breakdown_colors: Mapped[Any] = mapped_column(
+        JSONB, nullable=True, default=list, server_default=text("'[]'::jsonb")
+    )
+    data_color_theme_id: Mapped[int | None] = mapped_column(
+        ForeignKey("data_color_theme.id", ondelete="SET NULL"), index=True
+    )
+    creation_mode: Mapped[str] = mapped_column(String(16), default="default", server_default="default")
+    restriction_level: Mapped[int] = mapped_column(SmallInteger, default=21, server_default=text("21"))
+    # Opaque folder metadata given as `_create_in_folder` on create.
+    create_in_folder: Mapped[str | None] = mapped_column(String(400))
+
+    created_by: Mapped[User | None] = relationship(lazy="raise")
+    tagged_items: Mapped[list["TaggedItem"]] = relationship(lazy="raise", viewonly=True)
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+    __table_args__ = (UniqueConstraint("team_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class TaggedItem(Base):
+    """Links a tag to an object; one nullable foreign key per kind of object (insights come later)."""
+
+    __tablename__ = "tagged_item"
+    __table_args__ = (UniqueConstraint("tag_id", "dashboard_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"))
+    dashboard_id: Mapped[int | None] = mapped_column(ForeignKey("dashboard.id", ondelete="CASCADE"), index=True)
+
+    tag: Mapped[Tag] = relationship(lazy="raise")
+
+
+class DashboardPrivilege(Base):
+    """An explicit collaborator of a dashboard with restriction level 37."""
+
+    __tablename__ = "dashboard_privilege"
+    __table_args__ = (UniqueConstraint("dashboard_id", "user_id"),)
+
+    id: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True, default=uuid4)
+    dashboard_id: Mapped[int] = mapped_column(ForeignKey("dashboard.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    level: Mapped[int] = mapped_column(SmallInteger)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+
+class DashboardView(Base):
+    """Each user's last retrieve of each dashboard: the source of `last_viewed_at`."""
+
+    __tablename__ = "dashboard_view"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    dashboard_id: Mapped[int] = mapped_column(
+        ForeignKey("dashboard.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+

@@ -1,0 +1,43 @@
+"""Limit/offset pagination as DRF's LimitOffsetPagination does it, with absolute links."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from starlette.datastructures import URL
+
+from app.config import get_settings
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+    url: str
+
+    def links(self, count: int) -> tuple[str | None, str | None]:
+
+        url = URL(self.url)
+        nxt = None
+        if self.offset + self.limit < count:
+            nxt = str(url.include_query_params(limit=self.limit, offset=self.offset + self.limit))
+        prev = None
+        if self.offset > 0:
+            if self.offset - self.limit <= 0:
+                prev = str(url.include_query_params(limit=self.limit).remove_query_params("offset"))
+            else:
+                prev = str(url.include_query_params(limit=self.limit, offset=self.offset - self.limit))
+        return nxt, prev
+
+
+def get_page(
+    request: Request,
+    limit: Annotated[int | None, Query(ge=1, description="Number of results to return per page.")] = None,
+    offset: Annotated[int, Query(ge=0, description="The initial index from which to return the results.")] = 0,
+) -> Page:
+    settings = get_settings()
+    size = settings.default_page_size if limit is None else min(limit, settings.max_page_size)
+    return Page(limit=size, offset=offset, url=str(request.url))
+
+
+PageDep = Annotated[Page, Depends(get_page)]

@@ -1,0 +1,1 @@
+"""Data color themes: the team's own and the global ones."""

@@ -1,0 +1,56 @@
+"""Async Alembic environment. The URL comes from the `sqlalchemy.url` option set by `app.migrations`,
+else DATABASE_URL; a connection passed in `config.attributes["connection"]` is used as is."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import app.models  # noqa: F401  (registers every table on the metadata)
+from app.config import get_settings
+from app.db import Base, async_url
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
+    if not url:
+        raise SystemExit("Set DATABASE_URL, or run `tilecast migrate`, which starts the embedded PostgreSQL.")
+    return url
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_async_engine(async_url(_url()))
+    async with engine.connect() as connection:
+        await connection.run_sync(_configure)
+        await connection.commit()
+    await engine.dispose()
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=str(async_url(_url())), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+    else:
+        asyncio.run(_run_async())
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
