@@ -84,7 +84,7 @@ async def list_dashboards(
         .limit(limit)
         .offset(offset)
     )
-    return _rows((await session.execute(stmt)).tuples().all()), count
+    return _rows((await session.execute(stmt)).all()), count
 
 
 async def get_dashboard(
@@ -97,7 +97,7 @@ async def get_dashboard(
     )
     if not include_deleted:
         stmt = stmt.where(Dashboard.deleted.is_(False))
-    rows = _rows((await session.execute(stmt)).tuples().all())
+    rows = _rows((await session.execute(stmt)).all())
     return rows[0] if rows else None
 
 

@@ -1,0 +1,145 @@
+"""Test fixtures: a real PostgreSQL (embedded, or TILECAST_TEST_DATABASE_URL), migrated once per run.
+
+Most tests run inside one transaction that is rolled back at the end: the app's sessions join it through
+SAVEPOINTs (`join_transaction_mode="create_savepoint"`), so each request still commits or rolls back on
+its own. Tests whose data must be visible to other connections use `committed_database_url` instead.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import get_settings
+from app.db import async_url, create_engine
+from app.main import create_app
+from app.migrations import upgrade
+from tests.factories import Actor, make_actor
+
+
+def _admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("TILECAST_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    from app.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server URL with rights to create databases."""
+    yield from _admin_url(tmp_path_factory)
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _create_database(admin: str, name: str) -> None:
+    conn = await asyncpg.connect(str(async_url(admin).set(drivername="postgresql").render_as_string(False)))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(admin: str, name: str) -> None:
+    conn = await asyncpg.connect(str(async_url(admin).set(drivername="postgresql").render_as_string(False)))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+class FreshDatabases:
+    """Creates empty databases on the test server and drops them at the end of the run."""
+
+    def __init__(self, admin: str) -> None:
+        self.admin = admin
+        self.names: list[str] = []
+
+    def create(self, migrated: bool = True) -> str:
+        name = f"tilecast_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_create_database(self.admin, name))
+        self.names.append(name)
+        url = _with_database(self.admin, name)
+        if migrated:
+            upgrade(url)
+        return url
+
+    def drop_all(self) -> None:
+        for name in self.names:
+            asyncio.run(_drop_database(self.admin, name))
+
+
+@pytest.fixture(scope="session")
+def fresh_databases(admin_url: str) -> Iterator[FreshDatabases]:
+    databases = FreshDatabases(admin_url)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(fresh_databases: FreshDatabases) -> str:
+    """The migrated database shared by the transactional tests."""
+    return fresh_databases.create()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, get_settings())
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(engine: AsyncEngine) -> FastAPI:
+    application = create_app()
+    application.state.engine = engine
+    return application
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine, app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session inside the test's transaction; the app's request sessions join the same transaction."""
+    async with engine.connect() as conn:
+        trans = await conn.begin()
+        maker = async_sessionmaker(
+            bind=conn, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
+        )
+        app.state.sessionmaker = maker
+        async with maker() as session:
+            yield session
+        await trans.rollback()
+
+
+@pytest.fixture
+async def client(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def actor(db: AsyncSession) -> Actor:
+    """An organization owner with a `*` key on a fresh team."""
+    return await make_actor(db)
+
+
+@pytest.fixture
+async def other_actor(db: AsyncSession) -> Actor:
+    """Someone in another organization and team."""
+    return await make_actor(db)
