@@ -36,8 +36,14 @@ async def get_or_create_user(session: AsyncSession, email: str) -> User:
 async def get_or_create_team(session: AsyncSession, user: User, team_name: str | None) -> Team:
     """The user's team of that name; else a new team in an organization the user administers, or a new one."""
     memberships = (
-        await session.execute(select(OrganizationMembership).where(OrganizationMembership.user_id == user.id))
-    ).scalars().all()
+        (
+            await session.execute(
+                select(OrganizationMembership).where(OrganizationMembership.user_id == user.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     org_ids = [m.organization_id for m in memberships]
     if org_ids:
         stmt = select(Team).where(Team.organization_id.in_(org_ids)).order_by(Team.id)
@@ -56,7 +62,10 @@ async def get_or_create_team(session: AsyncSession, user: User, team_name: str |
         session.add(OrganizationMembership(organization_id=org.id, user_id=user.id, level=OWNER))
         org_id = org.id
     team = Team(
-        organization_id=org_id, name=team_name or DEFAULT_TEAM_NAME, timezone="UTC", api_token=generate_project_api_key()
+        organization_id=org_id,
+        name=team_name or DEFAULT_TEAM_NAME,
+        timezone="UTC",
+        api_token=generate_project_api_key(),
     )
     session.add(team)
     await session.flush()

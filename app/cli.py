@@ -88,7 +88,9 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_key(url: str, email: str, team: str | None, scopes: list[str], label: str) -> dict[str, object]:
+async def _create_key(
+    url: str, email: str, team: str | None, scopes: list[str], label: str
+) -> dict[str, object]:
     from app.accounts import create_key
     from app.db import create_engine, create_sessionmaker
 
@@ -108,7 +110,9 @@ async def _create_key(url: str, email: str, team: str | None, scopes: list[str],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tilecast", description="Self-hosted, PostHog-compatible dashboards.")
+    parser = argparse.ArgumentParser(
+        prog="tilecast", description="Self-hosted, PostHog-compatible dashboards."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="migrate the database, then serve the API")

@@ -26,7 +26,9 @@ class Base(DeclarativeBase):
 
 def async_url(url: str) -> URL:
     """Accept `postgres://`, `postgresql://` and `postgresql+asyncpg://`; return the asyncpg form."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    parsed = make_url(
+        url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url
+    )
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {parsed.get_backend_name()!r}")
     return parsed.set(drivername="postgresql+asyncpg")

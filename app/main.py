@@ -73,9 +73,15 @@ def create_app() -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/_readyz", tags=["operations"], operation_id="readyz", responses={503: {"description": "No database"}})
+    @app.get(
+        "/_readyz",
+        tags=["operations"],
+        operation_id="readyz",
+        responses={503: {"description": "No database"}},
+    )
     async def readyz(request: Request) -> Any:
         """The database answers."""
+
         async def ping() -> None:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

@@ -61,7 +61,9 @@ class Team(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), unique=True, default=uuid4)
-    organization_id: Mapped[UUID] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[UUID] = mapped_column(
+        ForeignKey("organization.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(240), default="UTC", server_default="UTC")
     # The project API key (`phc_…`) that the capture endpoints take. Public by design, so stored as is.
@@ -179,7 +181,9 @@ class TaggedItem(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"))
-    dashboard_id: Mapped[int | None] = mapped_column(ForeignKey("dashboard.id", ondelete="CASCADE"), index=True)
+    dashboard_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dashboard.id", ondelete="CASCADE"), index=True
+    )
 
     tag: Mapped[Tag] = relationship(lazy="raise")
 
@@ -212,4 +216,3 @@ class DashboardView(Base):
         ForeignKey("dashboard.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-

@@ -33,7 +33,9 @@ class Page:
 def get_page(
     request: Request,
     limit: Annotated[int | None, Query(ge=1, description="Number of results to return per page.")] = None,
-    offset: Annotated[int, Query(ge=0, description="The initial index from which to return the results.")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, description="The initial index from which to return the results.")
+    ] = 0,
 ) -> Page:
     settings = get_settings()
     size = settings.default_page_size if limit is None else min(limit, settings.max_page_size)

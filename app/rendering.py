@@ -15,7 +15,9 @@ class Format(StrEnum):
     txt = "txt"
 
 
-def get_format(format: Annotated[Format, Query(description="`json` (default) or `txt`.")] = Format.json) -> Format:
+def get_format(
+    format: Annotated[Format, Query(description="`json` (default) or `txt`.")] = Format.json,
+) -> Format:
     return format
 
 

@@ -50,5 +50,7 @@ async def make_actor(
     return Actor(user=user, team=team, key=key)
 
 
-async def make_member(session: AsyncSession, team: Team, *, level: int = MEMBER, scopes: list[str] | None = None) -> Actor:
+async def make_member(
+    session: AsyncSession, team: Team, *, level: int = MEMBER, scopes: list[str] | None = None
+) -> Actor:
     return await make_actor(session, team=team, level=level, scopes=scopes)

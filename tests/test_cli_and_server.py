@@ -1,0 +1,173 @@
+"""The `tilecast` command and a real server process: create-key, serve on PostgreSQL and on the embedded
+server, several workers, no redirects, no secrets in the logs, clean shutdown of the embedded server."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import FreshDatabases
+
+TILECAST = str(Path(sys.executable).parent / "tilecast")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TILECAST_DATA_DIR")}
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TILECAST, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _server(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterator[tuple[str, Path]]:
+    port = _free_port()
+    log = cwd / f"serve-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [TILECAST, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/_readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield base, log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_create_key_prints_the_key_and_reuses_user_and_team(
+    fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    env = _env(DATABASE_URL=fresh_databases.create(migrated=False))
+    plain = _run(["create-key", "--email", "ana@example.com", "--team", "Growth"], env)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("phx_") and len(lines[0]) >= 4 + 43
+
+    again = _run(
+        [
+            "create-key",
+            "--email",
+            "ana@example.com",
+            "--team",
+            "Growth",
+            "--scopes",
+            "dashboard:read",
+            "--json",
+        ],
+        env,
+    )
+    assert again.returncode == 0, again.stderr
+    created = json.loads(again.stdout)
+    assert set(created) == {"key", "user_id", "user_uuid", "team_id", "project_api_key"}
+    assert created["key"].startswith("phx_") and created["key"] != lines[0]
+    assert created["project_api_key"].startswith("phc_")
+
+    other_team = json.loads(
+        _run(["create-key", "--email", "ana@example.com", "--team", "Ops", "--json"], env).stdout
+    )
+    assert other_team["user_id"] == created["user_id"]
+    assert other_team["team_id"] != created["team_id"]
+
+    bad = _run(["create-key", "--email", "ana@example.com", "--scopes", "dashboards:reed"], env)
+    assert bad.returncode != 0 and "invalid scope" in bad.stderr
+
+
+def test_serve_on_postgresql(fresh_databases: FreshDatabases, tmp_path: Path) -> None:
+    env = _env(DATABASE_URL=fresh_databases.create(migrated=False))
+    created = json.loads(_run(["create-key", "--email", "bo@example.com", "--json"], env).stdout)
+    key, team = created["key"], created["team_id"]
+    with _server(env, tmp_path) as (base, log):
+        with httpx.Client(base_url=base, follow_redirects=False) as http:
+            assert http.get("/_health").json() == {"status": "ok"}
+            made = http.post(
+                f"/api/environments/{team}/dashboards",
+                json={"name": "Live"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert made.status_code == 201, made.text
+            for path in (
+                f"/api/projects/{team}/dashboards/{made.json()['id']}",
+                f"/api/projects/{team}/dashboards/{made.json()['id']}/",
+            ):
+                got = http.get(path, params={"personal_api_key": key})
+                assert got.status_code == 200 and got.json()["name"] == "Live"
+        time.sleep(0.3)
+        logged = log.read_text()
+    assert f"GET /api/projects/{team}/dashboards/" in logged
+    assert key not in logged and key[4:] not in logged
+
+
+def test_serve_on_the_embedded_server_with_two_workers(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = _env(TILECAST_DATA_DIR=str(data_dir))
+    created = _run(["create-key", "--email", "cy@example.com", "--json"], env, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    key, team = json.loads(created.stdout)["key"], json.loads(created.stdout)["team_id"]
+    pgdata = data_dir / "pgdata"
+    # A handle left behind by a killed process must not keep the server alive after we stop.
+    (pgdata / ".handle_pids.json").write_text(json.dumps([_dead_pid()]))
+
+    with _server(env, tmp_path, workers=2) as (base, _):
+        headers = {"Authorization": f"Bearer {key}"}
+        for i in range(6):
+            r = httpx.post(
+                f"{base}/api/environments/{team}/dashboards/", json={"name": f"d{i}"}, headers=headers
+            )
+            assert r.status_code == 201, r.text
+        listed = httpx.get(f"{base}/api/environments/{team}/dashboards/", headers=headers).json()
+        assert listed["count"] == 6
+        postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+        assert postmaster.is_running()
+
+    # The last handle left: the embedded server has stopped.
+    postmaster.wait(timeout=30)
+    assert not (pgdata / "postmaster.pid").exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("args", [["create-key"], ["create-key", "--email", "not-an-email"], ["frobnicate"]])
+def test_cli_rejects_bad_arguments(args: list[str]) -> None:
+    result = _run(args, _env(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+    assert result.returncode != 0
