@@ -6,7 +6,16 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project_root() -> Path:
+    """The folder holding `alembic.ini` and `migrations/`: the checkout for an editable install, else the
+    working directory (the Docker image installs the package and runs from /app)."""
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "alembic.ini").exists() else Path.cwd()
+
+
+ROOT = _project_root()
 
 
 def alembic_config(url: str) -> Config:
