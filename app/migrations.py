@@ -7,7 +7,6 @@ from alembic import command
 from alembic.config import Config
 
 
-
 def _project_root() -> Path:
     """The folder holding `alembic.ini` and `migrations/`: the checkout for an editable install, else the
     working directory (the Docker image installs the package and runs from /app)."""

@@ -1,8 +1,8 @@
 """Every ORM table. Relationships are `lazy="raise"`: repositories load what they need explicitly."""
 
-from uuid import UUID, uuid4
 from datetime import datetime
 from typing import Any
+from uuid import UUID, uuid4
 
 from sqlalchemy import (
     Boolean,

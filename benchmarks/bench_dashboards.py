@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import run  # noqa: E402
+from loadgen import run
 
 TILECAST = str(Path(sys.executable).parent / "tilecast")
 
@@ -54,8 +54,12 @@ async def seed(base: str, team: int, headers: dict[str, str], count: int) -> int
 
         async def one(i: int) -> int:
             async with sem:
-                body = {"name": f"Dashboard {i:04d}", "description": "seeded", "pinned": i % 10 == 0,
-                        "tags": [f"t{i % 7}", "bench"]}
+                body = {
+                    "name": f"Dashboard {i:04d}",
+                    "description": "seeded",
+                    "pinned": i % 10 == 0,
+                    "tags": [f"t{i % 7}", "bench"],
+                }
                 r = await http.post(f"/api/environments/{team}/dashboards/", json=body)
                 r.raise_for_status()
                 return int(r.json()["id"])
@@ -65,7 +69,9 @@ async def seed(base: str, team: int, headers: dict[str, str], count: int) -> int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dashboards", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -76,23 +82,36 @@ def main() -> None:
     if not env.get("DATABASE_URL"):
         env["TILECAST_DATA_DIR"] = str(work / "data")
     env["TILECAST_LOG_LEVEL"] = "WARNING"
-    created = subprocess.run([TILECAST, "create-key", "--email", "bench@example.com", "--json"], env=env,
-                             cwd=work, capture_output=True, text=True, check=True)
+    created = subprocess.run(
+        [TILECAST, "create-key", "--email", "bench@example.com", "--json"],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(created.stdout)
     headers = {"Authorization": f"Bearer {info['key']}"}
     team = info["team_id"]
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([TILECAST, "serve", "--port", str(port), "--workers", "1"], env=env, cwd=work,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [TILECAST, "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_ready(base, proc)
         t0 = time.perf_counter()
         dashboard_id = asyncio.run(seed(base, team, headers, args.dashboards))
         print(f"seeded {args.dashboards} dashboards in {time.perf_counter() - t0:.1f} s")
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-              f"database: {'DATABASE_URL' if os.environ.get('DATABASE_URL') else 'embedded PostgreSQL'}")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"database: {'DATABASE_URL' if os.environ.get('DATABASE_URL') else 'embedded PostgreSQL'}"
+        )
         targets = [
             ("list (limit 100)", f"{base}/api/environments/{team}/dashboards/?limit=100"),
             ("retrieve", f"{base}/api/environments/{team}/dashboards/{dashboard_id}/"),
