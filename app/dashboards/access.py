@@ -37,7 +37,9 @@ def access_for(row: DashboardRow, access: TeamAccess) -> DashboardAccess:
         privilege = PrivilegeLevel.CAN_EDIT
     else:
         privilege = PrivilegeLevel(row.privilege_level or PrivilegeLevel.CAN_VIEW)
-    can_edit = restriction < RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT or privilege >= PrivilegeLevel.CAN_EDIT
+    can_edit = (
+        restriction < RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT or privilege >= PrivilegeLevel.CAN_EDIT
+    )
     return DashboardAccess(restriction, privilege, can_restrict, can_edit)
 
 

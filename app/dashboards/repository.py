@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, delete, exists, func, literal, or_, select
+from sqlalchemy import Row, Select, delete, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager, selectinload
@@ -36,7 +36,8 @@ class ListFilters:
     search: str | None = None
 
 
-def _select_rows(user_id: int) -> Select[tuple[Dashboard, int | None, datetime | None]]:
+# Outer joins: the level and the view time are None when the user has no privilege or view row.
+def _select_rows(user_id: int) -> Select[Dashboard, int, datetime]:
     creator = aliased(User)
     return (
         select(Dashboard, DashboardPrivilege.level, DashboardView.viewed_at)
@@ -55,8 +56,10 @@ def _select_rows(user_id: int) -> Select[tuple[Dashboard, int | None, datetime |
     )
 
 
-def _rows(result: Sequence[tuple[Dashboard, int | None, datetime | None]]) -> list[DashboardRow]:
-    return [DashboardRow(dashboard=d, privilege_level=level, last_viewed_at=viewed) for d, level, viewed in result]
+def _rows(result: Sequence[Row[Dashboard, int | None, datetime | None]]) -> list[DashboardRow]:
+    return [
+        DashboardRow(dashboard=d, privilege_level=level, last_viewed_at=viewed) for d, level, viewed in result
+    ]
 
 
 async def list_dashboards(
@@ -76,7 +79,9 @@ async def list_dashboards(
             .where(TaggedItem.dashboard_id == Dashboard.id, TaggedItem.tag_id == Tag.id)
             .where(Tag.name.in_(list(filters.tags)))
         )
-    count = (await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))).scalar_one()
+    count = (
+        await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))
+    ).scalar_one()
     stmt = (
         _select_rows(user_id)
         .where(*conditions)
@@ -111,7 +116,8 @@ async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, no
 
 async def theme_visible(session: AsyncSession, team_id: int, theme_id: int) -> bool:
     stmt = select(DataColorTheme.id).where(
-        DataColorTheme.id == theme_id, or_(DataColorTheme.team_id == team_id, DataColorTheme.team_id.is_(None))
+        DataColorTheme.id == theme_id,
+        or_(DataColorTheme.team_id == team_id, DataColorTheme.team_id.is_(None)),
     )
     return (await session.execute(stmt)).first() is not None
 
@@ -134,7 +140,9 @@ async def set_tags(session: AsyncSession, team_id: int, dashboard_id: int, names
     await session.execute(
         delete(TaggedItem).where(TaggedItem.dashboard_id == dashboard_id, TaggedItem.tag_id.in_(stale))
     )
-    await session.execute(delete(Tag).where(Tag.team_id == team_id, ~exists().where(TaggedItem.tag_id == Tag.id)))
+    await session.execute(
+        delete(Tag).where(Tag.team_id == team_id, ~exists().where(TaggedItem.tag_id == Tag.id))
+    )
 
 
 async def get_user_by_uuid(session: AsyncSession, user_uuid: object) -> User | None:
@@ -151,7 +159,9 @@ async def list_collaborators(session: AsyncSession, dashboard_id: int) -> list[D
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def get_collaborator(session: AsyncSession, dashboard_id: int, user_id: int) -> DashboardPrivilege | None:
+async def get_collaborator(
+    session: AsyncSession, dashboard_id: int, user_id: int
+) -> DashboardPrivilege | None:
     stmt = select(DashboardPrivilege).where(
         DashboardPrivilege.dashboard_id == dashboard_id, DashboardPrivilege.user_id == user_id
     )

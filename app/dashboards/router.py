@@ -3,14 +3,21 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
 from app.auth.dependencies import RequireScope, TeamAccess
 from app.dashboards import service
 from app.dashboards.repository import ListFilters
-from app.dashboards.schemas import Collaborator, CollaboratorCreate, CreationMode, Dashboard, DashboardBasic
-from app.dashboards.schemas import DashboardUpdate, DashboardWrite
+from app.dashboards.schemas import (
+    Collaborator,
+    CollaboratorCreate,
+    CreationMode,
+    Dashboard,
+    DashboardBasic,
+    DashboardUpdate,
+    DashboardWrite,
+)
 from app.db import SessionDep
 from app.pagination import PageDep
 from app.rendering import FormatDep, render
@@ -38,16 +45,23 @@ def get_overrides(
 
 OverridesDep = Annotated[service.Overrides, Depends(get_overrides)]
 
+# Every field is optional and PostHog does not require a body on create or update: no body means `{}`.
+CreateBody = Annotated[DashboardWrite, Body(default_factory=DashboardWrite)]
+UpdateBody = Annotated[DashboardUpdate, Body(default_factory=DashboardUpdate)]
+
 
 def get_list_filters(
     tags: Annotated[list[str] | None, Query(description="Dashboards with any of these tags.")] = None,
     creation_mode: Annotated[
-        CreationMode | None, Query(description="Exact creation mode; unlisted dashboards show only when asked.")
+        CreationMode | None,
+        Query(description="Exact creation mode; unlisted dashboards show only when asked."),
     ] = None,
     search: Annotated[str | None, Query(description="Case-insensitive match on name or description.")] = None,
 ) -> ListFilters:
     return ListFilters(
-        tags=tuple(t.strip().lower() for t in tags or () if t.strip()), creation_mode=creation_mode, search=search
+        tags=tuple(t.strip().lower() for t in tags or () if t.strip()),
+        creation_mode=creation_mode,
+        search=search,
     )
 
 
@@ -65,7 +79,11 @@ async def list_dashboards(
 
 @router.post("/", name="dashboards_create", response_model=Dashboard, status_code=status.HTTP_201_CREATED)
 async def create_dashboard(
-    data: DashboardWrite, session: SessionDep, access: DashboardWriteAccess, fmt: FormatDep, overrides: OverridesDep
+    session: SessionDep,
+    access: DashboardWriteAccess,
+    fmt: FormatDep,
+    overrides: OverridesDep,
+    data: CreateBody,
 ) -> Dashboard | PlainTextResponse:
     """Create a dashboard, optionally duplicating another with `use_dashboard`."""
     return render(fmt, await service.create_dashboard(session, access, data, overrides))
@@ -82,24 +100,24 @@ async def retrieve_dashboard(
 @router.patch("/{id}/", name="dashboards_partial_update", response_model=Dashboard)
 async def partial_update_dashboard(
     id: int,
-    data: DashboardUpdate,
     session: SessionDep,
     access: DashboardWriteAccess,
     fmt: FormatDep,
     overrides: OverridesDep,
+    data: UpdateBody,
 ) -> Dashboard | PlainTextResponse:
-    """Update some fields of a dashboard; `{"deleted": true}` soft-deletes it, `{"deleted": false}` restores it."""
+    """Update some fields; `{"deleted": true}` soft-deletes the dashboard, `{"deleted": false}` restores."""
     return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
 
 
 @router.put("/{id}/", name="dashboards_update", response_model=Dashboard)
 async def update_dashboard(
     id: int,
-    data: DashboardUpdate,
     session: SessionDep,
     access: DashboardWriteAccess,
     fmt: FormatDep,
     overrides: OverridesDep,
+    data: UpdateBody,
 ) -> Dashboard | PlainTextResponse:
     """Update a dashboard (fields left out keep their values, as in PostHog)."""
     return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
@@ -110,21 +128,26 @@ async def update_dashboard(
     name="dashboards_destroy",
     status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
     response_class=Response,
-    responses={405: {"description": "Always: soft delete with PATCH `{\"deleted\": true}`."}},
+    responses={405: {"description": 'Always: soft delete with PATCH `{"deleted": true}`.'}},
 )
-async def destroy_dashboard(id: int) -> Response:
+async def destroy_dashboard(id: str) -> Response:
     """Hard delete of this model is not allowed. Use a patch API call to set "deleted" to true."""
+    # `id` is a string on purpose: the answer is 405 for every id, even a malformed one (DESIGN.md).
     return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
 
 
 @router.get("/{dashboard_id}/collaborators/", name="dashboards_collaborators_list")
-async def list_collaborators(dashboard_id: int, session: SessionDep, access: DashboardRead) -> list[Collaborator]:
+async def list_collaborators(
+    dashboard_id: int, session: SessionDep, access: DashboardRead
+) -> list[Collaborator]:
     """List the explicit collaborators of a dashboard."""
     return await service.list_collaborators(session, access, dashboard_id)
 
 
 @router.post(
-    "/{dashboard_id}/collaborators/", name="dashboards_collaborators_create", status_code=status.HTTP_201_CREATED
+    "/{dashboard_id}/collaborators/",
+    name="dashboards_collaborators_create",
+    status_code=status.HTTP_201_CREATED,
 )
 async def add_collaborator(
     dashboard_id: int, data: CollaboratorCreate, session: SessionDep, access: DashboardWriteAccess

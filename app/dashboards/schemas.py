@@ -45,7 +45,9 @@ class DashboardBasic(BaseModel):
     restriction_level: RestrictionLevel
     effective_restriction_level: RestrictionLevel
     effective_privilege_level: PrivilegeLevel
-    user_access_level: str | None = Field(description="The effective access level the user has for this object")
+    user_access_level: str | None = Field(
+        description="The effective access level the user has for this object"
+    )
     access_control_version: str
     last_refresh: datetime | None
     team_id: int
@@ -92,7 +94,9 @@ class DashboardWrite(BaseModel):
         populate_by_name=True,
         extra="ignore",
         json_schema_extra={
-            "examples": [{"name": "Key metrics", "description": "What we watch every morning", "tags": ["growth"]}]
+            "examples": [
+                {"name": "Key metrics", "description": "What we watch every morning", "tags": ["growth"]}
+            ]
         },
     )
 
@@ -147,7 +151,6 @@ class DashboardWrite(BaseModel):
         if value is None:
             raise ValueError("This field may not be null.")
         return value
-
 
 
 class DashboardUpdate(DashboardWrite):

@@ -29,9 +29,8 @@ from app.dashboards.schemas import (
     RestrictionLevel,
 )
 from app.errors import NotFound, PermissionDenied, ValidationFailed
-from app.models import ADMIN
+from app.models import ADMIN, DashboardPrivilege
 from app.models import Dashboard as DashboardModel
-from app.models import DashboardPrivilege
 from app.pagination import Page
 from app.schemas import Paginated, UserBasic
 
@@ -66,6 +65,7 @@ def _tags(dashboard: DashboardModel) -> list[str]:
 def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
     d = row.dashboard
     rights = access_for(row, access)
+    legacy = d.restriction_level > RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT
     return {
         "id": d.id,
         "name": d.name,
@@ -84,7 +84,7 @@ def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
         "effective_restriction_level": rights.effective_restriction_level,
         "effective_privilege_level": rights.effective_privilege_level,
         "user_access_level": rights.user_access_level,
-        "access_control_version": "v1" if d.restriction_level > RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT else "v2",
+        "access_control_version": "v1" if legacy else "v2",
         "last_refresh": d.last_refresh,
         "team_id": d.team_id,
     }
@@ -145,7 +145,9 @@ async def retrieve_dashboard(
 async def _check_theme(session: AsyncSession, access: TeamAccess, theme_id: int | None) -> None:
     if theme_id is not None and not await repository.theme_visible(session, access.team.id, theme_id):
         raise ValidationFailed(
-            f'Invalid pk "{theme_id}" - object does not exist.', attr="data_color_theme_id", code="does_not_exist"
+            f'Invalid pk "{theme_id}" - object does not exist.',
+            attr="data_color_theme_id",
+            code="does_not_exist",
         )
 
 
@@ -166,7 +168,9 @@ async def create_dashboard(
         raise ValidationFailed(f"Invalid template provided: {data.use_template}", attr="use_template")
     source: DashboardModel | None = None
     if data.use_dashboard is not None:
-        source_row = await repository.get_dashboard(session, access.team.id, data.use_dashboard, access.user.id)
+        source_row = await repository.get_dashboard(
+            session, access.team.id, data.use_dashboard, access.user.id
+        )
         if source_row is None:
             raise ValidationFailed("Invalid value provided", attr="use_dashboard")
         source = source_row.dashboard
@@ -236,6 +240,10 @@ async def update_dashboard(
     return to_full(row, access, overrides)
 
 
+INHERENT_ACCESS = (
+    "Cannot add collaborators that already have inherent access (the dashboard owner or a project admin)."
+)
+
 # --- collaborators -----------------------------------------------------------------------------------------
 
 
@@ -250,7 +258,9 @@ def _collaborator(privilege: DashboardPrivilege) -> Collaborator:
     )
 
 
-async def list_collaborators(session: AsyncSession, access: TeamAccess, dashboard_id: int) -> list[Collaborator]:
+async def list_collaborators(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int
+) -> list[Collaborator]:
     await _get(session, access, dashboard_id)
     return [_collaborator(p) for p in await repository.list_collaborators(session, dashboard_id)]
 
@@ -263,13 +273,15 @@ async def add_collaborator(
     if row.dashboard.restriction_level <= RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT:
         raise ValidationFailed("Cannot add collaborators to a dashboard on the lowest restriction level.")
     user = await repository.get_user_by_uuid(session, data.user_uuid)
-    found = None if user is None else await auth_repository.get_team_with_membership(session, access.team.id, user.id)
+    found = (
+        None
+        if user is None
+        else await auth_repository.get_team_with_membership(session, access.team.id, user.id)
+    )
     if user is None or found is None or found[1] is None:
         raise ValidationFailed("Cannot add collaborators that have no access to the project.")
     if user.id == row.dashboard.created_by_id or found[1] >= ADMIN:
-        raise ValidationFailed(
-            "Cannot add collaborators that already have inherent access (the dashboard owner or a project admin)."
-        )
+        raise ValidationFailed(INHERENT_ACCESS)
     if await repository.get_collaborator(session, dashboard_id, user.id) is not None:
         raise ValidationFailed("User is already a collaborator on this dashboard.")
     privilege = DashboardPrivilege(dashboard_id=dashboard_id, user_id=user.id, level=data.level)
