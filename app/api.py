@@ -1,9 +1,13 @@
-"""Mounts the feature routers under both of PostHog's prefixes, with PostHog's operation ids."""
+"""Mounts the feature routers under both of PostHog's prefixes, with PostHog's operation ids.
 
-from fastapi import APIRouter, FastAPI
+Each operation's security requirement names its scope through the `RequireScope` dependency
+(`app.auth.dependencies`), so nothing here has to patch the generated schema.
+"""
+
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
-from app.auth.dependencies import RequireScope
+from app.auth.dependencies import ProjectIdPath
 from app.dashboards.router import router as dashboards_router
 from app.themes.router import router as themes_router
 
@@ -18,23 +22,17 @@ def _projects_id(route: APIRoute) -> str:
     return route.name
 
 
-def _required_scope(route: APIRoute) -> str | None:
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dep = pending.pop()
-        if isinstance(dep.call, RequireScope):
-            return dep.call.scope
-        pending.extend(dep.dependencies)
-    return None
+def _project_id(project_id: ProjectIdPath) -> None:
+    """Documents `project_id` on every operation, including those that never read it."""
 
 
 def mount_api(app: FastAPI) -> None:
-    team_api = APIRouter()
+    team_api = APIRouter(dependencies=[Depends(_project_id)])
     for router in FEATURE_ROUTERS:
         team_api.include_router(router)
-    app.include_router(team_api, prefix="/api/environments/{project_id}", generate_unique_id_function=_environments_id)
-    app.include_router(team_api, prefix="/api/projects/{project_id}", generate_unique_id_function=_projects_id)
-    # Each operation's security names the scope it needs, as PostHog's schema does.
-    for route in app.routes:
-        if isinstance(route, APIRoute) and (scope := _required_scope(route)):
-            route.openapi_extra = {**(route.openapi_extra or {}), "security": [{"PersonalAPIKeyAuth": [scope]}]}
+    app.include_router(
+        team_api, prefix="/api/environments/{project_id}", generate_unique_id_function=_environments_id
+    )
+    app.include_router(
+        team_api, prefix="/api/projects/{project_id}", generate_unique_id_function=_projects_id
+    )

@@ -6,7 +6,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("tilecast.errors")
 
@@ -17,11 +19,14 @@ class AppError(Exception):
     code = "invalid_request"
     default_detail = "Invalid request."
 
-    def __init__(self, detail: str | None = None, *, attr: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, detail: str | None = None, *, attr: str | None = None, code: str | None = None
+    ) -> None:
         self.detail = detail or self.default_detail
         self.attr = attr
         if code is not None:
-            self.code = code
+            # PostHog's handler (drf-exceptions-hog) reports DRF's generic "invalid" as "invalid_input".
+            self.code = "invalid_input" if code == "invalid" else code
         super().__init__(self.detail)
 
     headers: dict[str, str] | None = None
@@ -46,7 +51,7 @@ class NotAuthenticated(AppError):
     type = "authentication_error"
     code = "not_authenticated"
     default_detail = "Authentication credentials were not provided."
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012  (read, never mutated)
 
 
 class AuthenticationFailed(NotAuthenticated):
@@ -55,7 +60,9 @@ class AuthenticationFailed(NotAuthenticated):
 
 
 class PermissionDenied(AppError):
+    # drf-exceptions-hog files permission errors under "authentication_error", like 401s.
     status_code = 403
+    type = "authentication_error"
     code = "permission_denied"
     default_detail = "You do not have permission to perform this action."
 
@@ -117,10 +124,16 @@ _DRF_MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+# DRF error codes that validators may raise directly with `PydanticCustomError(code, message)`.
+DRF_CODES = frozenset({"blank", "null", "null_characters_not_allowed", "does_not_exist", "invalid_choice"})
+
+
 def _attr(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc[1:] if p != "__root__"] if loc and loc[0] in ("body", "query", "path", "header") else [
-        str(p) for p in loc
-    ]
+    parts = (
+        [str(p) for p in loc[1:] if p != "__root__"]
+        if loc and loc[0] in ("body", "query", "path", "header")
+        else [str(p) for p in loc]
+    )
     return "__".join(parts) or None
 
 
@@ -136,11 +149,20 @@ def validation_error_from_pydantic(errors: list[Any]) -> AppError:
         # A malformed id in the URL matches no object, as in PostHog's URL patterns.
         return NotFound()
     attr = _attr(loc)
+    if kind in DRF_CODES:
+        # Raised by our own validators as `PydanticCustomError(<DRF code>, <DRF message>)`.
+        return ValidationFailed(str(err.get("msg", "Invalid input.")), attr=attr, code=kind)
+    if attr is not None and kind.endswith("_type") and err.get("input", ...) is None:
+        return ValidationFailed("This field may not be null.", attr=attr, code="null")
     if kind in ("model_attributes_type", "dict_type", "model_type") and attr is None:
+        if err.get("input", ...) is None:
+            return ValidationFailed("This field may not be null.", code="null")
         got = type(err.get("input")).__name__
         return ValidationFailed(f"Invalid data. Expected a dictionary, but got {got}.", code="invalid")
     if kind in ("literal_error", "enum"):
-        return ValidationFailed(f'"{err.get("input")}" is not a valid choice.', attr=attr, code="invalid_choice")
+        return ValidationFailed(
+            f'"{err.get("input")}" is not a valid choice.', attr=attr, code="invalid_choice"
+        )
     if kind == "value_error":
         message = str(ctx.get("error", err.get("msg", "Invalid input.")))
         return ValidationFailed(message, attr=attr)
@@ -154,8 +176,24 @@ def validation_error_from_pydantic(errors: list[Any]) -> AppError:
     return ValidationFailed(str(err.get("msg", "Invalid input.")), attr=attr)
 
 
+# SQLSTATE class 22, "data exception": out-of-range numbers, NUL characters, malformed values.
+DATA_EXCEPTION_CLASS = "22"
+UNSTORABLE_VALUE = "Invalid input: a value is out of range or contains characters that cannot be stored."
+
+
 def error_response(exc: AppError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. (Starlette's own `Allow` names only the first route
+    whose path matched, e.g. just GET for `/dashboards/{id}/`.)"""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -168,14 +206,36 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(validation_error_from_pydantic(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return error_response(NotFound())
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed("Method not allowed."))
+            err: AppError = MethodNotAllowed(f'Method "{request.method}" not allowed.')
+            err.headers = {"Allow": ", ".join(_allowed_methods(request))}
+            return error_response(err)
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not read at all (e.g. JSON nested too deeply).
+            return error_response(ParseError())
         err = AppError(str(exc.detail))
         err.status_code = exc.status_code
+        err.headers = dict(exc.headers) if exc.headers else None
         return error_response(err)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if not sqlstate.startswith(DATA_EXCEPTION_CLASS):
+            raise exc  # a server fault: the generic handler below answers 500
+        # A value PostgreSQL cannot hold (an integer beyond its range, a NUL character) slipped past
+        # validation: the request is at fault, never the server. Logged so the missing check gets added;
+        # the value itself is not logged.
+        logger.warning(
+            "database refused a request value on %s %s (SQLSTATE %s)",
+            request.method,
+            request.url.path,
+            sqlstate,
+        )
+        return error_response(ValidationFailed(UNSTORABLE_VALUE))
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> Response:

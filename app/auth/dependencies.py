@@ -4,13 +4,14 @@ A principal is today a user holding a personal API key; a sharing grant (GET-onl
 second kind, so handlers depend on `Principal`/`TeamAccess`, never on the key itself.
 """
 
+import inspect
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPBearer
 
 from app.auth import repository
@@ -65,10 +66,11 @@ async def _find_key(request: Request) -> tuple[str, str] | None:
         match = _BEARER_RE.match(header)
         if match:
             return match.group(1).strip(), "Authorization header"
-    if request.method not in ("GET", "HEAD", "OPTIONS") and "json" in request.headers.get("content-type", ""):
+    # PostHog reads `request.data` whatever the method, so a GET with a JSON body may carry the key too.
+    if "json" in request.headers.get("content-type", ""):
         try:
             body = json.loads(await request.body() or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # malformed, not UTF-8, or nested too deep: holds no key
             body = None
         if isinstance(body, dict) and isinstance(body.get("personal_api_key"), str):
             return body["personal_api_key"], "body"
@@ -99,14 +101,38 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 NO_PROJECT_ACCESS = "You don't have access to the project."
 
+# The team id of PostHog's URLs, documented as PostHog does (a string: it may be anything, and anything
+# that is not one of the caller's teams gets 403).
+ProjectIdPath = Annotated[
+    str,
+    Path(
+        description="Project ID of the project you're trying to access. To find the ID of the project, "
+        "make a call to /api/projects/."
+    ),
+]
+
 
 class RequireScope:
     """Dependency: the caller may act on the URL's team with `scope` (e.g. `dashboard:read`)."""
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
+        # FastAPI reads a dependency's parameters from its signature. Declaring the principal with
+        # `Security(..., scopes=[scope])` here makes every operation's OpenAPI security requirement name its
+        # scope (`{"PersonalAPIKeyAuth": ["dashboard:read"]}`), as PostHog's schema does.
+        signature = inspect.signature(type(self).__call__)
+        principal = Annotated[Principal, Security(get_principal, scopes=[scope])]
+        self.__signature__ = signature.replace(
+            parameters=[
+                param.replace(annotation=principal) if param.name == "principal" else param
+                for name, param in signature.parameters.items()
+                if name != "self"
+            ]
+        )
 
-    async def __call__(self, project_id: str, principal: PrincipalDep, session: SessionDep) -> TeamAccess:
+    async def __call__(
+        self, project_id: ProjectIdPath, principal: PrincipalDep, session: SessionDep
+    ) -> TeamAccess:
         if not scope_allows(principal.scopes, self.scope):
             raise PermissionDenied(f"API key missing required scope '{self.scope}'")
         team_id = _parse_team_id(project_id)
@@ -114,18 +140,21 @@ class RequireScope:
         if team_id is None or (scoped_teams and team_id not in scoped_teams):
             raise PermissionDenied(NO_PROJECT_ACCESS)
         found = await repository.get_team_with_membership(session, team_id, principal.user.id)
-        if found is None or found[1] is None:
+        team, level = found if found is not None else (None, None)
+        if team is None or level is None:
             # An unknown team answers like a team of someone else's: existence is not disclosed.
             raise PermissionDenied(NO_PROJECT_ACCESS)
-        team, level = found
         scoped_orgs = principal.key.scoped_organizations
         if scoped_orgs and str(team.organization_id) not in scoped_orgs:
             raise PermissionDenied(NO_PROJECT_ACCESS)
         return TeamAccess(principal=principal, team=team, membership_level=level)
 
 
+MAX_TEAM_ID = 2**31 - 1  # team ids are PostgreSQL integers
+
+
 def _parse_team_id(raw: str) -> int | None:
-    if raw.isascii() and raw.isdigit() and len(raw) < 10:
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_TEAM_ID)) and int(raw) <= MAX_TEAM_ID:
         return int(raw)
     return None
 

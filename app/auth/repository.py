@@ -23,7 +23,9 @@ async def touch_key(session: AsyncSession, key_id: str, now: datetime) -> None:
     await session.execute(update(PersonalAPIKey).where(PersonalAPIKey.id == key_id).values(last_used_at=now))
 
 
-async def get_team_with_membership(session: AsyncSession, team_id: int, user_id: int) -> tuple[Team, int | None] | None:
+async def get_team_with_membership(
+    session: AsyncSession, team_id: int, user_id: int
+) -> tuple[Team, int | None] | None:
     """The team and the user's membership level in its organization (None when not a member)."""
     stmt = (
         select(Team, OrganizationMembership.level)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from app.auth.dependencies import RequireScope, TeamAccess
 from app.db import SessionDep
@@ -15,6 +15,10 @@ router = APIRouter(prefix="/data_color_themes", tags=["data_color_themes"])
 
 ProjectRead = Annotated[TeamAccess, Depends(RequireScope("project:read"))]
 ProjectWrite = Annotated[TeamAccess, Depends(RequireScope("project:write"))]
+# Ids are PostgreSQL integers: a larger number matches no theme (404) rather than overflowing the query.
+ThemeId = Annotated[
+    int, Path(le=2_147_483_647, description="A unique integer value identifying this data color theme.")
+]
 
 
 @router.get("/", name="data_color_themes_list")
@@ -24,35 +28,44 @@ async def list_themes(session: SessionDep, access: ProjectRead, page: PageDep) -
 
 
 @router.post("/", name="data_color_themes_create", status_code=status.HTTP_201_CREATED)
-async def create_theme(data: DataColorThemeCreate, session: SessionDep, access: ProjectWrite) -> DataColorTheme:
+async def create_theme(
+    data: DataColorThemeCreate, session: SessionDep, access: ProjectWrite
+) -> DataColorTheme:
     """Create a theme for the team."""
     return await service.create_theme(session, access, data)
 
 
 @router.get("/{id}/", name="data_color_themes_retrieve")
-async def retrieve_theme(id: int, session: SessionDep, access: ProjectRead) -> DataColorTheme:
+async def retrieve_theme(id: ThemeId, session: SessionDep, access: ProjectRead) -> DataColorTheme:
     """Retrieve one of the team's themes or a global theme."""
     return await service.retrieve_theme(session, access, id)
 
 
 @router.patch("/{id}/", name="data_color_themes_partial_update")
 async def partial_update_theme(
-    id: int, data: DataColorThemeUpdate, session: SessionDep, access: ProjectWrite
+    id: ThemeId, data: DataColorThemeUpdate, session: SessionDep, access: ProjectWrite
 ) -> DataColorTheme:
     """Change a theme's name or colors (global themes are read-only)."""
     return await service.update_theme(session, access, id, data)
 
 
 @router.put("/{id}/", name="data_color_themes_update")
-async def update_theme(id: int, data: DataColorThemeCreate, session: SessionDep, access: ProjectWrite) -> DataColorTheme:
+async def update_theme(
+    id: ThemeId, data: DataColorThemeCreate, session: SessionDep, access: ProjectWrite
+) -> DataColorTheme:
     """Replace a theme's name and colors (global themes are read-only)."""
-    return await service.update_theme(session, access, id, DataColorThemeUpdate(name=data.name, colors=data.colors))
+    return await service.update_theme(
+        session, access, id, DataColorThemeUpdate(name=data.name, colors=data.colors)
+    )
 
 
 @router.delete(
-    "/{id}/", name="data_color_themes_destroy", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+    "/{id}/",
+    name="data_color_themes_destroy",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
 )
-async def delete_theme(id: int, session: SessionDep, access: ProjectWrite) -> Response:
+async def delete_theme(id: ThemeId, session: SessionDep, access: ProjectWrite) -> Response:
     """Delete a theme for good; dashboards that used it get `data_color_theme_id: null`."""
     await service.delete_theme(session, access, id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -27,10 +27,14 @@ def to_schema(theme: ThemeModel) -> DataColorTheme:
 async def list_themes(session: AsyncSession, access: TeamAccess, page: Page) -> Paginated[DataColorTheme]:
     themes, count = await repository.list_themes(session, access.team.id, page.limit, page.offset)
     nxt, prev = page.links(count)
-    return Paginated[DataColorTheme](count=count, next=nxt, previous=prev, results=[to_schema(t) for t in themes])
+    return Paginated[DataColorTheme](
+        count=count, next=nxt, previous=prev, results=[to_schema(t) for t in themes]
+    )
 
 
-async def _get(session: AsyncSession, access: TeamAccess, theme_id: int, *, writing: bool = False) -> ThemeModel:
+async def _get(
+    session: AsyncSession, access: TeamAccess, theme_id: int, *, writing: bool = False
+) -> ThemeModel:
     theme = await repository.get_theme(session, access.team.id, theme_id)
     if theme is None:
         raise NotFound()
@@ -43,8 +47,12 @@ async def retrieve_theme(session: AsyncSession, access: TeamAccess, theme_id: in
     return to_schema(await _get(session, access, theme_id))
 
 
-async def create_theme(session: AsyncSession, access: TeamAccess, data: DataColorThemeCreate) -> DataColorTheme:
-    theme = ThemeModel(team_id=access.team.id, name=data.name, colors=data.colors, created_by_id=access.user.id)
+async def create_theme(
+    session: AsyncSession, access: TeamAccess, data: DataColorThemeCreate
+) -> DataColorTheme:
+    theme = ThemeModel(
+        team_id=access.team.id, name=data.name, colors=data.colors, created_by_id=access.user.id
+    )
     session.add(theme)
     await session.flush()
     await session.refresh(theme, ["created_at"])
@@ -65,7 +73,7 @@ async def update_theme(
 
 
 async def delete_theme(session: AsyncSession, access: TeamAccess, theme_id: int) -> None:
-    """Hard delete; dashboards using the theme fall back to `data_color_theme_id: null` (ON DELETE SET NULL)."""
+    """Hard delete; dashboards using the theme get `data_color_theme_id: null` (ON DELETE SET NULL)."""
     theme = await _get(session, access, theme_id, writing=True)
     await session.delete(theme)
     await session.flush()
