@@ -272,6 +272,24 @@ async def test_cannot_add_an_unknown_user(client: httpx.AsyncClient, actor: Acto
     assert await listed(client, actor, dashboard_id) == []
 
 
+async def test_deactivated_users_cannot_be_added_and_are_not_listed(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    leaver = await make_member(db, actor.team)
+    listed_leaver = await make_member(db, actor.team)
+    dashboard_id = await create_dashboard(client, actor)
+    assert (await add(client, actor, dashboard_id, listed_leaver)).status_code == 201
+    for member in (leaver, listed_leaver):
+        member.user.is_active = False
+    await db.commit()
+
+    response = await add(client, actor, dashboard_id, leaver)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["type"] == "validation_error"
+    assert await listed(client, actor, dashboard_id) == []
+
+
 async def test_cannot_add_an_existing_collaborator_twice(
     client: httpx.AsyncClient, actor: Actor, db: AsyncSession
 ) -> None:

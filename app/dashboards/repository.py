@@ -145,14 +145,21 @@ async def set_tags(session: AsyncSession, team_id: int, dashboard_id: int, names
     )
 
 
-async def get_user_by_uuid(session: AsyncSession, user_uuid: object) -> User | None:
-    return (await session.execute(select(User).where(User.uuid == user_uuid))).scalar_one_or_none()
+async def get_user_by_uuid(
+    session: AsyncSession, user_uuid: object, *, active_only: bool = False
+) -> User | None:
+    stmt = select(User).where(User.uuid == user_uuid)
+    if active_only:
+        stmt = stmt.where(User.is_active.is_(True))
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def list_collaborators(session: AsyncSession, dashboard_id: int) -> list[DashboardPrivilege]:
     stmt = (
         select(DashboardPrivilege)
-        .where(DashboardPrivilege.dashboard_id == dashboard_id)
+        # As in PostHog, deactivated users are not listed (they can no longer act on anything).
+        .join(DashboardPrivilege.user)
+        .where(DashboardPrivilege.dashboard_id == dashboard_id, User.is_active.is_(True))
         .options(selectinload(DashboardPrivilege.user))
         .order_by(DashboardPrivilege.added_at, DashboardPrivilege.id)
     )

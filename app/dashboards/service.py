@@ -272,7 +272,7 @@ async def add_collaborator(
     ensure_can_manage_collaborators(row, access)
     if row.dashboard.restriction_level <= RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT:
         raise ValidationFailed("Cannot add collaborators to a dashboard on the lowest restriction level.")
-    user = await repository.get_user_by_uuid(session, data.user_uuid)
+    user = await repository.get_user_by_uuid(session, data.user_uuid, active_only=True)
     found = (
         None
         if user is None
