@@ -7,6 +7,7 @@ from fastapi import Depends, Query, Request
 from starlette.datastructures import URL
 
 from app.config import get_settings
+from app.validation import MAX_INT32
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,11 @@ class Page:
 
 def get_page(
     request: Request,
-    limit: Annotated[int | None, Query(ge=1, description="Number of results to return per page.")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_INT32, description="Number of results to return per page.")
+    ] = None,
     offset: Annotated[
-        int, Query(ge=0, description="The initial index from which to return the results.")
+        int, Query(ge=0, le=MAX_INT32, description="The initial index from which to return the results.")
     ] = 0,
 ) -> Page:
     settings = get_settings()

@@ -322,14 +322,7 @@ def test_operation_ids_match_posthog(
 def _security_params() -> list[Any]:
     params = []
     for method, path, op_id, scope in OPERATIONS:
-        marks = ()
-        if op_id.endswith("dashboards_destroy"):
-            marks = pytest.mark.xfail(
-                strict=True,
-                reason="app/dashboards/router.py: DELETE /dashboards/{id}/ takes no key, so its operation "
-                "declares no security (PostHog's declares dashboard:write)",
-            )
-        params.append(pytest.param(method, path, scope, id=op_id, marks=marks))
+        params.append(pytest.param(method, path, scope, id=op_id))
     return params
 
 
@@ -603,92 +596,44 @@ async def fuzz(
     return problems
 
 
-UNBOUNDED_ID = "app/dashboards: ids (in the path and in bodies) are unbounded, so one beyond int32 overflows"
-NUL = "app/dashboards: text/JSON inputs accept NUL characters, which PostgreSQL cannot store"
-OFFSET = "app/pagination.py: `offset` is unbounded, so a huge one overflows the query's bigint OFFSET"
-HUGE_OFFSETS = [q for q in ODD_QUERIES if q.get("offset") == HUGE]
-NUL_QUERIES = [{"tags": ["a", "\x00"]}, {"search": "\x00"}]
-NUL_BODIES = [
-    {"name": "\x00"},
-    {"description": "\x00"},
-    {"colors": ["#fff"], "name": "\x00"},
-    {"filters": {"date_from": "\x00"}},
-    {"tags": ["\x00"]},
-]
-HUGE_ID_BODIES = [{"data_color_theme_id": HUGE}, {"data_color_theme_id": -HUGE}]
-DASHBOARD_ITEM_ENDPOINTS = [
-    "GET dashboards/{id}/",
-    "PATCH dashboards/{id}/",
-    "PUT dashboards/{id}/",
-    "GET dashboards/{id}/collaborators/",
-    "DELETE dashboards/{id}/collaborators/{uuid}/",
-]
-DASHBOARD_WRITE_ENDPOINTS = ["POST dashboards/", "PATCH dashboards/{id}/", "PUT dashboards/{id}/"]
-# Inputs outside this file's areas that reach PostgreSQL unvalidated, so that only the database safety net
-# in app/errors.py turns them into a 400: (endpoint, variant label) → where the missing check belongs.
-KNOWN_UNVALIDATED: dict[tuple[str, str], str] = {
-    **{
-        (e, f"query {q!r}"): OFFSET
-        for e in ("GET dashboards/", "GET data_color_themes/")
-        for q in HUGE_OFFSETS
-    },
-    **{("GET dashboards/", f"query {q!r}"): NUL for q in NUL_QUERIES},
-    **{
-        (e, f"id {odd!r}"): UNBOUNDED_ID
-        for e in DASHBOARD_ITEM_ENDPOINTS
-        for odd in (str(HUGE), "2147483648")
-    },
-    **{(e, f"body {json.dumps(b)[:60]}"): NUL for e in DASHBOARD_WRITE_ENDPOINTS for b in NUL_BODIES},
-    **{
-        (e, f"body {json.dumps(b)[:60]}"): UNBOUNDED_ID
-        for e in DASHBOARD_WRITE_ENDPOINTS
-        for b in HUGE_ID_BODIES
-    },
-    ("POST dashboards/", f"body {json.dumps({'use_dashboard': HUGE})}"): UNBOUNDED_ID,
-}
-
-
 @pytest.mark.parametrize("endpoint", FUZZ_ENDPOINTS)
 async def test_odd_input_never_yields_5xx(
     fuzzing_client: httpx.AsyncClient, db: AsyncSession, actor: Actor, endpoint: str
 ) -> None:
     problems = await fuzz(fuzzing_client, db, actor, endpoint)
-    # The known gaps below are tolerated only as the safety net's 400, never as a 5xx or another body.
-    unexpected = {
-        label: problem
-        for label, problem in problems.items()
-        if not ((endpoint, label) in KNOWN_UNVALIDATED and problem.startswith("only the database"))
-    }
-    assert not unexpected, "\n".join(f"{label}: {problem}" for label, problem in unexpected.items())
+    assert not problems, "\n".join(f"{label}: {problem}" for label, problem in problems.items())
 
 
 @pytest.mark.parametrize(
-    "reason",
+    ("body", "attr", "code"),
     [
-        pytest.param(
-            reason, id=name, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
-        )
-        for name, reason in [
-            ("unbounded-ids", UNBOUNDED_ID),
-            ("nul-characters", NUL),
-            ("huge-offset", OFFSET),
-        ]
+        ({"name": "a\x00b"}, "name", "null_characters_not_allowed"),
+        ({"description": "\x00"}, "description", "null_characters_not_allowed"),
+        ({"tags": ["ok", "\x00"]}, "tags__1", "null_characters_not_allowed"),
+        ({"filters": {"date_from": "\x00"}}, "filters", "null_characters_not_allowed"),
+        ({"data_color_theme_id": HUGE}, "data_color_theme_id", "max_value"),
+        ({"use_dashboard": 2_147_483_648}, "use_dashboard", "max_value"),
     ],
 )
-async def test_known_unvalidated_input(
-    fuzzing_client: httpx.AsyncClient, db: AsyncSession, actor: Actor, reason: str
+async def test_unstorable_dashboard_input_is_a_400_naming_the_field(
+    client: httpx.AsyncClient, actor: Actor, body: dict[str, Any], attr: str, code: str
 ) -> None:
-    """The known gaps of one cause: XPASS (a failure) once all are fixed; then drop them from the list."""
-    by_endpoint: dict[str, set[str]] = {}
-    for (endpoint, label), cause in KNOWN_UNVALIDATED.items():
-        if cause == reason:
-            by_endpoint.setdefault(endpoint, set()).add(label)
-    problems = {}
-    for endpoint, labels in by_endpoint.items():
-        problems.update(
-            {
-                f"{endpoint} {k}": v
-                for k, v in (await fuzz(fuzzing_client, db, actor, endpoint, labels)).items()
-            }
-        )
-    assert not problems, "\n".join(f"{label}: {problem}" for label, problem in problems.items())
+    response = await client.post(actor.url("dashboards/"), json=body, headers=actor.headers)
+    assert response.status_code == 400
+    assert response.json()["attr"] == attr
+    assert response.json()["code"] == code
+
+
+@pytest.mark.parametrize("path", ["dashboards/2147483648/", f"dashboards/{HUGE}/collaborators/"])
+async def test_out_of_range_ids_in_the_url_are_404(
+    client: httpx.AsyncClient, actor: Actor, path: str
+) -> None:
+    response = await client.get(actor.url(path), headers=actor.headers)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+async def test_huge_offset_is_a_400(client: httpx.AsyncClient, actor: Actor) -> None:
+    response = await client.get(actor.url("dashboards/"), params={"offset": HUGE}, headers=actor.headers)
+    assert response.status_code == 400
+    assert response.json()["attr"] == "offset"

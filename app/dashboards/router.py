@@ -22,6 +22,7 @@ from app.db import SessionDep
 from app.pagination import PageDep
 from app.rendering import FormatDep, render
 from app.schemas import Paginated
+from app.validation import PathId, SafeStr
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"])
 
@@ -51,12 +52,14 @@ UpdateBody = Annotated[DashboardUpdate, Body(default_factory=DashboardUpdate)]
 
 
 def get_list_filters(
-    tags: Annotated[list[str] | None, Query(description="Dashboards with any of these tags.")] = None,
+    tags: Annotated[list[SafeStr] | None, Query(description="Dashboards with any of these tags.")] = None,
     creation_mode: Annotated[
         CreationMode | None,
         Query(description="Exact creation mode; unlisted dashboards show only when asked."),
     ] = None,
-    search: Annotated[str | None, Query(description="Case-insensitive match on name or description.")] = None,
+    search: Annotated[
+        SafeStr | None, Query(description="Case-insensitive match on name or description.")
+    ] = None,
 ) -> ListFilters:
     return ListFilters(
         tags=tuple(t.strip().lower() for t in tags or () if t.strip()),
@@ -91,7 +94,7 @@ async def create_dashboard(
 
 @router.get("/{id}/", name="dashboards_retrieve", response_model=Dashboard)
 async def retrieve_dashboard(
-    id: int, session: SessionDep, access: DashboardRead, fmt: FormatDep, overrides: OverridesDep
+    id: PathId, session: SessionDep, access: DashboardRead, fmt: FormatDep, overrides: OverridesDep
 ) -> Dashboard | PlainTextResponse:
     """Retrieve a dashboard; records the access and the caller's view."""
     return render(fmt, await service.retrieve_dashboard(session, access, id, overrides))
@@ -99,7 +102,7 @@ async def retrieve_dashboard(
 
 @router.patch("/{id}/", name="dashboards_partial_update", response_model=Dashboard)
 async def partial_update_dashboard(
-    id: int,
+    id: PathId,
     session: SessionDep,
     access: DashboardWriteAccess,
     fmt: FormatDep,
@@ -112,7 +115,7 @@ async def partial_update_dashboard(
 
 @router.put("/{id}/", name="dashboards_update", response_model=Dashboard)
 async def update_dashboard(
-    id: int,
+    id: PathId,
     session: SessionDep,
     access: DashboardWriteAccess,
     fmt: FormatDep,
@@ -129,6 +132,8 @@ async def update_dashboard(
     status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
     response_class=Response,
     responses={405: {"description": 'Always: soft delete with PATCH `{"deleted": true}`.'}},
+    # Documented with PostHog's scope; the answer is the same 405 whoever asks (DESIGN.md).
+    openapi_extra={"security": [{"PersonalAPIKeyAuth": ["dashboard:write"]}]},
 )
 async def destroy_dashboard(id: str) -> Response:
     """Hard delete of this model is not allowed. Use a patch API call to set "deleted" to true."""
@@ -138,7 +143,7 @@ async def destroy_dashboard(id: str) -> Response:
 
 @router.get("/{dashboard_id}/collaborators/", name="dashboards_collaborators_list")
 async def list_collaborators(
-    dashboard_id: int, session: SessionDep, access: DashboardRead
+    dashboard_id: PathId, session: SessionDep, access: DashboardRead
 ) -> list[Collaborator]:
     """List the explicit collaborators of a dashboard."""
     return await service.list_collaborators(session, access, dashboard_id)
@@ -150,7 +155,7 @@ async def list_collaborators(
     status_code=status.HTTP_201_CREATED,
 )
 async def add_collaborator(
-    dashboard_id: int, data: CollaboratorCreate, session: SessionDep, access: DashboardWriteAccess
+    dashboard_id: PathId, data: CollaboratorCreate, session: SessionDep, access: DashboardWriteAccess
 ) -> Collaborator:
     """Let a project member edit a dashboard restricted to collaborators (level 37)."""
     return await service.add_collaborator(session, access, dashboard_id, data)
@@ -163,7 +168,7 @@ async def add_collaborator(
     response_class=Response,
 )
 async def remove_collaborator(
-    dashboard_id: int, user__uuid: uuid.UUID, session: SessionDep, access: DashboardWriteAccess
+    dashboard_id: PathId, user__uuid: uuid.UUID, session: SessionDep, access: DashboardWriteAccess
 ) -> Response:
     """Remove a collaborator from a dashboard."""
     await service.remove_collaborator(session, access, dashboard_id, user__uuid)

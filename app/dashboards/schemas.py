@@ -3,11 +3,12 @@
 import uuid
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.schemas import UserBasic
+from app.validation import BodyId, SafeStr, SafeStr400, reject_nul
 
 
 class RestrictionLevel(IntEnum):
@@ -100,22 +101,26 @@ class DashboardWrite(BaseModel):
         },
     )
 
-    name: str | None = Field(default=None, max_length=400)
-    description: str | None = None
+    name: SafeStr400 | None = None
+    description: SafeStr | None = None
     pinned: bool | None = None
     last_accessed_at: datetime | None = None
     deleted: bool | None = None
-    breakdown_colors: Any = None
-    data_color_theme_id: int | None = None
-    tags: list[str] | None = None
+    breakdown_colors: Annotated[Any, AfterValidator(reject_nul)] = None
+    data_color_theme_id: BodyId | None = None
+    tags: list[SafeStr] | None = None
     restriction_level: Literal[21, 37] | None = None
     last_refresh: datetime | None = None
-    filters: Any = Field(default=None, description="Dashboard filters; an object.")
-    variables: Any = Field(default=None, description="Dashboard variables; an object.")
-    use_template: str | None = None
-    use_dashboard: int | None = None
+    filters: Annotated[Any, AfterValidator(reject_nul)] = Field(
+        default=None, description="Dashboard filters; an object."
+    )
+    variables: Annotated[Any, AfterValidator(reject_nul)] = Field(
+        default=None, description="Dashboard variables; an object."
+    )
+    use_template: SafeStr | None = None
+    use_dashboard: BodyId | None = None
     delete_insights: bool = False
-    create_in_folder: str | None = Field(default=None, alias="_create_in_folder", max_length=400)
+    create_in_folder: SafeStr400 | None = Field(default=None, alias="_create_in_folder")
 
     @field_validator("filters")
     @classmethod

@@ -10,6 +10,7 @@ from app.pagination import PageDep
 from app.schemas import Paginated
 from app.themes import service
 from app.themes.schemas import DataColorTheme, DataColorThemeCreate, DataColorThemeUpdate
+from app.validation import MAX_INT32
 
 router = APIRouter(prefix="/data_color_themes", tags=["data_color_themes"])
 
@@ -17,7 +18,7 @@ ProjectRead = Annotated[TeamAccess, Depends(RequireScope("project:read"))]
 ProjectWrite = Annotated[TeamAccess, Depends(RequireScope("project:write"))]
 # Ids are PostgreSQL integers: a larger number matches no theme (404) rather than overflowing the query.
 ThemeId = Annotated[
-    int, Path(le=2_147_483_647, description="A unique integer value identifying this data color theme.")
+    int, Path(le=MAX_INT32, description="A unique integer value identifying this data color theme.")
 ]
 
 
