@@ -161,7 +161,6 @@ class Dashboard(Base):
     create_in_folder: Mapped[str | None] = mapped_column(String(400))
 
     created_by: Mapped[User | None] = relationship(lazy="raise")
-    tagged_items: Mapped[list["TaggedItem"]] = relationship(lazy="raise", viewonly=True)
 
 
 class Tag(Base):

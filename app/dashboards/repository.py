@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, Select, delete, exists, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, ScalarSelect, Select, delete, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, contains_eager, selectinload
+from sqlalchemy.orm import aliased, contains_eager, defer, selectinload
 
 from app.models import (
     Dashboard,
@@ -27,6 +27,7 @@ class DashboardRow:
     dashboard: Dashboard
     privilege_level: int | None
     last_viewed_at: datetime | None
+    tags: list[str]
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,24 @@ class ListFilters:
     search: str | None = None
 
 
-# Outer joins: the level and the view time are None when the user has no privilege or view row.
-def _select_rows(user_id: int) -> Select[Dashboard, int, datetime]:
+def _tag_names() -> ScalarSelect[list[str]]:
+    """The dashboard's tag names, sorted, as one array column (NULL when it has none)."""
+    return (
+        select(func.array_agg(aggregate_order_by(Tag.name, Tag.name)))
+        .select_from(TaggedItem)
+        .join(Tag, Tag.id == TaggedItem.tag_id)
+        .where(TaggedItem.dashboard_id == Dashboard.id)
+        .correlate(Dashboard)
+        .scalar_subquery()
+    )
+
+
+# One statement per read: the creator, the caller's privilege and last view (outer joins: None when the
+# caller has none) and the tags all come with the dashboard.
+def _select_rows(user_id: int) -> Select[Dashboard, int, datetime, list[str]]:
     creator = aliased(User)
     return (
-        select(Dashboard, DashboardPrivilege.level, DashboardView.viewed_at)
+        select(Dashboard, DashboardPrivilege.level, DashboardView.viewed_at, _tag_names())
         .outerjoin(creator, Dashboard.created_by)
         .outerjoin(
             DashboardPrivilege,
@@ -49,17 +63,20 @@ def _select_rows(user_id: int) -> Select[Dashboard, int, datetime]:
         .outerjoin(
             DashboardView, (DashboardView.dashboard_id == Dashboard.id) & (DashboardView.user_id == user_id)
         )
-        .options(
-            contains_eager(Dashboard.created_by.of_type(creator)),
-            selectinload(Dashboard.tagged_items).joinedload(TaggedItem.tag),
-        )
+        .options(contains_eager(Dashboard.created_by.of_type(creator)))
     )
 
 
-def _rows(result: Sequence[Row[Dashboard, int | None, datetime | None]]) -> list[DashboardRow]:
+def _rows(
+    result: Sequence[Row[Dashboard, int | None, datetime | None, list[str] | None]],
+) -> list[DashboardRow]:
     return [
-        DashboardRow(dashboard=d, privilege_level=level, last_viewed_at=viewed) for d, level, viewed in result
+        DashboardRow(dashboard=d, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
+        for d, level, viewed, tags in result
     ]
+
+
+_DETAIL_ONLY_COLUMNS = (Dashboard.filters, Dashboard.variables, Dashboard.breakdown_colors)
 
 
 async def list_dashboards(
@@ -85,6 +102,13 @@ async def list_dashboards(
     stmt = (
         _select_rows(user_id)
         .where(*conditions)
+        # The list serializer shows none of the JSON columns: don't fetch or decode them.
+        .options(
+            *(
+                defer(c, raiseload=True)
+                for c in (Dashboard.filters, Dashboard.variables, Dashboard.breakdown_colors)
+            )
+        )
         .order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
         .limit(limit)
         .offset(offset)
@@ -107,11 +131,17 @@ async def get_dashboard(
 
 
 async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, now: datetime) -> None:
-    """The caller's own `last_viewed_at` of this dashboard (one upsert)."""
-    stmt = insert(DashboardView).values(user_id=user_id, dashboard_id=dashboard_id, viewed_at=now)
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=["user_id", "dashboard_id"], set_={"viewed_at": now})
+    """`last_accessed_at` of the dashboard and the caller's own `last_viewed_at`, in one statement."""
+    touch = (
+        update(Dashboard)
+        .where(Dashboard.id == dashboard_id)
+        .values(last_accessed_at=now)
+        .execution_options(synchronize_session=False)
+        .cte("touch")
     )
+    view = insert(DashboardView).values(user_id=user_id, dashboard_id=dashboard_id, viewed_at=now)
+    view = view.on_conflict_do_update(index_elements=["user_id", "dashboard_id"], set_={"viewed_at": now})
+    await session.execute(view.add_cte(touch))
 
 
 async def theme_visible(session: AsyncSession, team_id: int, theme_id: int) -> bool:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository as auth_repository
 from app.auth.dependencies import TeamAccess
@@ -58,10 +59,6 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
 # --- serialization ---------------------------------------------------------------------------------------
 
 
-def _tags(dashboard: DashboardModel) -> list[str]:
-    return sorted(item.tag.name for item in dashboard.tagged_items)
-
-
 def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
     d = row.dashboard
     rights = access_for(row, access)
@@ -79,7 +76,7 @@ def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
         "is_shared": False,
         "deleted": d.deleted,
         "creation_mode": d.creation_mode,
-        "tags": _tags(d),
+        "tags": row.tags,
         "restriction_level": d.restriction_level,
         "effective_restriction_level": rights.effective_restriction_level,
         "effective_privilege_level": rights.effective_privilege_level,
@@ -136,8 +133,8 @@ async def retrieve_dashboard(
 ) -> Dashboard:
     row = await _get(session, access, dashboard_id)
     now = datetime.now(UTC)
-    row.dashboard.last_accessed_at = now  # written by the flush at commit
     await repository.record_view(session, dashboard_id, access.user.id, now)
+    set_committed_value(row.dashboard, "last_accessed_at", now)
     row.last_viewed_at = now
     return to_full(row, access, overrides)
 
