@@ -4,7 +4,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, ScalarSelect, Select, delete, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    ScalarSelect,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager, defer, selectinload
@@ -50,21 +63,34 @@ def _tag_names() -> ScalarSelect[list[str]]:
 
 
 # One statement per read: the creator, the caller's privilege and last view (outer joins: None when the
-# caller has none) and the tags all come with the dashboard.
-def _select_rows(user_id: int) -> Select[Dashboard, int, datetime, list[str]]:
+# caller has none) and the tags all come with the dashboard. Built once, with the caller as a parameter:
+# constructing this statement costs more than running it.
+def _build_rows_select() -> Select[Dashboard, int, datetime, list[str]]:
     creator = aliased(User)
+    caller = bindparam("caller_id", type_=Integer)
     return (
         select(Dashboard, DashboardPrivilege.level, DashboardView.viewed_at, _tag_names())
         .outerjoin(creator, Dashboard.created_by)
         .outerjoin(
             DashboardPrivilege,
-            (DashboardPrivilege.dashboard_id == Dashboard.id) & (DashboardPrivilege.user_id == user_id),
+            (DashboardPrivilege.dashboard_id == Dashboard.id) & (DashboardPrivilege.user_id == caller),
         )
         .outerjoin(
-            DashboardView, (DashboardView.dashboard_id == Dashboard.id) & (DashboardView.user_id == user_id)
+            DashboardView, (DashboardView.dashboard_id == Dashboard.id) & (DashboardView.user_id == caller)
         )
         .options(contains_eager(Dashboard.created_by.of_type(creator)))
     )
+
+
+_ROWS = _build_rows_select()
+# The list serializer shows none of the JSON columns: they are neither fetched nor decoded.
+_LIST_ROWS = _ROWS.options(
+    *(defer(c, raiseload=True) for c in (Dashboard.filters, Dashboard.variables, Dashboard.breakdown_colors))
+).order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
+_ONE_ROW = _ROWS.where(
+    Dashboard.team_id == bindparam("team_id"), Dashboard.id == bindparam("dashboard_id")
+).execution_options(populate_existing=True)
+_ONE_LIVE_ROW = _ONE_ROW.where(Dashboard.deleted.is_(False))
 
 
 def _rows(
@@ -74,9 +100,6 @@ def _rows(
         DashboardRow(dashboard=d, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
         for d, level, viewed, tags in result
     ]
-
-
-_DETAIL_ONLY_COLUMNS = (Dashboard.filters, Dashboard.variables, Dashboard.breakdown_colors)
 
 
 async def list_dashboards(
@@ -99,34 +122,16 @@ async def list_dashboards(
     count = (
         await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))
     ).scalar_one()
-    stmt = (
-        _select_rows(user_id)
-        .where(*conditions)
-        # The list serializer shows none of the JSON columns: don't fetch or decode them.
-        .options(
-            *(
-                defer(c, raiseload=True)
-                for c in (Dashboard.filters, Dashboard.variables, Dashboard.breakdown_colors)
-            )
-        )
-        .order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return _rows((await session.execute(stmt)).all()), count
+    stmt = _LIST_ROWS.where(*conditions).limit(limit).offset(offset)
+    return _rows((await session.execute(stmt, {"caller_id": user_id})).all()), count
 
 
 async def get_dashboard(
     session: AsyncSession, team_id: int, dashboard_id: int, user_id: int, *, include_deleted: bool = False
 ) -> DashboardRow | None:
-    stmt = (
-        _select_rows(user_id)
-        .where(Dashboard.team_id == team_id, Dashboard.id == dashboard_id)
-        .execution_options(populate_existing=True)
-    )
-    if not include_deleted:
-        stmt = stmt.where(Dashboard.deleted.is_(False))
-    rows = _rows((await session.execute(stmt)).all())
+    stmt = _ONE_ROW if include_deleted else _ONE_LIVE_ROW
+    params = {"caller_id": user_id, "team_id": team_id, "dashboard_id": dashboard_id}
+    rows = _rows((await session.execute(stmt, params)).all())
     return rows[0] if rows else None
 
 
