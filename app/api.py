@@ -1,6 +1,6 @@
 """Mounts the feature routers under both of PostHog's prefixes, with PostHog's operation ids.
 
-Each operation's security requirement names its scope through the `RequireScope` dependency
+Each operation's security requirement names its scope through the `scoped(...)` dependency
 (`app.auth.dependencies`), so nothing here has to patch the generated schema.
 """
 

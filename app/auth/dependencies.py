@@ -4,15 +4,14 @@ A principal is today a user holding a personal API key; a sharing grant (GET-onl
 second kind, so handlers depend on `Principal`/`TeamAccess`, never on the key itself.
 """
 
-import inspect
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Security
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPBearer, SecurityScopes
 
 from app.auth import repository
 from app.auth.keys import hash_key_value, scope_allows
@@ -112,42 +111,32 @@ ProjectIdPath = Annotated[
 ]
 
 
-class RequireScope:
-    """Dependency: the caller may act on the URL's team with `scope` (e.g. `dashboard:read`)."""
+async def get_team_access(
+    security_scopes: SecurityScopes, project_id: ProjectIdPath, principal: PrincipalDep, session: SessionDep
+) -> TeamAccess:
+    """The caller may act on the URL's team with every scope the route asks for (see `scoped`)."""
+    for scope in security_scopes.scopes:
+        if not scope_allows(principal.scopes, scope):
+            raise PermissionDenied(f"API key missing required scope '{scope}'")
+    team_id = _parse_team_id(project_id)
+    scoped_teams = principal.key.scoped_teams
+    if team_id is None or (scoped_teams and team_id not in scoped_teams):
+        raise PermissionDenied(NO_PROJECT_ACCESS)
+    found = await repository.get_team_with_membership(session, team_id, principal.user.id)
+    team, level = found if found is not None else (None, None)
+    if team is None or level is None:
+        # An unknown team answers like a team of someone else's: existence is not disclosed.
+        raise PermissionDenied(NO_PROJECT_ACCESS)
+    scoped_orgs = principal.key.scoped_organizations
+    if scoped_orgs and str(team.organization_id) not in scoped_orgs:
+        raise PermissionDenied(NO_PROJECT_ACCESS)
+    return TeamAccess(principal=principal, team=team, membership_level=level)
 
-    def __init__(self, scope: str) -> None:
-        self.scope = scope
-        # FastAPI reads a dependency's parameters from its signature. Declaring the principal with
-        # `Security(..., scopes=[scope])` here makes every operation's OpenAPI security requirement name its
-        # scope (`{"PersonalAPIKeyAuth": ["dashboard:read"]}`), as PostHog's schema does.
-        signature = inspect.signature(type(self).__call__)
-        principal = Annotated[Principal, Security(get_principal, scopes=[scope])]
-        self.__signature__ = signature.replace(
-            parameters=[
-                param.replace(annotation=principal) if param.name == "principal" else param
-                for name, param in signature.parameters.items()
-                if name != "self"
-            ]
-        )
 
-    async def __call__(
-        self, project_id: ProjectIdPath, principal: PrincipalDep, session: SessionDep
-    ) -> TeamAccess:
-        if not scope_allows(principal.scopes, self.scope):
-            raise PermissionDenied(f"API key missing required scope '{self.scope}'")
-        team_id = _parse_team_id(project_id)
-        scoped_teams = principal.key.scoped_teams
-        if team_id is None or (scoped_teams and team_id not in scoped_teams):
-            raise PermissionDenied(NO_PROJECT_ACCESS)
-        found = await repository.get_team_with_membership(session, team_id, principal.user.id)
-        team, level = found if found is not None else (None, None)
-        if team is None or level is None:
-            # An unknown team answers like a team of someone else's: existence is not disclosed.
-            raise PermissionDenied(NO_PROJECT_ACCESS)
-        scoped_orgs = principal.key.scoped_organizations
-        if scoped_orgs and str(team.organization_id) not in scoped_orgs:
-            raise PermissionDenied(NO_PROJECT_ACCESS)
-        return TeamAccess(principal=principal, team=team, membership_level=level)
+def scoped(scope: str) -> Any:
+    """`Annotated[TeamAccess, scoped("dashboard:read")]`: FastAPI's security scopes, so each operation's
+    OpenAPI security requirement names its scope (`{"PersonalAPIKeyAuth": ["dashboard:read"]}`)."""
+    return Security(get_team_access, scopes=[scope])
 
 
 MAX_TEAM_ID = 2**31 - 1  # team ids are PostgreSQL integers
@@ -157,8 +146,3 @@ def _parse_team_id(raw: str) -> int | None:
     if raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_TEAM_ID)) and int(raw) <= MAX_TEAM_ID:
         return int(raw)
     return None
-
-
-def team_access(scope: str) -> object:
-    """`Annotated[TeamAccess, team_access("dashboard:read")]` in a handler's signature."""
-    return Depends(RequireScope(scope))

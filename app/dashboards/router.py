@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
-from app.auth.dependencies import RequireScope, TeamAccess
+from app.auth.dependencies import TeamAccess, scoped
 from app.dashboards import service
 from app.dashboards.repository import ListFilters
 from app.dashboards.schemas import (
@@ -26,8 +26,8 @@ from app.validation import PathId, SafeStr
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"])
 
-DashboardRead = Annotated[TeamAccess, Depends(RequireScope("dashboard:read"))]
-DashboardWriteAccess = Annotated[TeamAccess, Depends(RequireScope("dashboard:write"))]
+DashboardRead = Annotated[TeamAccess, scoped("dashboard:read")]
+DashboardWriteAccess = Annotated[TeamAccess, scoped("dashboard:write")]
 
 
 def get_overrides(

@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Path, Response, status
 
-from app.auth.dependencies import RequireScope, TeamAccess
+from app.auth.dependencies import TeamAccess, scoped
 from app.db import SessionDep
 from app.pagination import PageDep
 from app.schemas import Paginated
@@ -14,8 +14,8 @@ from app.validation import MAX_INT32
 
 router = APIRouter(prefix="/data_color_themes", tags=["data_color_themes"])
 
-ProjectRead = Annotated[TeamAccess, Depends(RequireScope("project:read"))]
-ProjectWrite = Annotated[TeamAccess, Depends(RequireScope("project:write"))]
+ProjectRead = Annotated[TeamAccess, scoped("project:read")]
+ProjectWrite = Annotated[TeamAccess, scoped("project:write")]
 # Ids are PostgreSQL integers: a larger number matches no theme (404) rather than overflowing the query.
 ThemeId = Annotated[
     int, Path(le=MAX_INT32, description="A unique integer value identifying this data color theme.")
