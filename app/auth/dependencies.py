@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPBearer, SecurityScopes
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository
 from app.auth.keys import hash_key_value, scope_allows
@@ -92,7 +93,7 @@ async def get_principal(
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         await repository.touch_key(session, key.id, now)
-        key.last_used_at = now
+        set_committed_value(key, "last_used_at", now)  # already written: no second UPDATE at flush
     return Principal(user=key.user, key=key)
 
 
