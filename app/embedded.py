@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ class EmbeddedPostgres:
         if self.pgdata.exists():
             with PostgresServer._lock:
                 _prune_dead_pids(self.pgdata)
-        self._server = get_server(self.pgdata, cleanup_mode="stop")
+        self._server = _get_server_with_retries(get_server, self.pgdata)
         admin_uri: str = self._server.get_uri()
         asyncio.run(_ensure_database(admin_uri, DATABASE_NAME))
         return str(self._server.get_uri(database=DATABASE_NAME))
@@ -62,6 +64,20 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _get_server_with_retries(get_server: Any, pgdata: Path, attempts: int = 3) -> Any:
+    """The library gives `pg_ctl start` 10 s; on a loaded machine the server can be slower. A retry finds the
+    server that kept starting (or starts it again) instead of failing the whole process."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return get_server(pgdata, cleanup_mode="stop")
+        except (subprocess.SubprocessError, AssertionError) as exc:
+            if attempt == attempts:
+                raise
+            logger.warning("embedded PostgreSQL did not start (%s); retrying", type(exc).__name__)
+            time.sleep(2 * attempt)
+    raise AssertionError("unreachable")
 
 
 async def _ensure_database(admin_uri: str, name: str) -> None:
