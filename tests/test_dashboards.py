@@ -1365,6 +1365,8 @@ async def test_list_statement_count_does_not_grow_with_the_page(
     assert all(len(d["tags"]) in (2, 3) for d in page["results"])
 
     assert large() == small(), (small(), large())
+    # key, team + membership, count, page; plus the SAVEPOINT/RELEASE of the test's request session.
+    assert large() == 4 + 2
 
 
 async def test_retrieve_statement_count_does_not_grow_with_tags(
@@ -1382,3 +1384,6 @@ async def test_retrieve_statement_count_does_not_grow_with_tags(
         assert len((await retrieve(client, actor, ten)).json()["tags"]) == 10
 
     assert with_one() == with_ten(), (with_one(), with_ten())
+    # key, team + membership, the dashboard (creator, tags, privilege, view), the access/view upsert;
+    # plus the SAVEPOINT/RELEASE of the test's request session.
+    assert with_ten() == 4 + 2
