@@ -15,6 +15,7 @@ from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
+from app.ingestion.router import router as capture_router
 from app.middleware import AccessLogMiddleware, TrailingSlashMiddleware
 
 logger = logging.getLogger("tilecast")
@@ -67,6 +68,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     mount_api(app)
+    app.include_router(capture_router)
 
     @app.get("/_health", tags=["operations"], operation_id="health")
     async def health() -> dict[str, str]:

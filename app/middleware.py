@@ -8,8 +8,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access_logger = logging.getLogger("tilecast.access")
 
 
+# Capture paths the SDKs post to, with or without the slash.
+CAPTURE_PATHS = frozenset({"/capture", "/batch", "/e", "/i/v0/e"})
+
+
 class TrailingSlashMiddleware:
-    """Serve `/api/...` paths with or without the trailing slash, never redirecting (routes end in `/`)."""
+    """Serve `/api/...` and capture paths with or without the trailing slash, never redirecting (their
+    routes end in `/`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -17,7 +22,7 @@ class TrailingSlashMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            if path.startswith("/api/") and not path.endswith("/"):
+            if (path.startswith("/api/") and not path.endswith("/")) or path in CAPTURE_PATHS:
                 scope = dict(scope, path=path + "/")
                 if raw := scope.get("raw_path"):
                     scope["raw_path"] = raw + b"/"

@@ -13,11 +13,11 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
-    Text,
     UniqueConstraint,
     func,
     text,
 )
+from sqlalchemy import Text as SAText
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -138,7 +138,7 @@ class Dashboard(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(400))
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    description: Mapped[str] = mapped_column(SAText, default="", server_default="")
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
@@ -173,16 +173,21 @@ class Tag(Base):
 
 
 class TaggedItem(Base):
-    """Links a tag to an object; one nullable foreign key per kind of object (insights come later)."""
+    """Links a tag to an object; one nullable foreign key per kind of object."""
 
     __tablename__ = "tagged_item"
-    __table_args__ = (UniqueConstraint("tag_id", "dashboard_id"),)
+    __table_args__ = (
+        UniqueConstraint("tag_id", "dashboard_id"),
+        UniqueConstraint("tag_id", "insight_id"),
+        CheckConstraint("num_nonnulls(dashboard_id, insight_id) = 1", name="exactly_one_target"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"))
     dashboard_id: Mapped[int | None] = mapped_column(
         ForeignKey("dashboard.id", ondelete="CASCADE"), index=True
     )
+    insight_id: Mapped[int | None] = mapped_column(ForeignKey("insight.id", ondelete="CASCADE"), index=True)
 
     tag: Mapped[Tag] = relationship(lazy="raise")
 
@@ -215,3 +220,113 @@ class DashboardView(Base):
         ForeignKey("dashboard.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     viewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Event(Base):
+    """An ingested event. `(team_id, uuid)` is the key: a retried capture with the same uuid is one event."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # Trends filter on team and event name over a time range; `event: null` series on team and time.
+        Index("ix_events_team_event_timestamp", "team_id", "event", "timestamp"),
+        Index("ix_events_team_timestamp", "team_id", "timestamp"),
+    )
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
+    uuid: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True)
+    event: Mapped[str] = mapped_column(String(400))
+    distinct_id: Mapped[str] = mapped_column(String(200))
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Insight(Base):
+    __tablename__ = "insight"
+    __table_args__ = (UniqueConstraint("team_id", "short_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    short_id: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str | None] = mapped_column(String(400))
+    derived_name: Mapped[str | None] = mapped_column(String(400))
+    description: Mapped[str | None] = mapped_column(String(400), default="", server_default="")
+    query: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Legacy insight filters; Tilecast stores them but computes from `query`.
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    order: Mapped[int | None] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    saved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    favorited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    is_sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    last_modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_modified_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    created_by: Mapped[User | None] = relationship(lazy="raise", foreign_keys=[created_by_id])
+    last_modified_by: Mapped[User | None] = relationship(lazy="raise", foreign_keys=[last_modified_by_id])
+
+
+class Text(Base):
+    """The body of a text tile."""
+
+    __tablename__ = "text"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str | None] = mapped_column(String(4000))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    last_modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_modified_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+
+
+class DashboardTile(Base):
+    """An insight or a text on a dashboard. `deleted` is nullable, as in PostHog: null means not deleted."""
+
+    __tablename__ = "dashboard_tile"
+    __table_args__ = (
+        CheckConstraint("num_nonnulls(insight_id, text_id) = 1", name="exactly_one_content"),
+        Index(
+            "uq_dashboard_tile_dashboard_insight",
+            "dashboard_id",
+            "insight_id",
+            unique=True,
+            postgresql_where=text("insight_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_dashboard_tile_dashboard_text",
+            "dashboard_id",
+            "text_id",
+            unique=True,
+            postgresql_where=text("text_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dashboard_id: Mapped[int] = mapped_column(ForeignKey("dashboard.id", ondelete="CASCADE"), index=True)
+    insight_id: Mapped[int | None] = mapped_column(ForeignKey("insight.id", ondelete="CASCADE"), index=True)
+    text_id: Mapped[int | None] = mapped_column(ForeignKey("text.id", ondelete="CASCADE"), index=True)
+    layouts: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    color: Mapped[str | None] = mapped_column(String(400))
+    filters_overrides: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    show_description: Mapped[bool | None] = mapped_column(Boolean)
+    transparent_background: Mapped[bool | None] = mapped_column(Boolean)
+    deleted: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    last_refresh: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class QueryCache(Base):
+    """A computed query result, shared by every worker: keyed by team, timezone and the canonical query."""
+
+    __tablename__ = "query_cache"
+
+    cache_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    result: Mapped[Any] = mapped_column(JSONB)
+    last_refresh: Mapped[datetime] = mapped_column(DateTime(timezone=True))

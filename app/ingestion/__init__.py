@@ -1,0 +1,1 @@
+"""PostHog-compatible event capture: `/capture/`, `/batch/`, `/e/`, `/i/v0/e/`."""
