@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=100, alias="TILECAST_PAGE_SIZE", ge=1)
     max_page_size: int = Field(default=1000, alias="TILECAST_MAX_PAGE_SIZE", ge=1)
 
+    # Insight queries: the statement timeout of one computation, and when a cached result goes stale.
+    query_timeout_ms: int = Field(default=60_000, alias="TILECAST_QUERY_TIMEOUT_MS", ge=1)
+    cache_target_age_hourly_s: int = Field(default=3600, alias="TILECAST_CACHE_TARGET_AGE_HOURLY_S", ge=0)
+    cache_target_age_s: int = Field(default=6 * 3600, alias="TILECAST_CACHE_TARGET_AGE_S", ge=0)
+    # A client may ask for a fresh computation of the same result at most this often.
+    min_refresh_interval_s: int = Field(default=60, alias="TILECAST_MIN_REFRESH_INTERVAL_S", ge=0)
+
 
 @lru_cache
 def get_settings() -> Settings:

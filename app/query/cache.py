@@ -1,0 +1,80 @@
+"""The result cache: PostgreSQL rows shared by every worker, keyed by team, timezone and canonical query."""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.models import QueryCache
+
+
+def canonical_json(query: Any) -> str:
+    """One text for equal queries: sorted keys, no whitespace."""
+    return json.dumps(query, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_key(team_id: int, timezone: str, query: Any) -> str:
+    digest = hashlib.sha256(f"{team_id}\x1f{timezone}\x1f{canonical_json(query)}".encode())
+    return digest.hexdigest()
+
+
+def lock_id(key: str) -> int:
+    """A signed 64-bit advisory-lock id derived from the cache key."""
+    return int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    payload: dict[str, Any]
+    last_refresh: datetime
+
+
+async def read(conn: AsyncConnection, key: str) -> CachedResult | None:
+    row = (
+        await conn.execute(
+            select(QueryCache.result, QueryCache.last_refresh).where(QueryCache.cache_key == key)
+        )
+    ).first()
+    return None if row is None else CachedResult(payload=row[0], last_refresh=row[1])
+
+
+async def read_many(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, CachedResult]:
+    """Several results in one statement (lists and dashboards read all their cached results at once)."""
+    if not keys:
+        return {}
+    stmt = select(QueryCache.cache_key, QueryCache.result, QueryCache.last_refresh).where(
+        QueryCache.cache_key.in_(list(set(keys)))
+    )
+    return {k: CachedResult(payload=r, last_refresh=t) for k, r, t in (await conn.execute(stmt)).all()}
+
+
+async def write(
+    conn: AsyncConnection, key: str, team_id: int, payload: dict[str, Any], now: datetime
+) -> None:
+    stmt = insert(QueryCache).values(cache_key=key, team_id=team_id, result=payload, last_refresh=now)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[QueryCache.cache_key], set_={"result": payload, "last_refresh": now}
+        )
+    )
+
+
+async def lock_and_set_timeout(conn: AsyncConnection, key: str, timeout_ms: int) -> None:
+    """Serialise identical computations across processes (the lock lasts until the transaction ends) and
+    bound the computation's statements, in one round trip."""
+    await conn.execute(
+        select(
+            func.pg_advisory_xact_lock(lock_id(key)),
+            func.set_config("statement_timeout", str(timeout_ms), True),
+        )
+    )
+
+
+async def reset_timeout(conn: AsyncConnection, timeout_ms: int) -> None:
+    await conn.execute(select(func.set_config("statement_timeout", str(timeout_ms), True)))

@@ -1,0 +1,159 @@
+"""The one path every result takes: effective query → cache → backend → PostHog-shaped result → cache.
+
+Insights, dashboard tiles, streams, shares and snapshots all call `render_query`. Refresh modes follow
+DESIGN.md: without a job queue the async modes compute in the request like `blocking`.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.errors import ValidationFailed
+from app.query import cache, engine
+from app.query.backend import PostgresBackend
+from app.query.base import QueryContext, QueryError
+
+
+class RefreshMode(StrEnum):
+    FORCE_CACHE = "force_cache"
+    BLOCKING = "blocking"
+    ASYNC = "async"
+    ASYNC_EXCEPT_ON_CACHE_MISS = "async_except_on_cache_miss"
+    LAZY_ASYNC = "lazy_async"
+    FORCE_ASYNC = "force_async"
+    FORCE_BLOCKING = "force_blocking"
+
+
+# Serve a fresh cached result, compute otherwise (async modes compute in the request: no job queue yet).
+USE_FRESH_CACHE = frozenset(
+    {RefreshMode.BLOCKING, RefreshMode.ASYNC, RefreshMode.ASYNC_EXCEPT_ON_CACHE_MISS, RefreshMode.LAZY_ASYNC}
+)
+ALWAYS_COMPUTE = frozenset({RefreshMode.FORCE_BLOCKING, RefreshMode.FORCE_ASYNC})
+
+
+def parse_refresh(raw: str | None, default: RefreshMode = RefreshMode.FORCE_CACHE) -> RefreshMode:
+    """PostHog's `refresh` parameter: absent or false reads the cache only; true (1, yes, empty) forces."""
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("", "true", "1", "yes"):
+        return RefreshMode.FORCE_BLOCKING
+    if value in ("false", "0", "no"):
+        return RefreshMode.FORCE_CACHE
+    try:
+        return RefreshMode(value)
+    except ValueError:
+        raise ValidationFailed(
+            f'"{raw}" is not a valid choice.', attr="refresh", code="invalid_choice"
+        ) from None
+
+
+@dataclass(frozen=True)
+class TeamInfo:
+    id: int
+    timezone: str
+
+
+@dataclass
+class Rendered:
+    """A query's result and cache state, as insights and tiles report them."""
+
+    cache_key: str
+    timezone: str
+    result: Any = None
+    has_more: bool = False
+    last_refresh: datetime | None = None
+    is_cached: bool = False
+    cache_target_age: datetime | None = None
+    next_allowed_client_refresh: datetime | None = None
+    resolved_date_range: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+
+def _interval(query: Any) -> str | None:
+    source = query.get("source", query) if isinstance(query, dict) else None
+    interval = source.get("interval") if isinstance(source, dict) else None
+    return interval if isinstance(interval, str) else None
+
+
+def target_age(query: Any) -> timedelta:
+    settings = get_settings()
+    hourly = _interval(query) in ("hour", "minute")
+    return timedelta(seconds=settings.cache_target_age_hourly_s if hourly else settings.cache_target_age_s)
+
+
+def _from_cache(
+    key: str, team: TeamInfo, query: Any, hit: cache.CachedResult, *, is_cached: bool
+) -> Rendered:
+    payload = hit.payload
+    return Rendered(
+        cache_key=key,
+        timezone=team.timezone,
+        result=payload.get("results"),
+        has_more=bool(payload.get("has_more")),
+        last_refresh=hit.last_refresh,
+        is_cached=is_cached,
+        cache_target_age=hit.last_refresh + target_age(query),
+        next_allowed_client_refresh=hit.last_refresh
+        + timedelta(seconds=get_settings().min_refresh_interval_s),
+        resolved_date_range=payload.get("resolved_date_range"),
+    )
+
+
+def cache_key_for(team: TeamInfo, query: Any) -> str:
+    return cache.cache_key(team.id, team.timezone, query)
+
+
+async def render_query(
+    session: AsyncSession,
+    team: TeamInfo,
+    query: Any,
+    mode: RefreshMode,
+    *,
+    prefetched: dict[str, cache.CachedResult] | None = None,
+) -> Rendered:
+    """Render `query` for `team` under `mode`. `prefetched` holds cache rows a caller already read in one
+    statement for many queries (lists, dashboards); without it the row is read here."""
+    key = cache_key_for(team, query)
+    conn = await session.connection()
+    hit = prefetched.get(key) if prefetched is not None else await cache.read(conn, key)
+    started = datetime.now(UTC)
+    if mode is RefreshMode.FORCE_CACHE:
+        return _from_cache(key, team, query, hit, is_cached=True) if hit else Rendered(key, team.timezone)
+    if mode in USE_FRESH_CACHE and hit is not None and started - hit.last_refresh < target_age(query):
+        return _from_cache(key, team, query, hit, is_cached=True)
+    return await _compute(session, team, query, key, started)
+
+
+async def _compute(
+    session: AsyncSession, team: TeamInfo, query: Any, key: str, started: datetime
+) -> Rendered:
+    """Compute under an advisory lock on the cache key: identical computations in any process run once; the
+    ones that waited take the result the first one stored."""
+    settings = get_settings()
+    conn = await session.connection()
+    await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms)
+    try:
+        hit = await cache.read(conn, key)
+        if hit is not None and hit.last_refresh >= started:
+            return _from_cache(key, team, query, hit, is_cached=True)
+        ctx = QueryContext(team_id=team.id, timezone=team.timezone, now=datetime.now(UTC))
+        try:
+            # A savepoint: a failed or cancelled statement must not abort the request's transaction.
+            async with conn.begin_nested():
+                computed = await engine.compute(query, ctx, PostgresBackend(conn))
+        except QueryError as exc:
+            return Rendered(cache_key=key, timezone=team.timezone, error=exc.as_dict())
+        payload = {
+            "results": computed.results,
+            "has_more": computed.has_more,
+            "resolved_date_range": computed.resolved_date_range,
+        }
+        await cache.write(conn, key, team.id, payload, ctx.now)
+        return _from_cache(key, team, query, cache.CachedResult(payload, ctx.now), is_cached=False)
+    finally:
+        await cache.reset_timeout(conn, settings.db_statement_timeout_ms)

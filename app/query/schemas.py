@@ -1,0 +1,43 @@
+"""Payloads of the query endpoint."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "query": {
+                        "kind": "TrendsQuery",
+                        "series": [{"kind": "EventsNode", "event": "$pageview", "math": "total"}],
+                        "interval": "day",
+                        "dateRange": {"date_from": "-7d"},
+                    },
+                    "refresh": "blocking",
+                }
+            ]
+        },
+    )
+
+    query: dict[str, Any] = Field(description="A query node, e.g. a `TrendsQuery` or an `InsightVizNode`.")
+    refresh: str | None = Field(
+        default=None, description="`blocking` (default), `force_blocking`, `force_cache`, … as for insights."
+    )
+
+
+class QueryResponse(BaseModel):
+    results: Any
+    hasMore: bool
+    is_cached: bool
+    last_refresh: datetime | None
+    next_allowed_client_refresh: datetime | None
+    cache_key: str
+    cache_target_age: datetime | None
+    timezone: str
+    resolved_date_range: dict[str, Any] | None
+    query_status: None = None

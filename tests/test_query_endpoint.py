@@ -1,0 +1,27 @@
+"""The query endpoint and the result cache around it (the engine's own numbers are tested elsewhere)."""
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.factories import Actor, make_member
+
+
+async def test_unknown_kind_is_a_400_naming_it(client: httpx.AsyncClient, actor: Actor) -> None:
+    response = await client.post(
+        actor.url("query/"), json={"query": {"kind": "FunnelsQuery", "series": []}}, headers=actor.headers
+    )
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "unsupported_query"
+    assert "FunnelsQuery" in body["detail"]
+
+
+async def test_query_needs_the_query_read_scope(
+    client: httpx.AsyncClient, db: AsyncSession, actor: Actor
+) -> None:
+    reader = await make_member(db, actor.team, scopes=["dashboard:read"])
+    response = await client.post(
+        actor.url("query/"), json={"query": {"kind": "TrendsQuery", "series": []}}, headers=reader.headers
+    )
+    assert response.status_code == 403
+    assert response.json()["detail"] == "API key missing required scope 'query:read'"
