@@ -7,18 +7,15 @@ from datetime import datetime
 from sqlalchemy import (
     Integer,
     Row,
-    ScalarSelect,
     Select,
     bindparam,
-    delete,
     exists,
     func,
-    literal,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager, defer, selectinload
 
@@ -31,6 +28,7 @@ from app.models import (
     TaggedItem,
     User,
 )
+from app.tags import tag_names
 
 
 @dataclass
@@ -50,18 +48,6 @@ class ListFilters:
     search: str | None = None
 
 
-def _tag_names() -> ScalarSelect[list[str]]:
-    """The dashboard's tag names, sorted, as one array column (NULL when it has none)."""
-    return (
-        select(func.array_agg(aggregate_order_by(Tag.name, Tag.name)))
-        .select_from(TaggedItem)
-        .join(Tag, Tag.id == TaggedItem.tag_id)
-        .where(TaggedItem.dashboard_id == Dashboard.id)
-        .correlate(Dashboard)
-        .scalar_subquery()
-    )
-
-
 # One statement per read: the creator, the caller's privilege and last view (outer joins: None when the
 # caller has none) and the tags all come with the dashboard. Built once, with the caller as a parameter:
 # constructing this statement costs more than running it.
@@ -69,7 +55,12 @@ def _build_rows_select() -> Select[Dashboard, int, datetime, list[str]]:
     creator = aliased(User)
     caller = bindparam("caller_id", type_=Integer)
     return (
-        select(Dashboard, DashboardPrivilege.level, DashboardView.viewed_at, _tag_names())
+        select(
+            Dashboard,
+            DashboardPrivilege.level,
+            DashboardView.viewed_at,
+            tag_names(TaggedItem.dashboard_id, Dashboard.id).correlate(Dashboard),
+        )
         .outerjoin(creator, Dashboard.created_by)
         .outerjoin(
             DashboardPrivilege,
@@ -135,6 +126,16 @@ async def get_dashboard(
     return rows[0] if rows else None
 
 
+async def get_dashboards(
+    session: AsyncSession, team_id: int, dashboard_ids: Sequence[int], user_id: int
+) -> list[DashboardRow]:
+    """Several live dashboards of the team, in one statement (e.g. those an insight is put on)."""
+    stmt = _ROWS.where(
+        Dashboard.team_id == team_id, Dashboard.id.in_(list(dashboard_ids)), Dashboard.deleted.is_(False)
+    )
+    return _rows((await session.execute(stmt, {"caller_id": user_id})).all())
+
+
 async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, now: datetime) -> None:
     """`last_accessed_at` of the dashboard and the caller's own `last_viewed_at`, in one statement."""
     touch = (
@@ -155,29 +156,6 @@ async def theme_visible(session: AsyncSession, team_id: int, theme_id: int) -> b
         or_(DataColorTheme.team_id == team_id, DataColorTheme.team_id.is_(None)),
     )
     return (await session.execute(stmt)).first() is not None
-
-
-async def set_tags(session: AsyncSession, team_id: int, dashboard_id: int, names: list[str]) -> None:
-    """Replace a dashboard's tags; tags no longer used anywhere in the team are deleted."""
-    if names:
-        await session.execute(
-            insert(Tag).values([{"team_id": team_id, "name": n} for n in names]).on_conflict_do_nothing()
-        )
-        await session.execute(
-            insert(TaggedItem)
-            .from_select(
-                ["tag_id", "dashboard_id"],
-                select(Tag.id, literal(dashboard_id)).where(Tag.team_id == team_id, Tag.name.in_(names)),
-            )
-            .on_conflict_do_nothing()
-        )
-    stale = select(Tag.id).where(Tag.team_id == team_id, Tag.name.not_in(names))
-    await session.execute(
-        delete(TaggedItem).where(TaggedItem.dashboard_id == dashboard_id, TaggedItem.tag_id.in_(stale))
-    )
-    await session.execute(
-        delete(Tag).where(Tag.team_id == team_id, ~exists().where(TaggedItem.tag_id == Tag.id))
-    )
 
 
 async def get_user_by_uuid(

@@ -30,10 +30,11 @@ from app.dashboards.schemas import (
     RestrictionLevel,
 )
 from app.errors import NotFound, PermissionDenied, ValidationFailed
-from app.models import ADMIN, DashboardPrivilege
+from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
 from app.pagination import Page
 from app.schemas import Paginated, UserBasic
+from app.tags import set_tags
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ async def create_dashboard(
     session.add(dashboard)
     await session.flush()
     if data.tags:
-        await repository.set_tags(session, access.team.id, dashboard.id, data.tags)
+        await set_tags(session, access.team.id, TaggedItem.dashboard_id, dashboard.id, data.tags)
     row = await _get(session, access, dashboard.id, include_deleted=True)
     return to_full(row, access, overrides)
 
@@ -232,7 +233,7 @@ async def update_dashboard(
         d.variables = data.variables
     await session.flush()
     if data.tags is not None:
-        await repository.set_tags(session, access.team.id, d.id, data.tags)
+        await set_tags(session, access.team.id, TaggedItem.dashboard_id, d.id, data.tags)
     row = await _get(session, access, dashboard_id, include_deleted=True)
     return to_full(row, access, overrides)
 

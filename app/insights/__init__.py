@@ -1,0 +1,1 @@
+"""Insights: saved queries, their results (through the query engine) and their dashboard tiles."""

@@ -1,0 +1,133 @@
+"""Every query of the insights resource, tiles included."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, Row, ScalarSelect, Select, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, contains_eager
+
+from app.models import Dashboard, DashboardTile, Insight, TaggedItem, User
+from app.tags import tag_names
+
+
+@dataclass
+class InsightRow:
+    insight: Insight
+    tags: list[str]
+    # Live tiles on live dashboards: {id, dashboard_id, deleted}.
+    tiles: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    short_id: str | None = None
+    created_by: int | None = None
+    saved: bool | None = None
+    favorited: bool | None = None
+    search: str | None = None
+
+
+def _tiles_column() -> ScalarSelect[Any]:
+    """The insight's live tiles on live dashboards, as a JSON array column (NULL when none)."""
+    return (
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_object(
+                        "id", DashboardTile.id, "dashboard_id", DashboardTile.dashboard_id, "deleted", False
+                    ),
+                    DashboardTile.id,
+                )
+            )
+        )
+        .select_from(DashboardTile)
+        .join(Dashboard, Dashboard.id == DashboardTile.dashboard_id)
+        .where(
+            DashboardTile.insight_id == Insight.id,
+            func.coalesce(DashboardTile.deleted, False).is_(False),
+            Dashboard.deleted.is_(False),
+        )
+        .correlate(Insight)
+        .scalar_subquery()
+    )
+
+
+# Built once (see app/dashboards/repository.py): the insight, its creator and last editor, tags and tiles.
+def _build_rows_select() -> Select[Insight, list[str], Any]:
+    creator, editor = aliased(User), aliased(User)
+    return (
+        select(Insight, tag_names(TaggedItem.insight_id, Insight.id).correlate(Insight), _tiles_column())
+        .outerjoin(creator, Insight.created_by_id == creator.id)
+        .outerjoin(editor, Insight.last_modified_by_id == editor.id)
+        .options(
+            contains_eager(Insight.created_by.of_type(creator)),
+            contains_eager(Insight.last_modified_by.of_type(editor)),
+        )
+    )
+
+
+_ROWS = _build_rows_select()
+_ONE = _ROWS.where(
+    Insight.team_id == bindparam("team_id", type_=Integer),
+    Insight.id == bindparam("insight_id", type_=Integer),
+).execution_options(populate_existing=True)
+_ONE_LIVE = _ONE.where(Insight.deleted.is_(False))
+
+
+def _rows(result: Sequence[Row[Insight, list[str] | None, Any]]) -> list[InsightRow]:
+    return [InsightRow(insight=i, tags=tags or [], tiles=tiles or []) for i, tags, tiles in result]
+
+
+async def list_insights(
+    session: AsyncSession, team_id: int, filters: ListFilters, limit: int, offset: int
+) -> tuple[list[InsightRow], int]:
+    conditions = [Insight.team_id == team_id, Insight.deleted.is_(False)]
+    if filters.short_id is not None:
+        conditions.append(Insight.short_id == filters.short_id)
+    if filters.created_by is not None:
+        conditions.append(Insight.created_by_id == filters.created_by)
+    if filters.saved is not None:
+        conditions.append(Insight.saved.is_(filters.saved))
+    if filters.favorited is not None:
+        conditions.append(Insight.favorited.is_(filters.favorited))
+    if filters.search:
+        pattern = "%" + filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(
+                Insight.name.ilike(pattern),
+                Insight.derived_name.ilike(pattern),
+                Insight.description.ilike(pattern),
+            )
+        )
+    count = (await session.execute(select(func.count()).select_from(Insight).where(*conditions))).scalar_one()
+    stmt = _ROWS.where(*conditions).order_by(Insight.last_modified_at.desc(), Insight.id.desc())
+    return _rows((await session.execute(stmt.limit(limit).offset(offset))).all()), count
+
+
+async def get_insight(
+    session: AsyncSession, team_id: int, insight_id: int, *, include_deleted: bool = False
+) -> InsightRow | None:
+    stmt = _ONE if include_deleted else _ONE_LIVE
+    rows = _rows((await session.execute(stmt, {"team_id": team_id, "insight_id": insight_id})).all())
+    return rows[0] if rows else None
+
+
+async def short_id_taken(session: AsyncSession, team_id: int, short_id: str) -> bool:
+    stmt = select(Insight.id).where(Insight.team_id == team_id, Insight.short_id == short_id)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def tiles_of(session: AsyncSession, insight_id: int) -> list[DashboardTile]:
+    """Every tile of the insight, deleted ones included (they are revived rather than duplicated)."""
+    stmt = select(DashboardTile).where(DashboardTile.insight_id == insight_id)
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def set_tiles_deleted(session: AsyncSession, tile_ids: Sequence[int], deleted: bool) -> None:
+    if tile_ids:
+        await session.execute(
+            update(DashboardTile).where(DashboardTile.id.in_(list(tile_ids))).values(deleted=deleted)
+        )
