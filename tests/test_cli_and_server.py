@@ -2,14 +2,9 @@
 server, several workers, no redirects, no secrets in the logs, clean shutdown of the embedded server."""
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,70 +12,19 @@ import psutil
 import pytest
 
 from tests.conftest import FreshDatabases
-
-TILECAST = str(Path(sys.executable).parent / "tilecast")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TILECAST_DATA_DIR")}
-    env.update(extra)
-    return env
-
-
-def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TILECAST, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _server(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
-    log = cwd / f"serve-{port}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [TILECAST, "serve", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/_readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield base, log
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from tests.live import env_without_database, run_cli, serve
 
 
 def test_create_key_prints_the_key_and_reuses_user_and_team(
     fresh_databases: FreshDatabases, tmp_path: Path
 ) -> None:
-    env = _env(DATABASE_URL=fresh_databases.create(migrated=False))
-    plain = _run(["create-key", "--email", "ana@example.com", "--team", "Growth"], env)
+    env = env_without_database(DATABASE_URL=fresh_databases.create(migrated=False))
+    plain = run_cli(["create-key", "--email", "ana@example.com", "--team", "Growth"], env)
     assert plain.returncode == 0, plain.stderr
     lines = plain.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("phx_") and len(lines[0]) >= 4 + 43
 
-    again = _run(
+    again = run_cli(
         [
             "create-key",
             "--email",
@@ -100,20 +44,20 @@ def test_create_key_prints_the_key_and_reuses_user_and_team(
     assert created["project_api_key"].startswith("phc_")
 
     other_team = json.loads(
-        _run(["create-key", "--email", "ana@example.com", "--team", "Ops", "--json"], env).stdout
+        run_cli(["create-key", "--email", "ana@example.com", "--team", "Ops", "--json"], env).stdout
     )
     assert other_team["user_id"] == created["user_id"]
     assert other_team["team_id"] != created["team_id"]
 
-    bad = _run(["create-key", "--email", "ana@example.com", "--scopes", "dashboards:reed"], env)
+    bad = run_cli(["create-key", "--email", "ana@example.com", "--scopes", "dashboards:reed"], env)
     assert bad.returncode != 0 and "invalid scope" in bad.stderr
 
 
 def test_serve_on_postgresql(fresh_databases: FreshDatabases, tmp_path: Path) -> None:
-    env = _env(DATABASE_URL=fresh_databases.create(migrated=False))
-    created = json.loads(_run(["create-key", "--email", "bo@example.com", "--json"], env).stdout)
+    env = env_without_database(DATABASE_URL=fresh_databases.create(migrated=False))
+    created = json.loads(run_cli(["create-key", "--email", "bo@example.com", "--json"], env).stdout)
     key, team = created["key"], created["team_id"]
-    with _server(env, tmp_path) as (base, log):
+    with serve(env, tmp_path) as (base, log):
         with httpx.Client(base_url=base, follow_redirects=False) as http:
             assert http.get("/_health").json() == {"status": "ok"}
             made = http.post(
@@ -136,15 +80,15 @@ def test_serve_on_postgresql(fresh_databases: FreshDatabases, tmp_path: Path) ->
 
 def test_serve_on_the_embedded_server_with_two_workers(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = _env(TILECAST_DATA_DIR=str(data_dir))
-    created = _run(["create-key", "--email", "cy@example.com", "--json"], env, cwd=tmp_path)
+    env = env_without_database(TILECAST_DATA_DIR=str(data_dir))
+    created = run_cli(["create-key", "--email", "cy@example.com", "--json"], env, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     key, team = json.loads(created.stdout)["key"], json.loads(created.stdout)["team_id"]
     pgdata = data_dir / "pgdata"
     # A handle left behind by a killed process must not keep the server alive after we stop.
     (pgdata / ".handle_pids.json").write_text(json.dumps([_dead_pid()]))
 
-    with _server(env, tmp_path, workers=2) as (base, _):
+    with serve(env, tmp_path, workers=2) as (base, _):
         headers = {"Authorization": f"Bearer {key}"}
         for i in range(6):
             r = httpx.post(
@@ -169,5 +113,5 @@ def _dead_pid() -> int:
 
 @pytest.mark.parametrize("args", [["create-key"], ["create-key", "--email", "not-an-email"], ["frobnicate"]])
 def test_cli_rejects_bad_arguments(args: list[str]) -> None:
-    result = _run(args, _env(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+    result = run_cli(args, env_without_database(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
     assert result.returncode != 0
