@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="TILECAST_LOG_LEVEL")
     default_page_size: int = Field(default=100, alias="TILECAST_PAGE_SIZE", ge=1)
     max_page_size: int = Field(default=1000, alias="TILECAST_MAX_PAGE_SIZE", ge=1)
+    # Capture: the request body as received (checked while reading), and the payload once decompressed
+    # (checked while inflating, so a gzip bomb stops at the limit).
+    capture_max_body_bytes: int = Field(
+        default=20 * 1024 * 1024, alias="TILECAST_CAPTURE_MAX_BODY_BYTES", ge=1
+    )
+    capture_max_payload_bytes: int = Field(
+        default=20 * 1024 * 1024, alias="TILECAST_CAPTURE_MAX_PAYLOAD_BYTES", ge=1
+    )
 
     # Insight queries: the statement timeout of one computation, and when a cached result goes stale.
     query_timeout_ms: int = Field(default=60_000, alias="TILECAST_QUERY_TIMEOUT_MS", ge=1)

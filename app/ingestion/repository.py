@@ -1,56 +1,59 @@
-"""Writing events: one statement per request, however many events it carries."""
+"""Writing events: one statement per request finds the team by its project key and inserts every event."""
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Team
-
-# unnest() over parallel arrays inserts every event of a request in one round trip; a uuid already stored
-# for the team (a retried request) is skipped, so retries are idempotent.
-_INSERT = text(
+# The team lookup and the insert travel together: a request costs one round trip, however many events it
+# carries (unnest() over parallel arrays). An unknown key selects no team, so nothing is inserted and the
+# statement returns no row. A uuid already stored for the team (a retried request) is skipped, which makes
+# retries idempotent.
+_CAPTURE = text(
     """
-    INSERT INTO events (team_id, uuid, event, distinct_id, timestamp, properties)
-    SELECT :team_id, u, e, d, t, CAST(p AS jsonb)
-    FROM unnest(
-        CAST(:uuids AS uuid[]), CAST(:events AS text[]), CAST(:distinct_ids AS text[]),
-        CAST(:timestamps AS timestamptz[]), CAST(:properties AS text[])
-    ) AS rows(u, e, d, t, p)
-    ON CONFLICT (team_id, uuid) DO NOTHING
+    WITH t AS (SELECT id FROM team WHERE api_token = :token),
+    inserted AS (
+        INSERT INTO events (team_id, uuid, event, distinct_id, timestamp, properties)
+        SELECT t.id, rows.u, rows.e, rows.d, rows.ts, CAST(rows.p AS jsonb)
+        FROM t, unnest(
+            CAST(:uuids AS uuid[]), CAST(:events AS text[]), CAST(:distinct_ids AS text[]),
+            CAST(:timestamps AS timestamptz[]), CAST(:properties AS text[])
+        ) AS rows(u, e, d, ts, p)
+        ON CONFLICT (team_id, uuid) DO NOTHING
+    )
+    SELECT id FROM t
     """
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     uuid: UUID
     event: str
     distinct_id: str
     timestamp: datetime
-    properties: dict[str, Any]
+    # Already serialised JSON, cleaned of what jsonb refuses (NUL, lone surrogates).
+    properties_json: str
 
 
-async def get_team_by_token(session: AsyncSession, token: str) -> Team | None:
-    return (await session.execute(select(Team).where(Team.api_token == token))).scalar_one_or_none()
-
-
-async def insert_events(session: AsyncSession, team_id: int, events: Sequence[NewEvent]) -> None:
-    if not events:
-        return
-    await session.execute(
-        _INSERT,
+async def insert_events_for_token(
+    session: AsyncSession, token: str, events: Sequence[NewEvent]
+) -> int | None:
+    """Store `events` for the team whose project API key is `token`; that team's id, or None if no team
+    has this key (then nothing was stored)."""
+    result = await session.execute(
+        _CAPTURE,
         {
-            "team_id": team_id,
+            "token": token,
             "uuids": [e.uuid for e in events],
             "events": [e.event for e in events],
             "distinct_ids": [e.distinct_id for e in events],
             "timestamps": [e.timestamp for e in events],
-            "properties": [json.dumps(e.properties, separators=(",", ":")) for e in events],
+            "properties": [e.properties_json for e in events],
         },
     )
+    team_id: int | None = result.scalar_one_or_none()
+    return team_id

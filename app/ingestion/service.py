@@ -1,130 +1,294 @@
-"""Decoding capture payloads and turning raw events into rows (capture-and-trends.md §A)."""
+"""Capture: from a request to stored events, following PostHog's capture (capture-and-trends.md §A), except
+that the project key is checked at once (DESIGN.md): an unknown key is a 401, not a silent drop."""
 
-import gzip
 import json
+import os
+import re
+import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.ingestion import repository
+from app.ingestion.decoding import RawRequest, decode_payload, parse_json, read_body
+from app.ingestion.errors import CaptureError
 from app.ingestion.repository import NewEvent
+from app.ingestion.timestamps import event_time, parse_timestamp, rfc3339, sent_at_from_query
 
+__all__ = ["CaptureError", "CaptureInput", "CaptureOutcome", "capture"]
 
-class CaptureError(Exception):
-    """A request capture refuses: status and a plain-text message, as PostHog's capture answers."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-
-
-FUTURE_CLAMP = timedelta(hours=23)
+MAX_EVENT_NAME = 400  # the column's length
 MAX_DISTINCT_ID = 200
+MAX_TOKEN = 64
+DROPPED_EVENTS = frozenset({"$performance_event"})
+
+# jsonb refuses NUL and lone surrogates, which JSON can only carry as `\u` escapes: a payload whose text
+# has none of these escapes needs no cleaning (the common case, checked in one scan).
+_SUSPICIOUS_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_REFUSED_CHARS = re.compile("[\x00\ud800-\udfff]")
+_encode_properties = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_encode_distinct_id = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
-def decode_body(body: bytes, compression: str | None) -> Any:
-    if compression in ("gzip", "gzip-js") or body[:3] == b"\x1f\x8b\x08":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError) as exc:
-            raise CaptureError(400, "failed to decompress request body") from exc
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise CaptureError(400, f"failed to parse request: {exc}") from exc
+@dataclass(frozen=True)
+class CaptureInput:
+    """One capture request as received: the body is read (within the limit) by `capture`."""
+
+    path: str
+    query: Mapping[str, str]
+    content_type: str | None
+    content_encoding: str | None
+    content_length: str | None
+    body: AsyncIterable[bytes]
+    client_ip: str | None = None
 
 
-def _parse_timestamp(raw: Any) -> datetime | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+@dataclass(frozen=True)
+class CaptureOutcome:
+    team_id: int
+    stored: int  # events sent to the database (duplicates of stored uuids are then skipped)
+    beacon: bool
 
 
-def event_timestamp(raw: dict[str, Any], now: datetime) -> datetime:
-    ts = _parse_timestamp(raw.get("timestamp")) or now
-    if ts - now > FUTURE_CLAMP:
-        ts = now
-    return ts
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _REFUSED_CHARS.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_REFUSED_CHARS.sub("\ufffd", k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
-def _distinct_id(raw: dict[str, Any]) -> str:
-    value = raw.get("distinct_id", raw.get("$distinct_id"))
-    if value is None:
-        value = (raw.get("properties") or {}).get("distinct_id")
-    if value is None or value == "":
-        raise CaptureError(400, "event submitted without a distinct_id")
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return text[:MAX_DISTINCT_ID]
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUIDv7, as PostHog's capture generates for events sent without a uuid."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
+    return uuid.UUID(int=value)
 
 
-def to_event(raw: Any, now: datetime) -> NewEvent:
-    if not isinstance(raw, dict):
-        raise CaptureError(400, "failed to parse request: an event must be an object")
-    name = raw.get("event")
-    if not isinstance(name, str) or not name:
-        raise CaptureError(400, "event submitted with an empty event name")
-    properties = raw.get("properties") or {}
-    if not isinstance(properties, dict):
-        raise CaptureError(400, "failed to parse request: properties must be an object")
-    raw_uuid = raw.get("uuid")
-    try:
-        event_uuid = uuid.UUID(raw_uuid) if raw_uuid else uuid.uuid4()
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise CaptureError(400, "failed to parse request: invalid uuid") from exc
-    return NewEvent(
-        uuid=event_uuid,
-        event=name[:400],
-        distinct_id=_distinct_id(raw),
-        timestamp=event_timestamp(raw, now),
-        properties=properties,
-    )
-
-
-def split_payload(payload: Any) -> tuple[str | None, list[Any]]:
-    """The envelope's token (if any) and the raw events: an array, a `batch` envelope, or one event."""
+def split_payload(payload: Any) -> tuple[bool, Any, list[Any]]:
+    """(is an envelope, the envelope's token, the raw events): an array, a `batch` envelope, or one event."""
     if isinstance(payload, list):
-        return None, payload
+        return False, None, payload
     if isinstance(payload, dict):
-        if isinstance(payload.get("batch"), list):
-            token = payload.get("api_key") or payload.get("token")
-            return (token if isinstance(token, str) else None), payload["batch"]
-        return None, [payload]
-    raise CaptureError(400, "failed to parse request: expected an event, an array or a batch")
+        if "batch" in payload:
+            batch = payload["batch"]
+            if not isinstance(batch, list):
+                raise CaptureError(400, "failed to parse request: batch must be an array of events")
+            token = payload.get("token")
+            if token is None:
+                token = payload.get("api_key")
+            return True, token, batch
+        return False, None, [payload]
+    raise CaptureError(400, "failed to parse request: expected an event, an array of events or a batch")
 
 
-def _event_token(raw: Any) -> str | None:
-    if not isinstance(raw, dict):
-        return None
-    for value in (raw.get("api_key"), raw.get("token"), raw.get("$token")):
-        if isinstance(value, str) and value:
+def _event_token(raw: dict[str, Any]) -> str | None:
+    for key in ("token", "$token", "api_key"):
+        value = raw.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise CaptureError(400, f"failed to parse request: {key} must be a string")
             return value
     properties = raw.get("properties")
     token = properties.get("token") if isinstance(properties, dict) else None
-    return token if isinstance(token, str) and token else None
+    return token if isinstance(token, str) else None
 
 
-async def capture(session: AsyncSession, payload: Any, now: datetime) -> int:
-    """Store the payload's events for the team its project key names; returns how many were given."""
-    token, raws = split_payload(payload)
-    if not raws:
-        raise CaptureError(400, "request holds no event")
-    if token is None:
-        tokens = {t for t in (_event_token(r) for r in raws) if t}
+def resolve_token(envelope_token: Any, raws: list[dict[str, Any]]) -> str:
+    """The envelope's token wins; otherwise the events must name exactly one token between them."""
+    if envelope_token is not None:
+        if not isinstance(envelope_token, str):
+            raise CaptureError(400, "failed to parse request: api_key must be a string")
+        token = envelope_token
+    else:
+        tokens = {t for t in map(_event_token, raws) if t is not None}
         if not tokens:
             raise CaptureError(401, "event submitted without an api_key")
         if len(tokens) > 1:
             raise CaptureError(401, "batch submitted with inconsistent api_key values")
-        token = tokens.pop()
-    team = await repository.get_team_by_token(session, token)
-    if team is None:
-        raise CaptureError(401, "API key is not valid: unknown project API key")
-    events = [to_event(raw, now) for raw in raws]
-    await repository.insert_events(session, team.id, events)
-    return len(events)
+        (token,) = tokens
+    reason = _token_problem(token)
+    if reason:
+        raise CaptureError(401, f"API key is not valid: {reason}")
+    return token
+
+
+def _token_problem(token: str) -> str | None:
+    if not token:
+        return "empty"
+    if len(token) > MAX_TOKEN:
+        return "too_long"
+    if not token.isascii():
+        return "not_ascii"
+    if "\x00" in token:
+        return "null_byte"
+    if token.startswith("phx_"):
+        return "personal_api_key"
+    return None
+
+
+def _distinct_id(raw: dict[str, Any], properties: dict[str, Any]) -> str:
+    value = raw.get("distinct_id")
+    if value is None:
+        value = raw.get("$distinct_id")
+    if value is None:
+        value = properties.get("distinct_id")
+    if value is None:
+        raise CaptureError(400, "event submitted without a distinct_id")
+    text = value if isinstance(value, str) else _encode_distinct_id(value)
+    if not text:
+        raise CaptureError(400, "event submitted without a distinct_id")
+    # Cleaned already when the payload carried a NUL escape; the check keeps the rule local and explicit.
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text[:MAX_DISTINCT_ID]
+
+
+def _event_uuid(raw: dict[str, Any]) -> uuid.UUID:
+    value = raw.get("uuid")
+    if value is None or value == "":
+        return uuid7()
+    if not isinstance(value, str):
+        raise CaptureError(400, "failed to parse request: uuid must be a string")
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise CaptureError(400, f"failed to parse request: invalid uuid {value[:64]!r}") from exc
+
+
+def _integer(raw: Any, name: str) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise CaptureError(400, f"failed to parse request: {name} must be an integer number of milliseconds")
+    if isinstance(raw, float):
+        if raw != raw or raw in (float("inf"), float("-inf")):
+            raise CaptureError(400, f"failed to parse request: {name} must be a finite number")
+        return int(raw)
+    return raw
+
+
+def to_event(
+    raw: Any, sent_at: datetime | None, sent_at_text: str | None, now: datetime, client_ip: str | None
+) -> NewEvent | None:
+    """One stored row from one raw event, or None for events capture drops (`$performance_event`)."""
+    if not isinstance(raw, dict):
+        raise CaptureError(400, "failed to parse request: an event must be an object")
+    name = raw.get("event")
+    if name is None or name == "":
+        raise CaptureError(400, "event submitted with an empty event name")
+    if not isinstance(name, str):
+        raise CaptureError(400, "failed to parse request: event must be a string")
+    if name in DROPPED_EVENTS:
+        return None
+    properties = raw.get("properties")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        raise CaptureError(400, "failed to parse request: properties must be an object")
+
+    distinct_id = _distinct_id(raw, properties)
+    event_uuid = _event_uuid(raw)
+
+    cookieless = properties.get("$cookieless_mode")
+    if cookieless is not None and not isinstance(cookieless, bool):
+        raise CaptureError(400, "event submitted with invalid cookieless mode")
+
+    # Top-level `$set`/`$set_once` are merged into the properties' own, their keys winning (PostHog's
+    # ingestion does the same before storing).
+    for key in ("$set", "$set_once"):
+        top = raw.get(key)
+        if top is None:
+            continue
+        if not isinstance(top, dict):
+            raise CaptureError(400, f"failed to parse request: {key} must be an object")
+        existing = properties.get(key)
+        properties[key] = {**existing, **top} if isinstance(existing, dict) else top
+
+    clock_skew = raw.get("$clock_skew")
+    if "$clock_skew" in properties:
+        skew_in_properties = properties.pop("$clock_skew")
+        clock_skew = skew_in_properties if clock_skew is None else clock_skew
+    timestamp = event_time(
+        parse_timestamp(raw.get("timestamp")),
+        _integer(raw.get("offset"), "offset"),
+        sent_at,
+        now,
+        ignore_sent_at=properties.get("$ignore_sent_at") is True,
+        clock_skew_ms=_integer(clock_skew, "$clock_skew"),
+    )
+
+    if sent_at_text is not None:
+        properties["$sent_at"] = sent_at_text
+    if client_ip is not None and "$ip" not in properties:
+        properties["$ip"] = "127.0.0.1" if "capture_internal" in properties else client_ip
+    try:
+        properties_json = _encode_properties(properties)
+    except ValueError as exc:  # a number too large for a double became infinity
+        raise CaptureError(400, f"failed to parse request: {exc}") from exc
+    return NewEvent(
+        uuid=event_uuid,
+        event=name[:MAX_EVENT_NAME],
+        distinct_id=distinct_id,
+        timestamp=timestamp,
+        properties_json=properties_json,
+    )
+
+
+def build_events(
+    payload: Any, query: Mapping[str, str], now: datetime, client_ip: str | None
+) -> tuple[str, list[NewEvent]]:
+    """The request's project key and its rows, or a CaptureError (400/401) for the whole request."""
+    is_envelope, envelope_token, raws = split_payload(payload)
+    if not raws:
+        raise CaptureError(400, "request holds no event")
+    # A malformed event fails the parse (400) before any question of keys, as in PostHog.
+    if not all(isinstance(raw, dict) for raw in raws):
+        raise CaptureError(400, "failed to parse request: an event must be an object")
+    token = resolve_token(envelope_token, raws)
+    if is_envelope:
+        sent_at = parse_timestamp(payload.get("sent_at"))
+    else:
+        sent_at = sent_at_from_query(query.get("_") or query.get("sent_at"))
+    sent_at_text = rfc3339(sent_at) if sent_at is not None else None
+    events = [to_event(raw, sent_at, sent_at_text, now, client_ip) for raw in raws]
+    return token, [e for e in events if e is not None]
+
+
+async def capture(
+    session: AsyncSession, request: CaptureInput, settings: Settings, now: datetime | None = None
+) -> CaptureOutcome:
+    """Decode the request, check its project key and store its events in one statement.
+
+    `now` is the receive time every event time is computed from (injectable for tests)."""
+    now = now or datetime.now(UTC)
+    body = await read_body(request.body, request.content_length, settings.capture_max_body_bytes)
+    raw = decode_payload(
+        RawRequest(request.path, request.query, request.content_type, request.content_encoding, body),
+        settings.capture_max_payload_bytes,
+    )
+    payload, text = parse_json(raw)
+    del body, raw
+    if "\\u" in text and _SUSPICIOUS_ESCAPE.search(text):
+        try:
+            payload = _clean(payload)
+        except RecursionError as exc:
+            raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
+    del text
+    try:
+        token, events = build_events(payload, request.query, now, request.client_ip)
+    except RecursionError as exc:
+        raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
+    team_id = await repository.insert_events_for_token(session, token, events)
+    if team_id is None:
+        raise CaptureError(401, "API key is not valid: no project has this API key")
+    return CaptureOutcome(team_id=team_id, stored=len(events), beacon=request.query.get("beacon") == "1")

@@ -1,0 +1,172 @@
+"""From request bytes to a JSON payload, in the order PostHog's capture decodes (capture-and-trends.md §A.3):
+query `data` or body, form field, base64, gzip (by hint or magic bytes), UTF-8, JSON."""
+
+import base64
+import binascii
+import json
+import re
+import zlib
+from collections.abc import AsyncIterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from app.ingestion.errors import CaptureError
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+_GZIP_HINTS = frozenset({"gzip", "gzip-js"})
+_LZ_HINTS = frozenset({"lz64", "lz-string"})
+_BASE64_HINTS = frozenset({"base64", "b64"})
+_FORM_PREFIXES = (b"data=", b"ver=", b"_=", b"ip=", b"compression=")
+_BASE64_ALPHABET = re.compile(rb"[A-Za-z0-9+/=]*")
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# A posthog-js form carries a handful of fields; anything beyond this is not a capture form.
+_MAX_FORM_FIELDS = 32
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """What capture needs from an HTTP request, independent of the web framework."""
+
+    path: str
+    query: Mapping[str, str]
+    content_type: str | None
+    content_encoding: str | None
+    body: bytes
+
+
+class PayloadTooLarge(CaptureError):
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(413, f"maximum event size exceeded: {what} is larger than {limit} bytes")
+
+
+async def read_body(chunks: AsyncIterable[bytes], declared_length: str | None, limit: int) -> bytes:
+    """The whole body, refusing as soon as it is known to exceed `limit` (never buffering more)."""
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
+        raise PayloadTooLarge("request body", limit)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge("request body", limit)
+    return bytes(body)
+
+
+def looks_like_base64(data: bytes) -> bool:
+    """PostHog's test: the first 128 bytes are in the base64 alphabet and the length is a multiple of 4."""
+    return bool(data) and len(data) % 4 == 0 and _BASE64_ALPHABET.fullmatch(data[:128]) is not None
+
+
+def _b64decode_or_keep(data: bytes) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        return data
+
+
+def _hint(value: str | None) -> str | None:
+    return value.strip().lower() if value else None
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _repair_form_data(value: str) -> bytes:
+    # Older posthog-js put base64 in the form without escaping '+', which url-decoding turned into ' '.
+    data = value.encode("utf-8", "surrogatepass")
+    repaired = data.replace(b" ", b"+")
+    return repaired if looks_like_base64(repaired) else data
+
+
+def _parse_form(body: bytes) -> dict[str, str]:
+    try:
+        fields = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=_MAX_FORM_FIELDS,
+            encoding="utf-8",
+            errors="strict",
+        )
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise CaptureError(400, "expected form data with a data field") from exc
+    return dict(fields)
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Inflate one or more gzip members, stopping with 413 as soon as the output passes `limit`."""
+    out = bytearray()
+    remaining = data
+    try:
+        while remaining:
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out += inflater.decompress(remaining, limit + 1 - len(out))
+            if len(out) > limit or inflater.unconsumed_tail:
+                raise PayloadTooLarge("decompressed payload", limit)
+            if not inflater.eof:
+                raise CaptureError(400, "failed to decompress request body: truncated gzip data")
+            remaining = inflater.unused_data
+    except zlib.error as exc:
+        raise CaptureError(400, f"failed to decompress request body: {exc}") from exc
+    return bytes(out)
+
+
+def decode_payload(request: RawRequest, limit: int) -> bytes:
+    """The JSON bytes a request carries, however it was wrapped."""
+    query_data = request.query.get("data")
+    hint = _hint(request.query.get("compression"))
+    from_form = False
+    if query_data:
+        raw = _repair_form_data(query_data)
+        from_form = True
+    else:
+        raw = request.body
+        if not raw:
+            raise CaptureError(400, "request missing data payload")
+        if _media_type(request.content_type) == FORM_CONTENT_TYPE or raw.startswith(b"data="):
+            fields = _parse_form(raw)
+            data = fields.get("data")
+            if not data:
+                raise CaptureError(400, "expected form data with a data field")
+            hint = hint or _hint(fields.get("compression"))
+            raw = _repair_form_data(data)
+            from_form = True
+    hint = hint or _hint(request.content_encoding)
+
+    if hint not in _LZ_HINTS and (from_form or not raw.startswith(_FORM_PREFIXES)) and looks_like_base64(raw):
+        raw = _b64decode_or_keep(raw)
+    elif hint in _BASE64_HINTS:
+        raw = _b64decode_or_keep(raw)
+
+    if hint in _GZIP_HINTS or raw.startswith(GZIP_MAGIC):
+        raw = gunzip(raw, limit)
+    elif hint in _LZ_HINTS:
+        raise CaptureError(400, "lz-string compression is not supported: send gzip or plain JSON")
+    elif len(raw) > limit:
+        raise PayloadTooLarge("decoded payload", limit)
+
+    # The legacy endpoints (not /i/v0/e/ nor /batch/) accept base64 once more after decompression.
+    if request.path.rstrip("/") in ("/e", "/capture") and looks_like_base64(raw):
+        raw = _b64decode_or_keep(raw)
+    return raw
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON, and PostgreSQL's jsonb refuses them.
+    raise _NonFiniteNumber(f"{name} is not a valid JSON value")
+
+
+def parse_json(raw: bytes) -> tuple[Any, str]:
+    """The parsed payload, and its text (kept for a cheap scan for characters jsonb refuses)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CaptureError(400, "failed to parse request: payload is not valid UTF-8") from exc
+    try:
+        return json.loads(text, parse_constant=_refuse_constant), text
+    except (ValueError, RecursionError) as exc:
+        raise CaptureError(400, f"failed to parse request: {exc}") from exc

@@ -1,0 +1,136 @@
+"""Event time: parsing client timestamps and PostHog's clock-skew formula (capture-and-trends.md §A.6)."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+FUTURE_CLAMP = timedelta(hours=23)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# `_` values before this decode to 2020 or earlier: they were seconds, not milliseconds; PostHog drops them.
+_MIN_SENT_AT_MS = int(datetime(2021, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+_EPOCH_SECONDS = re.compile(r"\d{1,11}(?:\.\d+)?")
+_EPOCH_MILLIS = re.compile(r"\d{12,16}")
+_SLASHED = re.compile(r"(\d{1,4})/(\d{1,2})/(\d{1,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _from_epoch(seconds: float) -> datetime | None:
+    try:
+        return EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
+def _slashed(text: str) -> datetime | None:
+    match = _SLASHED.fullmatch(text)
+    if not match:
+        return None
+    a, b, c, hour, minute, second = match.groups()
+    # `2023/01/31` (year first) or `01/31/2023` (US month/day/year), as the permissive parser reads them.
+    year, month, day = (int(a), int(b), int(c)) if len(a) == 4 else (int(c), int(a), int(b))
+    if len(str(year)) != 4:
+        return None
+    try:
+        return datetime(year, month, day, int(hour or 0), int(minute or 0), int(second or 0), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def parse_timestamp(raw: object) -> datetime | None:
+    """A client timestamp, or None when PostHog would find it unparseable (then the event time is `now`).
+
+    RFC 3339 (also with a bare `+03` zone), ISO dates and date-times without zone (UTC), `2023/01/31`,
+    `01/31/2023`, RFC 2822, and epochs in seconds (up to 11 digits, optional fraction) or milliseconds.
+    """
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        return None
+    if isinstance(raw, int | float):
+        # Not PostHog (its timestamp is a string): a bare number is read as the epoch it most likely is.
+        raw = repr(raw) if isinstance(raw, float) else str(raw)
+    text = raw.strip()
+    if not text:
+        return None
+    if _EPOCH_SECONDS.fullmatch(text):
+        return _from_epoch(float(text))
+    if _EPOCH_MILLIS.fullmatch(text):
+        return _from_epoch(int(text) / 1000)
+    iso = text[:10] + "T" + text[11:] if len(text) > 10 and text[10] == "t" else text
+    if iso[-1] in "zZ":
+        iso = iso[:-1] + "+00:00"
+    try:
+        return _utc(datetime.fromisoformat(iso))
+    except ValueError:
+        pass
+    if parsed := _slashed(text):
+        return parsed
+    try:
+        return _utc(parsedate_to_datetime(text))
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+def sent_at_from_query(value: str | None) -> datetime | None:
+    """The `_` query parameter: integer milliseconds; seconds-sized values (year <= 2020) are ignored."""
+    if not value or not value.isdigit() or len(value) > 16:
+        return None
+    millis = int(value)
+    if millis < _MIN_SENT_AT_MS:
+        return None
+    return _from_epoch(millis / 1000)
+
+
+def _shift(base: datetime, delta: timedelta) -> datetime:
+    """`base + delta`, saturating the way the formula's range checks do: past year 9999 counts as the far
+    future (clamped to now by the caller); before year 1 as out of range (1970)."""
+    try:
+        return base + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if delta > timedelta(0) else EPOCH
+
+
+def _millis(value: int) -> timedelta:
+    try:
+        return timedelta(milliseconds=value)
+    except OverflowError:
+        return timedelta.max if value > 0 else timedelta.min
+
+
+def event_time(
+    timestamp: datetime | None,
+    offset_ms: int | None,
+    sent_at: datetime | None,
+    now: datetime,
+    *,
+    ignore_sent_at: bool = False,
+    clock_skew_ms: int | None = None,
+) -> datetime:
+    """PostHog's rule: `now + (timestamp - sent_at)`, or the timestamp as is without `sent_at`; `offset`
+    overrides both; `$clock_skew` is added; more than 23 h ahead of now is now."""
+    effective_sent_at = None if ignore_sent_at else sent_at
+    ts = now
+    if timestamp is not None:
+        ts = _shift(now, timestamp - effective_sent_at) if effective_sent_at is not None else timestamp
+    if offset_ms is not None:
+        ts = _shift(now, _millis(-offset_ms))
+    if clock_skew_ms is not None:
+        ts = _shift(ts, _millis(clock_skew_ms))
+    if ts - now > FUTURE_CLAMP:
+        ts = now
+    return ts
+
+
+def rfc3339(value: datetime) -> str:
+    """UTC with `Z` and as many fractional digits as needed (0, 3 or 6), like PostHog's capture."""
+    value = value.astimezone(UTC)
+    micros = value.microsecond
+    if micros == 0:
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    elif micros % 1000 == 0:
+        text = value.strftime("%Y-%m-%dT%H:%M:%S") + f".{micros // 1000:03d}"
+    else:
+        text = value.strftime("%Y-%m-%dT%H:%M:%S") + f".{micros:06d}"
+    return text + "Z"
