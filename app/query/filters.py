@@ -1,0 +1,97 @@
+"""Event property filters and AND/OR groups as SQL conditions on `events.properties` (B.1 operators).
+
+Every key, value and pattern is a bound parameter. A property is read as text (`properties ->> key`): JSON
+strings as they are, numbers and booleans as their JSON text, JSON null and a missing key as NULL. As in
+HogQL, a negative operator (`is_not`, `not_icontains`, `not_regex`) matches events without the property,
+and a positive one does not.
+"""
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, and_, case, cast, false, func, literal, not_, or_, true
+
+from app.models import Event
+from app.query.schema import PropertyFilter, PropertyGroupFilter, PropertyNode, as_number
+
+EVENTS = Event.__table__
+# A number as PostHog's toFloat reads it from a string; the digit limits keep every match inside float8's
+# range, so the cast that follows can never fail.
+NUMERIC_PATTERN = r"^\s*[-+]?([0-9]{1,200}(\.[0-9]{0,200})?|\.[0-9]{1,200})([eE][-+]?[0-9]{1,2})?\s*$"
+
+
+def property_text(key: str) -> ColumnElement[str]:
+    text: ColumnElement[str] = EVENTS.c.properties[key].astext
+    return text
+
+
+def as_float(text: ColumnElement[str]) -> ColumnElement[float]:
+    """The property as a float8, or NULL when it is not a number (such events are left out of math)."""
+    return case((text.regexp_match(literal(NUMERIC_PATTERN)), cast(text, Float)), else_=None)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _equals(text: ColumnElement[str], value: Any) -> ColumnElement[bool]:
+    """`exact` for one value: text equality, and for a number also numeric equality (10 matches 10.0)."""
+    same_text = text == literal(_scalar_text(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # coalesce: a non-numeric property must not turn the whole condition NULL (and its negation too)
+        return or_(same_text, func.coalesce(as_float(text) == literal(float(value), Float), false()))
+    return same_text
+
+
+def _positive(text: ColumnElement[str], operator: str, value: Any) -> ColumnElement[bool]:
+    if operator == "exact":
+        return _equals(text, value)
+    if operator == "icontains":
+        return func.strpos(func.lower(text), func.lower(literal(_scalar_text(value)))) > 0
+    return text.regexp_match(literal(_scalar_text(value)))  # regex
+
+
+_NEGATED = {"is_not": "exact", "not_icontains": "icontains", "not_regex": "regex"}
+_COMPARISONS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
+
+
+def property_condition(node: PropertyFilter) -> ColumnElement[bool]:
+    key: str = node.key
+    operator = node.operator or "exact"
+    text = property_text(key)
+    if operator == "is_set":
+        return text.is_not(None)
+    if operator == "is_not_set":
+        return text.is_(None)
+    if operator in _COMPARISONS:
+        bound = literal(as_number(node.value, key), Float)
+        condition: ColumnElement[bool] = getattr(as_float(text), _COMPARISONS[operator])(bound)
+        return condition
+    values = node.value if isinstance(node.value, list) else [node.value]
+    positive = _NEGATED.get(operator, operator)
+    matches = [_positive(text, positive, value) for value in values]
+    if operator in _NEGATED:
+        # None of the values matches: missing properties included.
+        return or_(text.is_(None), not_(or_(false(), *matches)))
+    return or_(false(), *matches)
+
+
+def node_condition(node: PropertyGroupFilter | PropertyFilter) -> ColumnElement[bool]:
+    if isinstance(node, PropertyGroupFilter):
+        children = [node_condition(child) for child in node.values]
+        if not children:
+            return true()
+        return and_(*children) if node.type == "AND" else or_(*children)
+    return property_condition(node)
+
+
+def properties_condition(
+    properties: list[PropertyNode] | PropertyGroupFilter | None,
+) -> ColumnElement[bool]:
+    """A filter list (ANDed) or a group, as one condition; `true` when there is nothing to filter."""
+    if properties is None:
+        return true()
+    if isinstance(properties, PropertyGroupFilter):
+        return node_condition(properties)
+    return and_(true(), *(node_condition(node) for node in properties))

@@ -1,0 +1,370 @@
+"""PostHog's query schema (posthog/schema.py), as far as the engine implements it.
+
+Parsing has two steps. Pydantic checks the shape: a wrong type or a missing field is `InvalidQuery`. Then
+`check_supported` walks the parsed query: a kind, a value or a field that would change the numbers and that
+the engine does not implement is `UnsupportedQuery` naming it, never silently ignored. Keys that only
+affect how a result is drawn are accepted; unknown keys are accepted only in the containers that exist for
+drawing (`InsightVizNode`, `trendsFilter`) and refused everywhere else, since there they may well change the
+numbers.
+"""
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
+
+from app.query.base import InvalidQuery, UnsupportedQuery
+
+Interval = Literal["minute", "hour", "day", "week", "month"]
+
+BASE_MATH = frozenset({"total", "dau", "weekly_active", "monthly_active", "unique_session"})
+# Property math: aggregate of `properties[math_property]` cast to float.
+PROPERTY_MATH = {
+    "sum": None,
+    "avg": None,
+    "min": None,
+    "max": None,
+    "median": 0.5,
+    "p75": 0.75,
+    "p90": 0.9,
+    "p95": 0.95,
+    "p99": 0.99,
+}
+SUPPORTED_MATH = BASE_MATH | PROPERTY_MATH.keys()
+
+TIME_SERIES_DISPLAYS = frozenset(
+    {
+        "ActionsLineGraph",
+        "ActionsBar",
+        "ActionsUnstackedBar",
+        "ActionsStackedBar",
+        "ActionsAreaGraph",
+        "ActionsLineGraphCumulative",
+    }
+)
+TOTAL_VALUE_DISPLAYS = frozenset({"BoldNumber", "ActionsPie", "ActionsBarValue", "ActionsTable", "WorldMap"})
+
+SUPPORTED_OPERATORS = frozenset(
+    {
+        "exact",
+        "is_not",
+        "icontains",
+        "not_icontains",
+        "regex",
+        "not_regex",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "is_set",
+        "is_not_set",
+    }
+)
+
+# PostHog's other entity kinds: refused as unsupported (anything else is not a PostHog series at all).
+KNOWN_SERIES_KINDS = frozenset({"ActionsNode", "DataWarehouseNode", "GroupNode"})
+
+
+class _Node(BaseModel):
+    """Every model keeps unknown keys (`model_extra`) so that `check_supported` can name them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class PropertyFilter(_Node):
+    """One property filter of any PostHog type; only `event` ones are implemented."""
+
+    type: str | None = "event"
+    key: Any = None
+    operator: str | None = None
+    value: Any = None
+
+
+class PropertyGroupFilter(_Node):
+    type: Literal["AND", "OR"]
+    values: list["PropertyNode"]
+
+
+def _property_node_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "group" if kind in ("AND", "OR") else "filter"
+
+
+PropertyNode = Annotated[
+    Annotated[PropertyGroupFilter, Tag("group")] | Annotated[PropertyFilter, Tag("filter")],
+    Discriminator(_property_node_tag),
+]
+PropertyGroupFilter.model_rebuild()
+
+
+class DateRange(_Node):
+    date_from: str | None = None
+    date_to: str | None = None
+    explicitDate: bool | None = None
+    excludeIncompletePeriods: bool | None = None
+
+
+class EventsNode(_Node):
+    kind: Literal["EventsNode"]
+    event: str | None = None
+    name: str | None = None
+    custom_name: str | None = None
+    math: str | None = None
+    math_property: str | None = None
+    math_property_type: str | None = None
+    math_hogql: str | None = None
+    math_group_type_index: int | None = None
+    math_multiplier: float | None = None
+    math_property_revenue_currency: Any = None
+    properties: list[PropertyNode] | None = None
+    fixedProperties: list[PropertyNode] | None = None
+
+
+class OtherSeriesNode(_Node):
+    """A series of another kind (ActionsNode, GroupNode, …): parsed only to be refused by name."""
+
+    kind: str
+
+
+def _series_tag(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return "EventsNode" if kind == "EventsNode" else "node"
+
+
+SeriesNode = Annotated[
+    Annotated[EventsNode, Tag("EventsNode")] | Annotated[OtherSeriesNode, Tag("node")],
+    Discriminator(_series_tag),
+]
+
+
+class TrendsFilter(_Node):
+    display: str | None = None
+    smoothingIntervals: int | None = None
+    formula: str | None = None
+    formulas: list[str] | None = None
+    formulaNodes: list[Any] | None = None
+    breakdown_histogram_bin_count: int | None = None
+
+
+class BreakdownFilter(_Node):
+    breakdown: str | int | list[str | int] | None = None
+    breakdown_type: str | None = None
+    breakdown_limit: int | None = None
+    breakdown_normalize_url: bool | None = None
+    breakdown_hide_other_aggregation: bool | None = None
+    breakdown_histogram_bin_count: int | None = None
+    breakdown_group_type_index: int | None = None
+    breakdowns: list[Any] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return (self.breakdown is not None and self.breakdown != "") or bool(self.breakdowns)
+
+
+class CompareFilter(_Node):
+    compare: bool | None = None
+    compare_to: str | None = None
+
+
+class TrendsQuery(_Node):
+    kind: Literal["TrendsQuery"]
+    series: list[SeriesNode]
+    interval: Interval | None = None
+    dateRange: DateRange | None = None
+    properties: list[PropertyNode] | PropertyGroupFilter | None = None
+    filterTestAccounts: bool | None = None
+    aggregation_group_type_index: int | None = None
+    samplingFactor: float | None = None
+    trendsFilter: TrendsFilter | None = None
+    breakdownFilter: BreakdownFilter | None = None
+    compareFilter: CompareFilter | None = None
+    conversionGoal: Any = None
+
+    @property
+    def display(self) -> str:
+        display = self.trendsFilter.display if self.trendsFilter else None
+        return display or "ActionsLineGraph"
+
+    @property
+    def is_total_value(self) -> bool:
+        return self.display in TOTAL_VALUE_DISPLAYS
+
+
+class InsightVizNode(_Node):
+    kind: Literal["InsightVizNode"]
+    source: TrendsQuery
+
+
+# Keys each model accepts without implementing them, because they do not change the numbers.
+_IGNORED_KEYS: dict[type[_Node], frozenset[str]] = {
+    # Query-log tags, colours, response typing, schema version and HogQL modifiers (engine hints).
+    TrendsQuery: frozenset(
+        {"dataColorTheme", "modifiers", "tags", "response", "version", "calendarHeatmapFilter"}
+    ),
+    # Used by funnels and event tables, not by trends.
+    EventsNode: frozenset({"optionalInFunnel", "limit", "orderBy", "response", "version"}),
+    DateRange: frozenset(),
+    BreakdownFilter: frozenset(),
+    CompareFilter: frozenset(),
+    PropertyFilter: frozenset({"label"}),
+    PropertyGroupFilter: frozenset(),
+}
+
+
+def _format_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def parse_trends(raw: dict[str, Any]) -> TrendsQuery:
+    """Parse a `TrendsQuery` or an `InsightVizNode` wrapping one; raise `InvalidQuery`/`UnsupportedQuery`."""
+    try:
+        if raw.get("kind") == "InsightVizNode":
+            query = InsightVizNode.model_validate(raw).source
+        else:
+            query = TrendsQuery.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidQuery(f"Invalid query: {_format_error(exc)}") from None
+    check_supported(query)
+    return query
+
+
+def _refuse_unknown_keys(node: _Node, where: str) -> None:
+    ignored = _IGNORED_KEYS[type(node)]
+    for key in node.model_extra or {}:
+        if key not in ignored:
+            raise UnsupportedQuery(f"{where} field '{key}' is not supported")
+
+
+def check_supported(query: TrendsQuery) -> None:
+    """Refuse, by name, whatever in `query` would change the numbers and is not implemented."""
+    _refuse_unknown_keys(query, "TrendsQuery")
+    if query.interval == "minute":
+        raise UnsupportedQuery("interval 'minute' is not supported")
+    if query.aggregation_group_type_index is not None:
+        raise UnsupportedQuery("aggregation_group_type_index is not supported")
+    if query.samplingFactor not in (None, 1):
+        raise UnsupportedQuery("samplingFactor is not supported")
+    if query.conversionGoal is not None:
+        raise UnsupportedQuery("conversionGoal is not supported")
+    if query.trendsFilter is not None:
+        _check_trends_filter(query.trendsFilter)
+    if query.breakdownFilter is not None:
+        _check_breakdown(query.breakdownFilter)
+    if query.compareFilter is not None:
+        _refuse_unknown_keys(query.compareFilter, "compareFilter")
+    if query.dateRange is not None:
+        _refuse_unknown_keys(query.dateRange, "dateRange")
+        if query.dateRange.excludeIncompletePeriods:
+            raise UnsupportedQuery("dateRange.excludeIncompletePeriods is not supported")
+    if isinstance(query.properties, PropertyGroupFilter):
+        check_property_node(query.properties)
+    else:
+        for node in query.properties or []:
+            check_property_node(node)
+    for index, series in enumerate(query.series):
+        _check_series(series, index)
+
+
+def _check_trends_filter(trends_filter: TrendsFilter) -> None:
+    # Unknown keys are accepted here: PostHog keeps adding display options to trendsFilter.
+    if trends_filter.formulaNodes:
+        raise UnsupportedQuery("formulaNodes are not supported")
+    if trends_filter.formula or trends_filter.formulas:
+        raise UnsupportedQuery("formulas are not supported")
+    if trends_filter.breakdown_histogram_bin_count is not None:
+        raise UnsupportedQuery("breakdown_histogram_bin_count is not supported")
+    display = trends_filter.display
+    if display is not None and display not in TIME_SERIES_DISPLAYS | TOTAL_VALUE_DISPLAYS:
+        raise UnsupportedQuery(f"display '{display}' is not supported")
+    if trends_filter.smoothingIntervals is not None and trends_filter.smoothingIntervals < 1:
+        raise InvalidQuery("trendsFilter.smoothingIntervals must be at least 1")
+
+
+def _check_breakdown(breakdown: BreakdownFilter) -> None:
+    _refuse_unknown_keys(breakdown, "breakdownFilter")
+    if breakdown.breakdown_limit is not None and breakdown.breakdown_limit < 0:
+        raise InvalidQuery("breakdownFilter.breakdown_limit must not be negative")
+    if not breakdown.enabled:
+        return
+    if breakdown.breakdowns:
+        raise UnsupportedQuery("breakdowns (multiple breakdowns) are not supported")
+    if breakdown.breakdown_type not in (None, "event"):
+        raise UnsupportedQuery(f"breakdown_type '{breakdown.breakdown_type}' is not supported")
+    if isinstance(breakdown.breakdown, list):
+        raise UnsupportedQuery("a list of breakdown properties is not supported")
+    if not isinstance(breakdown.breakdown, str):
+        raise InvalidQuery("breakdownFilter.breakdown must be an event property name")
+    if breakdown.breakdown_histogram_bin_count is not None:
+        raise UnsupportedQuery("breakdown_histogram_bin_count is not supported")
+
+
+def _check_series(series: EventsNode | OtherSeriesNode, index: int) -> None:
+    if isinstance(series, OtherSeriesNode):
+        if series.kind in KNOWN_SERIES_KINDS:
+            raise UnsupportedQuery(f"{series.kind} is not supported")
+        raise InvalidQuery(f"series.{index}: unknown kind '{series.kind}'")
+    _refuse_unknown_keys(series, "EventsNode")
+    math = series.math or "total"
+    if math not in SUPPORTED_MATH:
+        raise UnsupportedQuery(f"math '{math}' is not supported")
+    if math in PROPERTY_MATH:
+        if not series.math_property:
+            raise InvalidQuery(f"series.{index}: math '{math}' needs a math_property")
+        if series.math_property_type not in (None, "event_properties"):
+            raise UnsupportedQuery(f"math_property_type '{series.math_property_type}' is not supported")
+        if series.math_property == "$session_duration":
+            raise UnsupportedQuery("math_property '$session_duration' is not supported")
+    if series.math_multiplier not in (None, 1):
+        raise UnsupportedQuery("math_multiplier is not supported")
+    if series.math_property_revenue_currency is not None:
+        raise UnsupportedQuery("math_property_revenue_currency is not supported")
+    for node in [*(series.properties or []), *(series.fixedProperties or [])]:
+        check_property_node(node)
+
+
+def check_property_node(node: PropertyGroupFilter | PropertyFilter) -> None:
+    if isinstance(node, PropertyGroupFilter):
+        _refuse_unknown_keys(node, "property group")
+        for child in node.values:
+            check_property_node(child)
+        return
+    kind = node.type or "event"
+    if kind != "event":
+        raise UnsupportedQuery(f"property filter type '{kind}' is not supported")
+    _refuse_unknown_keys(node, "property filter")
+    if not isinstance(node.key, str) or not node.key:
+        raise InvalidQuery("property filter: `key` must be a non-empty string")
+    operator = node.operator or "exact"
+    if operator not in SUPPORTED_OPERATORS:
+        raise UnsupportedQuery(f"property filter operator '{operator}' is not supported")
+    value = node.value
+    if operator in ("is_set", "is_not_set"):
+        return
+    if operator in ("gt", "gte", "lt", "lte"):
+        as_number(value, node.key)
+        return
+    values = value if isinstance(value, list) else [value]
+    for item in values:
+        if item is None or not isinstance(item, str | int | float):
+            raise InvalidQuery(f"property filter on '{node.key}': {operator} needs a string or number value")
+        if operator in ("regex", "not_regex"):
+            try:
+                re.compile(str(item))
+            except re.error as exc:
+                message = f"property filter on '{node.key}': invalid regex {item!r} ({exc})"
+                raise InvalidQuery(message) from None
+
+
+def as_number(value: Any, key: str) -> float:
+    """The number a gt/gte/lt/lte filter compares with (PostHog accepts numeric strings too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidQuery(f"property filter on '{key}': a number is needed")
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidQuery(f"property filter on '{key}': {value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidQuery(f"property filter on '{key}': {value!r} is not a finite number")
+    return number

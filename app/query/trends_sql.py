@@ -1,0 +1,242 @@
+"""One SQL statement per series and period (SQLAlchemy Core over `events`, bound parameters only).
+
+The statement returns one row per bucket (time series) or one row (total value); with a breakdown, one row
+per (bucket, breakdown value) where the values outside the top `limit` are already summed into the "other"
+value, with each value's rank (B.5), all inside the same statement. Buckets are
+`date_trunc(unit, timestamp AT TIME ZONE tz)`: naive local times, matching `dates.ResolvedRange.buckets`;
+empty buckets are filled in Python.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Float,
+    Interval,
+    Select,
+    Subquery,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    select,
+)
+
+from app.query.dates import ResolvedRange
+from app.query.filters import EVENTS, as_float, property_text
+
+NULL_LABEL = "$$_posthog_breakdown_null_$$"
+OTHER_LABEL = "$$_posthog_breakdown_other_$$"
+# breakdown_normalize_url: trailing "/", "?" and "#" are not part of the page.
+_URL_TRAILER = r"[/?#]+$"
+ACTIVE_WINDOWS = {"weekly_active": timedelta(days=7), "monthly_active": timedelta(days=30)}
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    key: str
+    limit: int
+    normalize_url: bool
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What one series computes, with the query's filters already folded into `where`."""
+
+    team_id: int
+    event: str | None
+    math: str  # total, dau, weekly_active, monthly_active, unique_session or a property math
+    math_property: str | None
+    quantile: float | None  # median/pN
+    where: ColumnElement[bool]
+    breakdown: Breakdown | None
+    total_value: bool
+    first_bucket_only: bool  # cumulative dau: an actor counts once, in its first bucket
+
+    @property
+    def counts(self) -> bool:
+        """Integers (counts of events, actors or sessions), as opposed to property math floats."""
+        return self.math_property is None
+
+
+def _local(tz: str) -> ColumnElement[datetime]:
+    return func.timezone(literal(tz), EVENTS.c.timestamp, type_=DateTime())
+
+
+def bucket_expr(interval: str, tz: str) -> ColumnElement[datetime]:
+    local = _local(tz)
+    if interval == "week":
+        # date_trunc weeks start on Monday; shifting by a day makes them start on Sunday.
+        one_day = literal(timedelta(days=1), Interval())
+        shifted = func.date_trunc(literal("week"), local + one_day, type_=DateTime())
+        return shifted - one_day
+    return func.date_trunc(literal(interval), local, type_=DateTime())
+
+
+def _breakdown_value(breakdown: Breakdown) -> ColumnElement[str]:
+    """The property as text; NULL and "" become the null label (B.5)."""
+    value: ColumnElement[str] = func.nullif(property_text(breakdown.key), literal(""))
+    if breakdown.normalize_url:
+        trimmed = func.regexp_replace(value, literal(_URL_TRAILER), literal(""))
+        value = func.coalesce(func.nullif(trimmed, literal("")), case((value.is_not(None), literal("/"))))
+    return func.coalesce(value, literal(NULL_LABEL))
+
+
+def _conditions(plan: SeriesPlan, lower: ColumnElement[bool], upper: datetime) -> list[ColumnElement[bool]]:
+    conditions = [EVENTS.c.team_id == plan.team_id, lower, EVENTS.c.timestamp <= upper, plan.where]
+    if plan.event is not None:
+        conditions.append(EVENTS.c.event == plan.event)
+    return conditions
+
+
+def _aggregate(plan: SeriesPlan, rows: Subquery) -> ColumnElement[Any]:
+    if plan.math == "total":
+        return func.count()
+    if plan.math in ("dau", "weekly_active", "monthly_active"):
+        return func.count(distinct(rows.c.actor))
+    if plan.math == "unique_session":
+        return func.count(distinct(rows.c.session))
+    value = rows.c.value
+    aggregate: ColumnElement[Any]
+    if plan.quantile is not None:
+        aggregate = func.percentile_cont(literal(plan.quantile, Float)).within_group(value)
+    else:
+        aggregate = getattr(func, plan.math)(value)
+    # Buckets without a numeric value show 0, not null (B.4).
+    return func.coalesce(aggregate, literal(0.0, Float))
+
+
+def _event_columns(plan: SeriesPlan) -> list[ColumnElement[Any]]:
+    """What the aggregate reads from each event."""
+    if plan.math in ("dau", "weekly_active", "monthly_active"):
+        return [EVENTS.c.distinct_id.label("actor")]
+    if plan.math == "unique_session":
+        # Events without a session id share one empty value (B.4).
+        return [func.coalesce(property_text("$session_id"), literal("")).label("session")]
+    if plan.math_property is not None:
+        return [as_float(property_text(plan.math_property)).label("value")]
+    return []
+
+
+def series_statement(plan: SeriesPlan, period: ResolvedRange) -> Select[Any]:
+    """The statement of one series over one period. Columns: `bucket` (time series only), `breakdown` and
+    `rank` (breakdown only), `value`."""
+    tz = period.tz.key
+    breakdown_cols = [] if plan.breakdown is None else [_breakdown_value(plan.breakdown).label("breakdown")]
+
+    if plan.math in ACTIVE_WINDOWS:
+        per = _active_users(plan, period, breakdown_cols)
+    else:
+        lower = EVENTS.c.timestamp >= period.start
+        bucket_cols = [] if plan.total_value else [bucket_expr(period.interval, tz).label("bucket")]
+        rows = (
+            select(*bucket_cols, *breakdown_cols, *_event_columns(plan))
+            .where(*_conditions(plan, lower, period.date_to))
+            .subquery("matching")
+        )
+        names = [*(["bucket"] if bucket_cols else []), *(["breakdown"] if breakdown_cols else [])]
+        keys = [rows.c[name] for name in names]
+        if plan.first_bucket_only:
+            firsts = (
+                select(func.min(rows.c.bucket).label("bucket"), *keys[1:])
+                .group_by(rows.c.actor, *keys[1:])
+                .subquery("firsts")
+            )
+            keys = [firsts.c[name] for name in names]
+            per = select(*keys, func.count().label("value")).group_by(*keys)
+        else:
+            per = select(*keys, _aggregate(plan, rows).label("value")).group_by(*keys)
+
+    if plan.breakdown is None:
+        return per
+    return _rank_breakdown(per, plan)
+
+
+def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[Any]) -> Select[Any]:
+    """Weekly/monthly active users (B.4). Total value: distinct actors in (date_to - window, date_to].
+    Time series: distinct (day or hour, actor) pairs first, then each bucket D counts the actors with a
+    pair in (D - window, D]: every pair joins at most window/bucket buckets, so the cost stays linear."""
+    window = ACTIVE_WINDOWS[plan.math]
+    if plan.total_value:
+        lower = EVENTS.c.timestamp > period.date_to - window
+        rows = (
+            select(*breakdown_cols, EVENTS.c.distinct_id.label("actor"))
+            .where(*_conditions(plan, lower, period.date_to))
+            .subquery("matching")
+        )
+        keys = [rows.c.breakdown] if breakdown_cols else []
+        return select(*keys, func.count(distinct(rows.c.actor)).label("value")).group_by(*keys)
+
+    grid = "hour" if period.interval == "hour" else "day"
+    buckets = period.buckets
+    # The first bucket looks back one window: read those events too.
+    earliest = period.aware(buckets[0] - window) if buckets else period.start
+    pairs = (
+        select(
+            func.date_trunc(literal(grid), _local(period.tz.key), type_=DateTime()).label("at"),
+            EVENTS.c.distinct_id.label("actor"),
+            *breakdown_cols,
+        )
+        .where(*_conditions(plan, EVENTS.c.timestamp >= earliest, period.date_to))
+        .distinct()
+        .subquery("pairs")
+    )
+    bucket_list = select(func.unnest(literal(buckets, ARRAY(DateTime()))).label("bucket")).subquery("buckets")
+    window_param = literal(window, Interval())
+    joined = bucket_list.join(
+        pairs, and_(pairs.c.at > bucket_list.c.bucket - window_param, pairs.c.at <= bucket_list.c.bucket)
+    )
+    keys = [bucket_list.c.bucket, *([pairs.c.breakdown] if breakdown_cols else [])]
+    return (
+        select(*keys, func.count(distinct(pairs.c.actor)).label("value")).select_from(joined).group_by(*keys)
+    )
+
+
+def _rank_breakdown(per: Select[Any], plan: SeriesPlan) -> Select[Any]:
+    """Rank breakdown values by their total over the range (sum of bucket values) descending, ties by value
+    in byte order; values past `limit` become the "other" value, summed bucket by bucket (B.5)."""
+    assert plan.breakdown is not None
+    values = per.cte("per_breakdown")
+    total = func.sum(values.c.value)
+    ranks = (
+        select(
+            values.c.breakdown,
+            func.row_number().over(order_by=(total.desc(), values.c.breakdown.collate("C"))).label("rank"),
+        )
+        .group_by(values.c.breakdown)
+        .subquery("ranks")
+    )
+    bucket_cols = [] if plan.total_value else [values.c.bucket]
+    labelled = (
+        select(
+            *bucket_cols,
+            case(
+                (ranks.c.rank <= literal(plan.breakdown.limit), values.c.breakdown),
+                else_=literal(OTHER_LABEL),
+            ).label("breakdown"),
+            ranks.c.rank,
+            values.c.value,
+        )
+        .join_from(values, ranks, values.c.breakdown == ranks.c.breakdown)
+        .subquery("labelled")
+    )
+    keys = [labelled.c.bucket] if not plan.total_value else []
+    value_type = BigInteger() if plan.counts else Float()
+    return select(
+        *keys,
+        labelled.c.breakdown,
+        func.min(labelled.c.rank).label("rank"),
+        cast(func.sum(labelled.c.value), value_type).label("value"),
+    ).group_by(*keys, labelled.c.breakdown)
+
+
+def earliest_statement(team_id: int) -> Select[Any]:
+    """The team's first event: where `date_from: "all"` starts."""
+    return select(func.min(EVENTS.c.timestamp)).where(EVENTS.c.team_id == team_id)
