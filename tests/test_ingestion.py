@@ -920,8 +920,8 @@ async def test_nul_and_lone_surrogates_are_replaced_not_refused(
         (
             '{"api_key": "TOKEN", "batch": [{"event": "nul\\u0000name", "distinct_id": "d\\u0000",'
             ' "uuid": "UUID",'
-            ' "properties": {"k\\u0000ey": "v\\u0000al", "nested": [{"deep": "\\u0000"}], "lone": "a\\ud800b",'
-            ' "pair": "\\ud83d\\ude00", "literal": "\\\\u0000 stays"}}]}'
+            ' "properties": {"k\\u0000ey": "v\\u0000al", "nested": [{"deep": "\\u0000"}],'
+            ' "lone": "a\\ud800b", "pair": "\\ud83d\\ude00", "literal": "\\\\u0000 stays"}}]}'
         )
         .replace("TOKEN", actor.team.api_token)
         .replace("UUID", str(uuid.uuid4()))

@@ -1,0 +1,162 @@
+"""The pure parts of capture: the §A.6 time formula with an exact `now`, timestamp parsing, decoding."""
+
+import base64
+import gzip
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.ingestion.decoding import RawRequest, decode_payload, gunzip, looks_like_base64
+from app.ingestion.errors import CaptureError
+from app.ingestion.service import uuid7
+from app.ingestion.timestamps import EPOCH, event_time, parse_timestamp, rfc3339, sent_at_from_query
+
+NOON = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+
+
+def at(text: str) -> datetime:
+    parsed = parse_timestamp(text)
+    assert parsed is not None
+    return parsed
+
+
+# --- the formula, with the reference's own examples ---------------------------------------------------------
+
+
+def test_example_skew() -> None:
+    # now 12:00:00, sent_at 12:00:05, timestamp 11:59:55 → 11:59:50.
+    got = event_time(at("2026-01-05T11:59:55Z"), None, at("2026-01-05T12:00:05Z"), NOON)
+    assert got == datetime(2026, 1, 5, 11, 59, 50, tzinfo=UTC)
+
+
+def test_example_milliseconds() -> None:
+    # now 12:00:00.100, sent_at …00.200, timestamp …00.750 → 12:00:00.650.
+    now = NOON + timedelta(milliseconds=100)
+    got = event_time(at("2026-01-05T12:00:00.750Z"), None, at("2026-01-05T12:00:00.200Z"), now)
+    assert got == NOON + timedelta(milliseconds=650)
+
+
+def test_example_offset() -> None:
+    assert event_time(None, 5000, None, NOON) == NOON - timedelta(seconds=5)
+    # offset overrides the timestamp and sent_at.
+    assert event_time(at("2020-01-01"), 5000, at("2026-01-05T12:00:05Z"), NOON) == NOON - timedelta(seconds=5)
+
+
+def test_example_future_clamp() -> None:
+    assert event_time(NOON + timedelta(hours=24), None, None, NOON) == NOON
+    assert event_time(NOON + timedelta(hours=23), None, None, NOON) == NOON + timedelta(hours=23)
+    assert event_time(None, -(25 * 3600 * 1000), None, NOON) == NOON  # a negative offset into the future
+
+
+def test_no_timestamp_is_now_and_no_sent_at_is_the_timestamp() -> None:
+    assert event_time(None, None, at("2026-01-05T12:00:05Z"), NOON) == NOON
+    assert event_time(at("2026-01-01T08:00:00Z"), None, None, NOON) == at("2026-01-01T08:00:00Z")
+
+
+def test_ignore_sent_at() -> None:
+    got = event_time(at("2026-01-05T11:59:55Z"), None, at("2026-01-05T12:00:05Z"), NOON, ignore_sent_at=True)
+    assert got == at("2026-01-05T11:59:55Z")
+
+
+def test_clock_skew_is_added() -> None:
+    got = event_time(at("2026-01-05T11:00:00Z"), None, None, NOON, clock_skew_ms=1500)
+    assert got == at("2026-01-05T11:00:01.500Z")
+
+
+def test_out_of_range_results() -> None:
+    # Before year 1 (PostHog: a year below 0) is 1970; far future saturates and is clamped to now.
+    past = event_time(at("0001-01-01T00:00:00Z"), None, at("9999-01-01T00:00:00Z"), NOON)
+    assert past == EPOCH
+    future = event_time(at("9999-01-01T00:00:00Z"), None, at("0001-01-01T00:00:00Z"), NOON)
+    assert future == NOON
+    assert event_time(None, 10**30, None, NOON) == EPOCH
+    assert event_time(None, -(10**30), None, NOON) == NOON
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2023-01-01T12:00:00+03", datetime(2023, 1, 1, 9, tzinfo=UTC)),
+        ("2023-01-01T12:00:00.123456789Z", datetime(2023, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)),
+        ("2023-01-01", datetime(2023, 1, 1, tzinfo=UTC)),
+        ("2023-01-01 12:00:00", datetime(2023, 1, 1, 12, tzinfo=UTC)),
+        ("2023-01-01T12:00:00", datetime(2023, 1, 1, 12, tzinfo=UTC)),
+        ("01/01/2023", datetime(2023, 1, 1, tzinfo=UTC)),
+        ("2023/01/01", datetime(2023, 1, 1, tzinfo=UTC)),
+        ("Sun, 01 Jan 2023 12:00:00 +0000", datetime(2023, 1, 1, 12, tzinfo=UTC)),
+        ("1672574400", datetime(2023, 1, 1, 12, tzinfo=UTC)),
+        ("1672574400000", datetime(2023, 1, 1, 12, tzinfo=UTC)),
+    ],
+)
+def test_parse_timestamp_accepts(raw: str, expected: datetime) -> None:
+    assert parse_timestamp(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["99999-01-01T00:00:00Z", "13/32/2023", "", "  ", "soon", None, True, [], {}])
+def test_parse_timestamp_refuses(raw: object) -> None:
+    assert parse_timestamp(raw) is None
+
+
+def test_sent_at_from_query_is_milliseconds_after_2020() -> None:
+    assert sent_at_from_query("1767614400000") == datetime(2026, 1, 5, 12, tzinfo=UTC)
+    assert sent_at_from_query("1767614400") is None  # seconds: year 1970 as milliseconds
+    assert sent_at_from_query("abc") is None
+    assert sent_at_from_query(None) is None
+
+
+def test_rfc3339_uses_only_needed_digits() -> None:
+    assert rfc3339(NOON) == "2026-01-05T12:00:00Z"
+    assert rfc3339(NOON + timedelta(milliseconds=5)) == "2026-01-05T12:00:00.005Z"
+    assert rfc3339(NOON + timedelta(microseconds=7)) == "2026-01-05T12:00:00.000007Z"
+
+
+# --- decoding -----------------------------------------------------------------------------------------------
+
+
+def _request(body: bytes, **kw: object) -> RawRequest:
+    fields: dict[str, object] = {
+        "path": "/batch/",
+        "query": {},
+        "content_type": None,
+        "content_encoding": None,
+        "body": body,
+    }
+    fields.update(kw)
+    return RawRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_gunzip_stops_at_the_limit() -> None:
+    data = gzip.compress(b"a" * 10_000)
+    assert gunzip(data, 10_000) == b"a" * 10_000
+    with pytest.raises(CaptureError) as refused:
+        gunzip(data, 9_999)
+    assert refused.value.status_code == 413
+
+
+def test_looks_like_base64() -> None:
+    assert looks_like_base64(b"eyJhIjoxfQ==")
+    assert not looks_like_base64(b'{"a":1}')
+    assert not looks_like_base64(b"abc")  # length not a multiple of 4
+    assert not looks_like_base64(b"")
+
+
+def test_json_is_never_mistaken_for_base64() -> None:
+    assert decode_payload(_request(b"[1234]"), 1000) == b"[1234]"
+
+
+def test_plain_base64_body_decoded_once_on_batch() -> None:
+    twice = base64.b64encode(base64.b64encode(b'{"a": 1}'))
+    # /batch/ decodes once; the legacy /e/ decodes the remaining base64 too.
+    assert decode_payload(_request(twice), 1000) == base64.b64encode(b'{"a": 1}')
+    assert decode_payload(_request(twice, path="/e/"), 1000) == b'{"a": 1}'
+
+
+def test_uuid7_is_time_ordered_and_versioned() -> None:
+    first, second = uuid7(), uuid7()
+    assert first.version == 7 and second.version == 7
+    assert first.variant == second.variant == "specified in RFC 4122"
+    assert abs((first.int >> 80) - int(datetime.now(UTC).timestamp() * 1000)) < 5000
+    assert first != second
