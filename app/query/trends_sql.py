@@ -138,6 +138,7 @@ def series_statement(plan: SeriesPlan, period: ResolvedRange) -> Select[Any]:
         bucket_cols = [] if plan.total_value else [bucket_expr(period.interval, tz).label("bucket")]
         rows = (
             select(*bucket_cols, *breakdown_cols, *_event_columns(plan))
+            .select_from(EVENTS)
             .where(*_conditions(plan, lower, period.date_to))
             .subquery("matching")
         )
@@ -152,7 +153,8 @@ def series_statement(plan: SeriesPlan, period: ResolvedRange) -> Select[Any]:
             keys = [firsts.c[name] for name in names]
             per = select(*keys, func.count().label("value")).group_by(*keys)
         else:
-            per = select(*keys, _aggregate(plan, rows).label("value")).group_by(*keys)
+            # select_from: a total-value count has no column of `matching` to infer it from.
+            per = select(*keys, _aggregate(plan, rows).label("value")).select_from(rows).group_by(*keys)
 
     if plan.breakdown is None:
         return per
