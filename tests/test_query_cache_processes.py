@@ -59,7 +59,10 @@ async def _race(
                 if await _waiting_advisory_locks(conn) >= 2:
                     break
                 await asyncio.sleep(0.05)
-            assert await _waiting_advisory_locks(conn) == 2, "both processes should be waiting on the lock"
+            finished = [r.result().text for r in requests if r.done()]
+            assert await _waiting_advisory_locks(conn) == 2, (
+                f"both should wait on the lock; finished: {finished}"
+            )
             await conn.execute("SELECT pg_advisory_unlock($1)", lock_id(key))
             responses = await asyncio.gather(*requests)
             rows = await conn.fetchval("SELECT count(*) FROM query_cache WHERE cache_key = $1", key)

@@ -20,7 +20,17 @@ async def get_key_with_user(session: AsyncSession, secure_value: str) -> Persona
 
 
 async def touch_key(session: AsyncSession, key_id: str, now: datetime) -> None:
-    await session.execute(update(PersonalAPIKey).where(PersonalAPIKey.id == key_id).values(last_used_at=now))
+    """Record the key's use. The row stays locked until the request's transaction ends, so a concurrent
+    request with the same key skips the update (SKIP LOCKED) instead of waiting for that whole request."""
+    unlocked = (
+        select(PersonalAPIKey.id)
+        .where(PersonalAPIKey.id == key_id)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(PersonalAPIKey).where(PersonalAPIKey.id == unlocked).values(last_used_at=now)
+    )
 
 
 async def get_team_with_membership(
