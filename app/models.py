@@ -283,6 +283,9 @@ class Text(Base):
     last_modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_modified_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
 
+    created_by: Mapped[User | None] = relationship(lazy="raise", foreign_keys=[created_by_id])
+    last_modified_by: Mapped[User | None] = relationship(lazy="raise", foreign_keys=[last_modified_by_id])
+
 
 class DashboardTile(Base):
     """An insight or a text on a dashboard. `deleted` is nullable, as in PostHog: null means not deleted."""

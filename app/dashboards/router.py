@@ -1,7 +1,7 @@
 """Dashboards endpoints: thin handlers over `app.dashboards.service`."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
@@ -19,7 +19,9 @@ from app.dashboards.schemas import (
     DashboardWrite,
 )
 from app.db import SessionDep
+from app.insights.router import REFRESH_DESCRIPTION
 from app.pagination import PageDep
+from app.query.render import parse_refresh
 from app.rendering import FormatDep, render
 from app.schemas import Paginated
 from app.validation import PathId, SafeStr
@@ -94,10 +96,19 @@ async def create_dashboard(
 
 @router.get("/{id}/", name="dashboards_retrieve", response_model=Dashboard)
 async def retrieve_dashboard(
-    id: PathId, session: SessionDep, access: DashboardRead, fmt: FormatDep, overrides: OverridesDep
+    id: PathId,
+    session: SessionDep,
+    access: DashboardRead,
+    fmt: FormatDep,
+    overrides: OverridesDep,
+    refresh: Annotated[str | None, Query(description=REFRESH_DESCRIPTION)] = None,
+    layout_size: Annotated[
+        Literal["sm", "xs"], Query(description="The layout whose positions order the tiles.")
+    ] = "sm",
 ) -> Dashboard | PlainTextResponse:
-    """Retrieve a dashboard; records the access and the caller's view."""
-    return render(fmt, await service.retrieve_dashboard(session, access, id, overrides))
+    """Retrieve a dashboard with its tiles; records the access and the caller's view."""
+    mode = parse_refresh(refresh)
+    return render(fmt, await service.retrieve_dashboard(session, access, id, overrides, mode, layout_size))
 
 
 @router.patch("/{id}/", name="dashboards_partial_update", response_model=Dashboard)

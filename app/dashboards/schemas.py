@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.insights.schemas import DashboardTileBasic, Insight
 from app.schemas import UserBasic
 from app.validation import BodyId, SafeStr, SafeStr400, reject_nul
 
@@ -59,6 +60,61 @@ class DashboardBasic(BaseModel):
         return f"#{self.id}  {self.name or '(untitled)'}{flags}{tags}"
 
 
+class TextContent(BaseModel):
+    """The `text` of a text tile."""
+
+    id: int
+    body: str | None
+    created_by: UserBasic | None
+    last_modified_at: datetime
+    last_modified_by: UserBasic | None
+    team: int
+    dashboard_tiles: list[DashboardTileBasic]
+
+
+class Tile(BaseModel):
+    """One element of a dashboard's `tiles` (reference §2.3)."""
+
+    id: int
+    insight: Insight | None
+    text: TextContent | None
+    layouts: dict[str, Any]
+    color: str | None
+    filters_overrides: dict[str, Any] | None
+    show_description: bool | None
+    transparent_background: bool | None
+    order: int
+    last_refresh: datetime | None
+    is_cached: bool
+    # Present only when the insight cannot render: `{type, message}` naming what failed.
+    error: dict[str, str] | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    def to_text(self) -> str:
+        if self.text is not None:
+            return f"[text] {(self.text.body or '').strip()}"
+        insight = self.insight
+        title = (insight.name or insight.derived_name or "(untitled)") if insight else "(empty)"
+        if self.error is not None:
+            return f"{title}: error: {self.error.get('message', '')}"
+        return f"{title}: {_latest_numbers(insight.result if insight else None)}"
+
+
+def _latest_numbers(result: Any) -> str:
+    """The latest value of each series (or its aggregated value), for the plain-text rendering."""
+    if not isinstance(result, list) or not result:
+        return "no result cached"
+    parts = []
+    for series in result:
+        if not isinstance(series, dict):
+            continue
+        value = series.get("aggregated_value")
+        if value is None:
+            data = series.get("data") or []
+            value = data[-1] if data else series.get("count")
+        parts.append(f"{series.get('label', '')} {value}".strip())
+    return "; ".join(parts) or "no result cached"
+
+
 class Dashboard(DashboardBasic):
     """The full serializer (retrieve, create, update)."""
 
@@ -68,13 +124,14 @@ class Dashboard(DashboardBasic):
     data_color_theme_id: int | None
     persisted_filters: dict[str, Any] | None
     persisted_variables: dict[str, Any] | None
-    tiles: list[dict[str, Any]] | None
+    tiles: list[Tile] | None
 
     def to_text(self) -> str:
         lines = [self.name or f"Dashboard {self.id}"]
         if self.description:
             lines.append(self.description)
         lines.append("")
+        lines.extend(tile.to_text() for tile in self.tiles or [])
         if not self.tiles:
             lines.append("(no tiles)")
         return "\n".join(lines) + "\n"

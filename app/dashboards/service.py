@@ -28,11 +28,14 @@ from app.dashboards.schemas import (
     DashboardUpdate,
     DashboardWrite,
     RestrictionLevel,
+    Tile,
 )
+from app.dashboards.tiles import render_tiles
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
 from app.pagination import Page
+from app.query.render import RefreshMode
 from app.schemas import Paginated, UserBasic
 from app.tags import set_tags
 
@@ -92,7 +95,7 @@ def to_basic(row: DashboardRow, access: TeamAccess) -> DashboardBasic:
     return DashboardBasic(**_basic_fields(row, access))
 
 
-def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides) -> Dashboard:
+def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides, tiles: list[Tile]) -> Dashboard:
     d = row.dashboard
     stored_variables = d.variables or {}
     return Dashboard(
@@ -103,8 +106,20 @@ def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides) -> Dash
         data_color_theme_id=d.data_color_theme_id,
         persisted_filters=d.filters or None,
         persisted_variables=stored_variables or None,
-        tiles=[],
+        tiles=tiles,
     )
+
+
+async def _full(
+    session: AsyncSession,
+    access: TeamAccess,
+    row: DashboardRow,
+    overrides: Overrides,
+    mode: RefreshMode = RefreshMode.FORCE_CACHE,
+    layout_size: str = "sm",
+) -> Dashboard:
+    tiles = await render_tiles(session, access, row.dashboard, overrides.filters, mode, layout_size)
+    return to_full(row, access, overrides, tiles)
 
 
 # --- dashboards --------------------------------------------------------------------------------------------
@@ -130,14 +145,20 @@ async def _get(session: AsyncSession, access: TeamAccess, dashboard_id: int, **k
 
 
 async def retrieve_dashboard(
-    session: AsyncSession, access: TeamAccess, dashboard_id: int, overrides: Overrides
+    session: AsyncSession,
+    access: TeamAccess,
+    dashboard_id: int,
+    overrides: Overrides,
+    mode: RefreshMode = RefreshMode.FORCE_CACHE,
+    layout_size: str = "sm",
 ) -> Dashboard:
+    """The dashboard with its tiles; without `refresh` their results come from the cache only."""
     row = await _get(session, access, dashboard_id)
     now = datetime.now(UTC)
     await repository.record_view(session, dashboard_id, access.user.id, now)
     set_committed_value(row.dashboard, "last_accessed_at", now)
     row.last_viewed_at = now
-    return to_full(row, access, overrides)
+    return await _full(session, access, row, overrides, mode, layout_size)
 
 
 async def _check_theme(session: AsyncSession, access: TeamAccess, theme_id: int | None) -> None:
@@ -196,7 +217,7 @@ async def create_dashboard(
     if data.tags:
         await set_tags(session, access.team.id, TaggedItem.dashboard_id, dashboard.id, data.tags)
     row = await _get(session, access, dashboard.id, include_deleted=True)
-    return to_full(row, access, overrides)
+    return await _full(session, access, row, overrides)
 
 
 async def update_dashboard(
@@ -235,7 +256,7 @@ async def update_dashboard(
     if data.tags is not None:
         await set_tags(session, access.team.id, TaggedItem.dashboard_id, d.id, data.tags)
     row = await _get(session, access, dashboard_id, include_deleted=True)
-    return to_full(row, access, overrides)
+    return await _full(session, access, row, overrides)
 
 
 INHERENT_ACCESS = (

@@ -69,7 +69,8 @@ def _build_rows_select() -> Select[Insight, list[str], Any]:
     )
 
 
-_ROWS = _build_rows_select()
+INSIGHT_ROWS = _build_rows_select()
+_ROWS = INSIGHT_ROWS
 _ONE = _ROWS.where(
     Insight.team_id == bindparam("team_id", type_=Integer),
     Insight.id == bindparam("insight_id", type_=Integer),
@@ -77,8 +78,12 @@ _ONE = _ROWS.where(
 _ONE_LIVE = _ONE.where(Insight.deleted.is_(False))
 
 
+def insight_row(insight: Insight, tags: list[str] | None, tiles: list[dict[str, Any]] | None) -> InsightRow:
+    return InsightRow(insight=insight, tags=tags or [], tiles=tiles or [])
+
+
 def _rows(result: Sequence[Row[Insight, list[str] | None, Any]]) -> list[InsightRow]:
-    return [InsightRow(insight=i, tags=tags or [], tiles=tiles or []) for i, tags, tiles in result]
+    return [insight_row(i, tags, tiles) for i, tags, tiles in result]
 
 
 async def list_insights(
