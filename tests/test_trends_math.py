@@ -141,6 +141,35 @@ async def test_monthly_active_counts_the_thirty_days_up_to_each_day(
     assert series["data"] == [3, 2, 3, 3, 3, 3, 3, 3, 4, 4]
 
 
+async def test_weekly_active_by_hour(client: httpx.AsyncClient, actor: Actor) -> None:
+    await _active_users(client, actor)
+    hours = {"interval": "hour", **absolute("2025-03-08T10:00:00", "2025-03-08T13:00:00")}
+    [series] = await results(client, actor, node(math="weekly_active"), **hours)
+    # u2's event at 1 Mar 12:00 counts up to the 8 Mar 11:00 bucket.
+    assert series["data"] == [3, 3, 2, 2]
+
+
+async def test_weekly_active_by_breakdown(client: httpx.AsyncClient, actor: Actor) -> None:
+    await ingest(
+        client,
+        actor,
+        [
+            event("$pageview", "a", utc(2025, 3, 1, 12), {"$browser": "Chrome"}),
+            event("$pageview", "a", utc(2025, 3, 4, 12), {"$browser": "Chrome"}),
+            event("$pageview", "a", utc(2025, 3, 2, 12), {"$browser": "Safari"}),
+            event("$pageview", "b", utc(2025, 3, 3, 12), {"$browser": "Chrome"}),
+            event("$pageview", "c", utc(2025, 2, 27, 12), {"$browser": "Safari"}),
+        ],
+    )
+    out = await results(
+        client, actor, node(math="weekly_active"), breakdownFilter={"breakdown": "$browser"}, **RANGE
+    )
+    assert [(s["breakdown_value"], s["data"]) for s in out] == [
+        ("Safari", [1, 2, 2, 2, 2]),
+        ("Chrome", [1, 1, 2, 2, 2]),
+    ]
+
+
 async def test_weekly_active_by_week_is_weekly_uniques(client: httpx.AsyncClient, actor: Actor) -> None:
     await _active_users(client, actor)
     week = {"interval": "week", **absolute("2025-03-01", "2025-03-10")}

@@ -26,7 +26,9 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
+    or_,
     select,
+    union_all,
 )
 
 from app.query.dates import ResolvedRange
@@ -163,8 +165,12 @@ def series_statement(plan: SeriesPlan, period: ResolvedRange) -> Select[Any]:
 
 def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[Any]) -> Select[Any]:
     """Weekly/monthly active users (B.4). Total value: distinct actors in (date_to - window, date_to].
-    Time series: distinct (day or hour, actor) pairs first, then each bucket D counts the actors with a
-    pair in (D - window, D]: every pair joins at most window/bucket buckets, so the cost stays linear."""
+
+    Time series: bucket D counts the actors with an event (floored to the day, or hour) t in
+    (D - window, D], i.e. D in [t, t + window). Joining every event day to the buckets of its window would
+    cost window/bucket rows per event day; instead each actor's distinct days become disjoint spans
+    [t, min(t + window, next t)) whose union is the same, each span adds +1 at its start and -1 at its end,
+    and a running sum of those changes gives the active count at any time: linear in the event days."""
     window = ACTIVE_WINDOWS[plan.math]
     if plan.total_value:
         lower = EVENTS.c.timestamp > period.date_to - window
@@ -180,6 +186,7 @@ def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[
     buckets = period.buckets
     # The first bucket looks back one window: read those events too.
     earliest = period.aware(buckets[0] - window) if buckets else period.start
+    window_param = literal(window, Interval())
     pairs = (
         select(
             func.date_trunc(literal(grid), _local(period.tz.key), type_=DateTime()).label("at"),
@@ -190,14 +197,40 @@ def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[
         .distinct()
         .subquery("pairs")
     )
-    bucket_list = select(func.unnest(literal(buckets, ARRAY(DateTime()))).label("bucket")).subquery("buckets")
-    window_param = literal(window, Interval())
-    joined = bucket_list.join(
-        pairs, and_(pairs.c.at > bucket_list.c.bucket - window_param, pairs.c.at <= bucket_list.c.bucket)
+
+    def by(table: Any) -> list[Any]:
+        return [table.c.breakdown] if breakdown_cols else []
+
+    next_day = func.lead(pairs.c.at).over(partition_by=[*by(pairs), pairs.c.actor], order_by=pairs.c.at)
+    spans = select(
+        *by(pairs), pairs.c.at.label("starts"), func.least(pairs.c.at + window_param, next_day).label("ends")
+    ).subquery("spans")
+    changes = union_all(
+        select(*by(spans), spans.c.starts.label("at"), literal(1).label("change")),
+        select(*by(spans), spans.c.ends.label("at"), literal(-1).label("change")),
+    ).subquery("changes")
+    points = (
+        select(*by(changes), changes.c.at, func.sum(changes.c.change).label("change"))
+        .group_by(*by(changes), changes.c.at)
+        .subquery("points")
     )
-    keys = [bucket_list.c.bucket, *([pairs.c.breakdown] if breakdown_cols else [])]
+    partition = by(points) or None
+    running = select(
+        *by(points),
+        points.c.at,
+        func.sum(points.c.change).over(partition_by=partition, order_by=points.c.at).label("active"),
+        func.lead(points.c.at).over(partition_by=partition, order_by=points.c.at).label("until"),
+    ).subquery("running")
+    # Each running total holds from its point until the next one: the buckets in between take it.
+    bucket_list = select(func.unnest(literal(buckets, ARRAY(DateTime()))).label("bucket")).subquery("buckets")
+    holds = and_(
+        bucket_list.c.bucket >= running.c.at,
+        or_(running.c.until.is_(None), bucket_list.c.bucket < running.c.until),
+    )
     return (
-        select(*keys, func.count(distinct(pairs.c.actor)).label("value")).select_from(joined).group_by(*keys)
+        select(bucket_list.c.bucket, *by(running), cast(running.c.active, BigInteger).label("value"))
+        .select_from(running.join(bucket_list, holds))
+        .where(running.c.active > 0)
     )
 
 
