@@ -28,8 +28,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    union_all,
 )
+from sqlalchemy.dialects.postgresql import array
 
 from app.query.dates import ResolvedRange
 from app.query.filters import EVENTS, as_float, property_text
@@ -168,9 +168,9 @@ def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[
 
     Time series: bucket D counts the actors with an event (floored to the day, or hour) t in
     (D - window, D], i.e. D in [t, t + window). Joining every event day to the buckets of its window would
-    cost window/bucket rows per event day; instead each actor's distinct days become disjoint spans
-    [t, min(t + window, next t)) whose union is the same, each span adds +1 at its start and -1 at its end,
-    and a running sum of those changes gives the active count at any time: linear in the event days."""
+    cost window/bucket rows per event day; instead each actor's spans are merged into runs, each run adds
+    +1 where it starts and -1 where it ends, and a running sum of those changes is the number of active
+    actors at any time: one sort of the events, whatever the window."""
     window = ACTIVE_WINDOWS[plan.math]
     if plan.total_value:
         lower = EVENTS.c.timestamp > period.date_to - window
@@ -187,30 +187,46 @@ def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[
     # The first bucket looks back one window: read those events too.
     earliest = period.aware(buckets[0] - window) if buckets else period.start
     window_param = literal(window, Interval())
-    pairs = (
+    days = (
         select(
             func.date_trunc(literal(grid), _local(period.tz.key), type_=DateTime()).label("at"),
             EVENTS.c.distinct_id.label("actor"),
             *breakdown_cols,
         )
         .where(*_conditions(plan, EVENTS.c.timestamp >= earliest, period.date_to))
-        .distinct()
-        .subquery("pairs")
+        .subquery("days")
     )
 
     def by(table: Any) -> list[Any]:
         return [table.c.breakdown] if breakdown_cols else []
 
-    next_day = func.lead(pairs.c.at).over(partition_by=[*by(pairs), pairs.c.actor], order_by=pairs.c.at)
-    spans = select(
-        *by(pairs), pairs.c.at.label("starts"), func.least(pairs.c.at + window_param, next_day).label("ends")
-    ).subquery("spans")
-    changes = union_all(
-        select(*by(spans), spans.c.starts.label("at"), literal(1).label("change")),
-        select(*by(spans), spans.c.ends.label("at"), literal(-1).label("change")),
-    ).subquery("changes")
+    # An actor's spans [t, t + window) merge when they touch; a merged run starts at a day more than a window
+    # after the previous one and ends a window after a day that is more than a window before the next.
+    # Repeated days (several events) are a gap of 0: they neither start nor end a run.
+    # Byte order ("C") sorts faster than a linguistic collation; any order groups an actor's days.
+    actor = [*(column.collate("C") for column in by(days)), days.c.actor.collate("C")]
+    previous_day = func.lag(days.c.at).over(partition_by=actor, order_by=days.c.at)
+    next_day = func.lead(days.c.at).over(partition_by=actor, order_by=days.c.at)
+    starts = case(
+        (or_(previous_day.is_(None), days.c.at - previous_day > window_param), days.c.at), else_=None
+    )
+    ends = case(
+        (or_(next_day.is_(None), next_day - days.c.at > window_param), days.c.at + window_param), else_=None
+    )
+    runs = select(*by(days), starts.label("starts"), ends.label("ends")).subquery("runs")
+    # Both changes of an event day from one pass (two unnests in a select list run in step).
+    changes = (
+        select(
+            *by(runs),
+            func.unnest(array([runs.c.starts, runs.c.ends])).label("at"),
+            func.unnest(array([literal(1), literal(-1)])).label("change"),
+        )
+        .where(or_(runs.c.starts.is_not(None), runs.c.ends.is_not(None)))
+        .subquery("changes")
+    )
     points = (
         select(*by(changes), changes.c.at, func.sum(changes.c.change).label("change"))
+        .where(changes.c.at.is_not(None))
         .group_by(*by(changes), changes.c.at)
         .subquery("points")
     )
