@@ -1,4 +1,4 @@
-"""The `tilecast` command: serve, migrate, create-key (a contract: tests and tools rely on it)."""
+"""The `tilecast` command: serve, migrate, create-key, demo (a contract: tests and tools rely on it)."""
 
 import argparse
 import asyncio
@@ -8,8 +8,12 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from app.config import get_settings
+
+if TYPE_CHECKING:
+    from app.demo import DemoResult
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -109,6 +113,45 @@ async def _create_key(
         await engine.dispose()
 
 
+DEMO_BASE_URL = "http://127.0.0.1:8000"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.events < 0:
+        print("error: --events must be 0 or more", file=sys.stderr)
+        return 2
+    from app.migrations import upgrade
+
+    with database_url() as url:
+        upgrade(url)
+        result = asyncio.run(_demo(url, args.events))
+    dashboard_url = f"{DEMO_BASE_URL}/api/environments/{result.team_id}/dashboards/{result.dashboard_id}/"
+    print(
+        f"{'created' if result.dashboard_created else 'reused'} the demo dashboard: "
+        f"{result.tiles} tiles; team {result.team_id} holds {result.events_total:,} events",
+        file=sys.stderr,
+    )
+    for error in result.errors:
+        print(f"warning: tile {error}", file=sys.stderr)
+    print(f"API key: {result.key}")
+    print(f"Project API key (for capture): {result.project_api_key}")
+    print(f"Dashboard: {dashboard_url}")
+    print("Try it, with `tilecast serve` running:")
+    print(f"curl -s {dashboard_url} -H 'Authorization: Bearer {result.key}'")
+    return 1 if result.errors else 0
+
+
+async def _demo(url: str, events: int) -> "DemoResult":
+    from app.db import create_engine, create_sessionmaker
+    from app.demo import run_demo
+
+    engine = create_engine(url, get_settings())
+    try:
+        return await run_demo(create_sessionmaker(engine), events)
+    finally:
+        await engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tilecast", description="Self-hosted, PostHog-compatible dashboards."
@@ -131,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--label", default="")
     key.add_argument("--json", action="store_true", help="print a JSON object instead of the bare key")
     key.set_defaults(func=cmd_create_key)
+
+    demo = sub.add_parser(
+        "demo", help="seed a demo team with synthetic events and a demo dashboard (safe to run again)"
+    )
+    demo.add_argument("--events", type=int, default=100_000, help="events to add (default 100,000)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

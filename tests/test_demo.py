@@ -1,0 +1,165 @@
+"""`tilecast demo`: a real process seeds a fresh database, a real server then serves the dashboard it printed,
+every tile computed already and agreeing with the events in the database; a second run reuses everything."""
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from app.db import async_url
+from tests.conftest import FreshDatabases
+from tests.live import env_without_database, run_cli, serve
+
+KEY_RE = re.compile(r"^API key: (phx_\S+)$", re.MULTILINE)
+URL_RE = re.compile(
+    r"^Dashboard: (http://127\.0\.0\.1:8000(/api/environments/(\d+)/dashboards/(\d+)/))$", re.MULTILINE
+)
+
+
+def _fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(async_url(url).set(drivername="postgresql").render_as_string(False))
+        try:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _run_demo(env: dict[str, str], events: int) -> tuple[str, str, int, int, str]:
+    """(key, dashboard path, team id, dashboard id, stderr) from the command's output."""
+    result = run_cli(["demo", "--events", str(events)], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    key, url = KEY_RE.search(result.stdout), URL_RE.search(result.stdout)
+    assert key is not None and url is not None, result.stdout
+    assert f"curl -s {url.group(1)} -H 'Authorization: Bearer {key.group(1)}'" in result.stdout
+    return key.group(1), url.group(2), int(url.group(3)), int(url.group(4)), result.stderr
+
+
+def _by_name(tiles: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {t["insight"]["name"]: t["insight"] for t in tiles if t["insight"] is not None}
+
+
+def _check_dashboard(db: str, base: str, key: str, path: str, team: int) -> dict[str, Any]:
+    response = httpx.get(f"{base}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    dashboard: dict[str, Any] = response.json()
+    assert dashboard["name"] == "Demo dashboard"
+    tiles = dashboard["tiles"]
+    texts = [t for t in tiles if t["text"] is not None]
+    insight_tiles = [t for t in tiles if t["insight"] is not None]
+    assert len(tiles) >= 8 and len(texts) == 1 and len(insight_tiles) == len(tiles) - 1
+    for tile in insight_tiles:
+        name = tile["insight"]["name"]
+        # Without `refresh` a retrieve only reads the cache: these are the results the demo computed.
+        assert tile["is_cached"] is True, name
+        assert tile["insight"]["is_cached"] is True, name
+        assert tile["insight"]["result"] is not None, name
+        assert tile.get("error") is None and tile["insight"]["error"] is None, name
+        assert set(tile["layouts"]) == {"sm", "xs"}, name
+    # Tiles were placed in a grid: no two share a place on the `sm` layout.
+    places = [(t["layouts"]["sm"]["x"], t["layouts"]["sm"]["y"]) for t in tiles]
+    assert len(set(places)) == len(places)
+
+    insights = _by_name(insight_tiles)
+    (pageviews,) = insights["Daily pageviews"]["result"]
+    first_day = datetime.fromisoformat(pageviews["days"][0] + "T00:00:00+00:00")
+    assert len(pageviews["days"]) == 31
+    [(stored,)] = _fetch(
+        db,
+        "SELECT count(*) FROM events WHERE team_id = $1 AND event = '$pageview' AND timestamp >= $2",
+        team,
+        first_day,
+    )
+    assert stored > 0 and pageviews["count"] == stored
+
+    # The same range broken down by browser adds up to the same count (fewer than 25 browsers: no "other").
+    by_browser = insights["Pageviews by browser"]["result"]
+    assert len(by_browser) >= 4
+    assert sum(r["aggregated_value"] for r in by_browser) == stored
+
+    revenue = insights["Revenue, last 30 days"]
+    current = next(r for r in revenue["result"] if r["compare_label"] == "current")
+    # BoldNumber's range is exact: the 30 days up to the moment of computation (the insight's last_refresh).
+    computed_at = datetime.fromisoformat(revenue["last_refresh"].replace("Z", "+00:00"))
+    [(revenue_sum,)] = _fetch(
+        db,
+        "SELECT coalesce(sum((properties->>'revenue')::float), 0) FROM events "
+        "WHERE team_id = $1 AND event = 'purchase' AND timestamp >= $2 AND timestamp <= $3",
+        team,
+        computed_at - timedelta(days=30),
+        computed_at,
+    )
+    assert current["aggregated_value"] == pytest.approx(revenue_sum)
+    return dashboard
+
+
+def test_demo_seeds_a_dashboard_served_from_a_warm_cache_and_reuses_it(
+    fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    db = fresh_databases.create(migrated=False)
+    env = env_without_database(DATABASE_URL=db)
+
+    key, path, team, dashboard_id, stderr = _run_demo(env, 2000)
+    assert "ingesting events" in stderr and "2,000/2,000" in stderr
+
+    [(total, first, last, paths, browsers, countries, users, sessions)] = _fetch(
+        db,
+        "SELECT count(*), min(timestamp), max(timestamp), count(DISTINCT properties->>'$pathname'), "
+        "count(DISTINCT properties->>'$browser'), count(DISTINCT properties->>'$geoip_country_code'), "
+        "count(DISTINCT distinct_id), count(DISTINCT properties->>'$session_id') "
+        "FROM events WHERE team_id = $1",
+        team,
+    )
+    [(now,)] = _fetch(db, "SELECT now()")
+    assert total == 2000
+    assert now - timedelta(days=90) <= first and last <= now
+    assert paths >= 15 and browsers >= 4 and countries >= 8 and users >= 20 and sessions >= 100
+    kinds = dict(
+        (r[0], r[1])
+        for r in _fetch(db, "SELECT event, count(*) FROM events WHERE team_id = $1 GROUP BY event", team)
+    )
+    assert set(kinds) == {"$pageview", "signed_up", "purchase"}
+    [(bad_revenue,)] = _fetch(
+        db,
+        "SELECT count(*) FROM events WHERE team_id = $1 AND event = 'purchase' "
+        "AND jsonb_typeof(properties->'revenue') IS DISTINCT FROM 'number'",
+        team,
+    )
+    assert bad_revenue == 0
+
+    with serve(env, tmp_path) as (base, _):
+        first_dashboard = _check_dashboard(db, base, key, path, team)
+
+    # Again: the same team and dashboard, no duplicated tiles, more events, every tile recomputed.
+    key2, path2, team2, dashboard_id2, stderr2 = _run_demo(env, 2000)
+    assert (team2, dashboard_id2, path2) == (team, dashboard_id, path) and key2 != key
+    assert "reused the demo dashboard" in stderr2
+    [(total,)] = _fetch(db, "SELECT count(*) FROM events WHERE team_id = $1", team)
+    assert total == 4000
+    [(teams, dashboards)] = _fetch(
+        db, "SELECT (SELECT count(*) FROM team), (SELECT count(*) FROM dashboard WHERE team_id = $1)", team
+    )
+    assert teams == 1 and dashboards == 1
+
+    with serve(env, tmp_path) as (base, _):
+        second_dashboard = _check_dashboard(db, base, key2, path, team)
+        # The first key still works: reusing the team does not revoke earlier keys.
+        assert httpx.get(f"{base}{path}", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert [t["id"] for t in second_dashboard["tiles"]] == [t["id"] for t in first_dashboard["tiles"]]
+    first_views = _by_name(first_dashboard["tiles"])["Daily pageviews"]["result"][0]["count"]
+    second_views = _by_name(second_dashboard["tiles"])["Daily pageviews"]["result"][0]["count"]
+    assert second_views > first_views
+
+
+def test_demo_refuses_a_negative_event_count() -> None:
+    result = run_cli(
+        ["demo", "--events", "-1"], env_without_database(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    )
+    assert result.returncode == 2 and "--events" in result.stderr
