@@ -99,12 +99,8 @@ def _conditions(plan: SeriesPlan, lower: ColumnElement[bool], upper: datetime) -
 
 
 def _aggregate(plan: SeriesPlan, rows: Subquery) -> ColumnElement[Any]:
-    if plan.math == "total":
-        return func.count()
-    if plan.math in ("dau", "weekly_active", "monthly_active"):
-        return func.count(distinct(rows.c.actor))
-    if plan.math == "unique_session":
-        return func.count(distinct(rows.c.session))
+    if plan.math in ("total", "dau", "unique_session"):
+        return func.count()  # uniques: the rows are already distinct (see series_statement)
     value = rows.c.value
     aggregate: ColumnElement[Any]
     if plan.quantile is not None:
@@ -138,12 +134,15 @@ def series_statement(plan: SeriesPlan, period: ResolvedRange) -> Select[Any]:
     else:
         lower = EVENTS.c.timestamp >= period.start
         bucket_cols = [] if plan.total_value else [bucket_expr(period.interval, tz).label("bucket")]
-        rows = (
+        matching = (
             select(*bucket_cols, *breakdown_cols, *_event_columns(plan))
             .select_from(EVENTS)
             .where(*_conditions(plan, lower, period.date_to))
-            .subquery("matching")
         )
+        if plan.math in ("dau", "unique_session") and not plan.first_bucket_only:
+            # Distinct (bucket, actor) rows then count(*): a hash aggregate, where count(DISTINCT) sorts.
+            matching = matching.distinct()
+        rows = matching.subquery("matching")
         names = [*(["bucket"] if bucket_cols else []), *(["breakdown"] if breakdown_cols else [])]
         keys = [rows.c[name] for name in names]
         if plan.first_bucket_only:
