@@ -10,11 +10,14 @@ from sqlalchemy import (
     Row,
     Select,
     bindparam,
+    column,
+    delete,
     exists,
     func,
     or_,
     select,
     update,
+    values,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -283,3 +286,166 @@ async def load_tiles(
         for tile, text, others in (await session.execute(_TEXT_TILES, params)).all()
     ]
     return insight_rows, text_rows
+
+
+# --- tile writes --------------------------------------------------------------------------------------------
+
+
+async def all_tiles(session: AsyncSession, dashboard_id: int) -> list[DashboardTile]:
+    """Every tile of the dashboard, soft-deleted ones included: the rows a `tiles` update may change."""
+    stmt = (
+        select(DashboardTile)
+        .where(DashboardTile.dashboard_id == dashboard_id)
+        .order_by(DashboardTile.id)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def texts_by_id(session: AsyncSession, team_id: int, text_ids: Sequence[int]) -> dict[int, Text]:
+    if not text_ids:
+        return {}
+    stmt = select(Text).where(Text.team_id == team_id, Text.id.in_(list(text_ids)))
+    return {text.id: text for text in (await session.execute(stmt)).scalars().all()}
+
+
+async def live_layouts(session: AsyncSession, dashboard_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """The layouts of the live tiles of each dashboard, in one statement: what new tiles must not cover."""
+    found: dict[int, list[Any]] = {d: [] for d in dashboard_ids}
+    if not dashboard_ids:
+        return found
+    stmt = select(DashboardTile.dashboard_id, DashboardTile.layouts).where(
+        DashboardTile.dashboard_id.in_(list(dashboard_ids)), _live(DashboardTile.deleted)
+    )
+    for dashboard_id, layouts in (await session.execute(stmt)).all():
+        found[dashboard_id].append(layouts)
+    return found
+
+
+async def get_live_tile(session: AsyncSession, dashboard_id: int, tile_id: int) -> DashboardTile | None:
+    stmt = select(DashboardTile).where(
+        DashboardTile.id == tile_id, DashboardTile.dashboard_id == dashboard_id, _live(DashboardTile.deleted)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def tiles_with_content(
+    session: AsyncSession, dashboard_id: int, insight_id: int | None, text_id: int | None
+) -> list[DashboardTile]:
+    """The dashboard's tiles (soft-deleted ones included) showing this insight or this text."""
+    content = (
+        DashboardTile.insight_id == insight_id if insight_id is not None else DashboardTile.text_id == text_id
+    )
+    stmt = select(DashboardTile).where(DashboardTile.dashboard_id == dashboard_id, content)
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def hard_delete_tiles(session: AsyncSession, tile_ids: Sequence[int]) -> None:
+    if tile_ids:
+        await session.execute(
+            delete(DashboardTile)
+            .where(DashboardTile.id.in_(list(tile_ids)))
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def set_tile_dashboard(session: AsyncSession, tile_id: int, dashboard_id: int) -> None:
+    await session.execute(
+        update(DashboardTile)
+        .where(DashboardTile.id == tile_id)
+        .values(dashboard_id=dashboard_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def set_every_tile_deleted(session: AsyncSession, dashboard_id: int, deleted: bool) -> None:
+    """Every tile of the dashboard, soft-deleted ones included (reference §1.2)."""
+    await session.execute(
+        update(DashboardTile)
+        .where(DashboardTile.dashboard_id == dashboard_id)
+        .values(deleted=deleted)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def delete_insights_only_on(session: AsyncSession, dashboard_id: int) -> None:
+    """Soft-delete the insights whose one live tile on a live dashboard is on this one. Run while the
+    dashboard and its tiles are still live."""
+    tile, other = aliased(DashboardTile), aliased(DashboardTile)
+    on_this = select(tile.insight_id).where(
+        tile.dashboard_id == dashboard_id, tile.insight_id.is_not(None), _live(tile.deleted)
+    )
+    live_elsewhere = (
+        exists()
+        .where(other.insight_id == Insight.id, other.dashboard_id != dashboard_id, _live(other.deleted))
+        .where(Dashboard.id == other.dashboard_id, Dashboard.deleted.is_(False))
+    )
+    await session.execute(
+        update(Insight)
+        .where(Insight.id.in_(on_this), ~live_elsewhere, Insight.deleted.is_(False))
+        .values(deleted=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def undelete_insights_on(session: AsyncSession, dashboard_id: int) -> None:
+    """Restore every insight with a tile on this dashboard, whatever that tile's state (PostHog's restore)."""
+    on_this = select(DashboardTile.insight_id).where(
+        DashboardTile.dashboard_id == dashboard_id, DashboardTile.insight_id.is_not(None)
+    )
+    await session.execute(
+        update(Insight)
+        .where(Insight.id.in_(on_this), Insight.deleted.is_(True))
+        .values(deleted=False)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass
+class SourceTile:
+    """A tile to copy, with its content for a deep copy."""
+
+    tile: DashboardTile
+    insight: Insight | None
+    text: Text | None
+
+
+async def tiles_to_copy(
+    session: AsyncSession, dashboard_id: int, tile_ids: Sequence[int] | None = None
+) -> list[SourceTile]:
+    """The dashboard's live tiles (those the dashboard shows: not of a deleted insight) with their insight
+    or text, in one statement; only `tile_ids` when given."""
+    stmt = (
+        select(DashboardTile, Insight, Text)
+        .outerjoin(Insight, Insight.id == DashboardTile.insight_id)
+        .outerjoin(Text, Text.id == DashboardTile.text_id)
+        .where(
+            DashboardTile.dashboard_id == dashboard_id,
+            _live(DashboardTile.deleted),
+            or_(Insight.id.is_(None), Insight.deleted.is_(False)),
+        )
+        .order_by(DashboardTile.id)
+    )
+    if tile_ids is not None:
+        stmt = stmt.where(DashboardTile.id.in_(list(tile_ids)))
+    return [SourceTile(tile, insight, text) for tile, insight, text in (await session.execute(stmt)).all()]
+
+
+async def copy_insight_tags(session: AsyncSession, copies: Sequence[tuple[int, int]]) -> None:
+    """Give each copied insight its original's tags: `(original id, copy id)` pairs, one statement. Tags
+    belong to the team, and the copies are in the same team, so the tag rows are reused."""
+    if not copies:
+        return
+    pairs = values(column("original_id", Integer), column("copy_id", Integer), name="copies").data(
+        list(copies)
+    )
+    await session.execute(
+        insert(TaggedItem)
+        .from_select(
+            ["tag_id", "insight_id"],
+            select(TaggedItem.tag_id, pairs.c.copy_id).join(
+                pairs, pairs.c.original_id == TaggedItem.insight_id
+            ),
+        )
+        .on_conflict_do_nothing()
+    )

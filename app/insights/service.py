@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import TeamAccess
 from app.dashboards import repository as dashboards_repository
 from app.dashboards.access import access_for
+from app.dashboards.layout import Placer
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.insights import repository
 from app.insights.repository import InsightRow, ListFilters
@@ -146,11 +147,16 @@ async def _sync_dashboards(
         t.id for t in tiles if not t.deleted and t.dashboard_id not in wanted and t.dashboard_id in rows
     ]
     await repository.set_tiles_deleted(session, remove, True)
-    session.add_all(
-        DashboardTile(dashboard_id=d, insight_id=insight_id, layouts={}, deleted=False)
-        for d in wanted
-        if d not in by_dashboard
-    )
+    new_on = [d for d in wanted if d not in by_dashboard]
+    if new_on:
+        # Each new tile takes the first free slot of its dashboard (DESIGN.md, "New tiles get a place").
+        layouts = await dashboards_repository.live_layouts(session, new_on)
+        session.add_all(
+            DashboardTile(
+                dashboard_id=d, insight_id=insight_id, layouts=Placer(layouts[d]).place(), deleted=False
+            )
+            for d in new_on
+        )
     await session.flush()
 
 
