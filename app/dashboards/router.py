@@ -17,6 +17,7 @@ from app.dashboards.schemas import (
     DashboardBasic,
     DashboardUpdate,
     DashboardWrite,
+    MoveTile,
 )
 from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
@@ -150,6 +151,19 @@ async def destroy_dashboard(id: str) -> Response:
     """Hard delete of this model is not allowed. Use a patch API call to set "deleted" to true."""
     # `id` is a string on purpose: the answer is 405 for every id, even a malformed one (DESIGN.md).
     return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
+
+
+@router.patch("/{id}/move_tile/", name="dashboards_move_tile_partial_update", response_model=Dashboard)
+async def move_tile(
+    id: PathId,
+    session: SessionDep,
+    access: DashboardWriteAccess,
+    fmt: FormatDep,
+    overrides: OverridesDep,
+    data: MoveTile,
+) -> Dashboard | PlainTextResponse:
+    """Move a tile to another dashboard; answers with this (the source) dashboard."""
+    return render(fmt, await service.move_tile(session, access, id, data, overrides))
 
 
 @router.get("/{dashboard_id}/collaborators/", name="dashboards_collaborators_list")

@@ -145,7 +145,7 @@ def _must_be_object(value: Any, message: str) -> dict[str, Any] | None:
     return value
 
 
-class DashboardWrite(BaseModel):
+class _DashboardFields(BaseModel):
     """Writable fields of a dashboard; unknown keys are ignored, as DRF does."""
 
     model_config = ConfigDict(
@@ -215,12 +215,113 @@ class DashboardWrite(BaseModel):
         return value
 
 
-class DashboardUpdate(DashboardWrite):
+class DashboardWrite(_DashboardFields):
+    """The body of a create."""
+
+    duplicate_tiles: bool = Field(
+        default=False,
+        description="With `use_dashboard`: copy the insights and texts too (deep copy), not only the tiles.",
+    )
+
+
+TEXT_BODY_MAX = 4000
+
+
+class TextEdit(BaseModel):
+    """The `text` of a tile item in an update: an existing text by `id`, or a new one."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: BodyId | None = None
+    body: SafeStr | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > TEXT_BODY_MAX:
+            raise ValueError(f"Text body cannot exceed {TEXT_BODY_MAX} characters")
+        return value
+
+
+# The display fields a tile item may change (reference §2.2, update step 6).
+TILE_DISPLAY_FIELDS = (
+    "deleted",
+    "color",
+    "layouts",
+    "filters_overrides",
+    "show_description",
+    "transparent_background",
+)
+
+
+class TileEdit(BaseModel):
+    """One partial tile of an update's `tiles`. `insight`, `order` and `is_cached` are read-only here:
+    insight tiles are added from the insight (`dashboards: [...]`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: BodyId | None = None
+    text: TextEdit | None = None
+    deleted: bool | None = None
+    color: Annotated[SafeStr, Field(max_length=400)] | None = None
+    layouts: Annotated[dict[str, Any], AfterValidator(reject_nul)] = Field(
+        default_factory=dict, description="Positions by breakpoint: `sm` (12 columns) and `xs` (1 column)."
+    )
+    filters_overrides: Annotated[dict[str, Any] | None, AfterValidator(reject_nul)] = None
+    show_description: bool | None = None
+    transparent_background: bool | None = None
+
+    def display_fields(self) -> dict[str, Any]:
+        """The display fields this item gives, and only those."""
+        return {name: getattr(self, name) for name in TILE_DISPLAY_FIELDS if name in self.model_fields_set}
+
+
+class TileDuplicate(BaseModel):
+    """One item of an update's `duplicate_tiles`: a tile of this dashboard to deep-copy onto it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: BodyId
+    layouts: Annotated[dict[str, Any], AfterValidator(reject_nul)] | None = None
+
+
+class DashboardUpdate(_DashboardFields):
+    """The body of an update (PATCH or PUT)."""
+
+    tiles: list[TileEdit] | None = Field(
+        default=None,
+        description="Partial tiles: `{text: {body}}` adds a text, `{text: {id, body}}` edits one, "
+        "`{id, ...display fields}` changes a tile, `{id, deleted: true}` removes it.",
+    )
+    duplicate_tiles: list[TileDuplicate] | None = Field(
+        default=None, description="Tiles of this dashboard to copy onto it, insights and texts included."
+    )
+
     # PostHog's update path reports a bad `variables` with the word "Filters"; kept for compatibility.
     @field_validator("variables")
     @classmethod
     def _variables(cls, value: Any) -> dict[str, Any] | None:
         return _must_be_object(value, "Filters must be a dictionary")
+
+
+class TileRef(BaseModel):
+    """The moved tile: the client may send the whole tile, only `id` is read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: BodyId
+
+
+class MoveTile(BaseModel):
+    """The body of `move_tile`."""
+
+    # Only PostHog's spelling, `toDashboard`, is read.
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"tile": {"id": 12}, "toDashboard": 3}]}
+    )
+
+    tile: TileRef
+    to_dashboard: BodyId = Field(alias="toDashboard", description="The dashboard the tile moves to.")
 
 
 class CollaboratorCreate(BaseModel):

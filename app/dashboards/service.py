@@ -27,9 +27,11 @@ from app.dashboards.schemas import (
     DashboardBasic,
     DashboardUpdate,
     DashboardWrite,
+    MoveTile,
     RestrictionLevel,
     Tile,
 )
+from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, duplicate_tiles
 from app.dashboards.tiles import render_tiles
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
@@ -216,6 +218,8 @@ async def create_dashboard(
     await session.flush()
     if data.tags:
         await set_tags(session, access.team.id, TaggedItem.dashboard_id, dashboard.id, data.tags)
+    if source is not None:
+        await copy_dashboard_tiles(session, access, source.id, dashboard.id, deep=data.duplicate_tiles)
     row = await _get(session, access, dashboard.id, include_deleted=True)
     return await _full(session, access, row, overrides)
 
@@ -234,6 +238,16 @@ async def update_dashboard(
         await _check_theme(session, access, data.data_color_theme_id)
 
     d = row.dashboard
+    if restoring and d.deleted:
+        # PostHog's restore: every tile comes back, those removed one by one before the delete too, and so
+        # does every insight on them.
+        await repository.set_every_tile_deleted(session, d.id, False)
+        await repository.undelete_insights_on(session, d.id)
+    elif data.deleted and not d.deleted:
+        if data.delete_insights:
+            # Before the tiles go: "only on this dashboard" counts this dashboard's live tile.
+            await repository.delete_insights_only_on(session, d.id)
+        await repository.set_every_tile_deleted(session, d.id, True)
     for name in (
         "name",
         "description",
@@ -255,7 +269,41 @@ async def update_dashboard(
     await session.flush()
     if data.tags is not None:
         await set_tags(session, access.team.id, TaggedItem.dashboard_id, d.id, data.tags)
+    if data.tiles:
+        await apply_tile_edits(session, access, d.id, data.tiles)
+    if data.duplicate_tiles:
+        await duplicate_tiles(session, access, d.id, data.duplicate_tiles)
     row = await _get(session, access, dashboard_id, include_deleted=True)
+    return await _full(session, access, row, overrides)
+
+
+CANNOT_EDIT_DESTINATION = "You don't have edit permissions for the destination dashboard."
+CANNOT_MOVE = "Invalid request data for moving tile."
+
+
+async def move_tile(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, data: MoveTile, overrides: Overrides
+) -> Dashboard:
+    """Move a live tile of this dashboard to another of the team's dashboards, keeping its id and layouts;
+    answers with this (the source) dashboard, which no longer has the tile (reference §3.8)."""
+    row = await _get(session, access, dashboard_id)
+    ensure_can_edit(row, access)
+    tile = await repository.get_live_tile(session, dashboard_id, data.tile.id)
+    if tile is None:
+        raise NotFound()
+    destination = await repository.get_dashboard(session, access.team.id, data.to_dashboard, access.user.id)
+    if destination is None:
+        raise NotFound()
+    if not access_for(destination, access).can_edit:
+        raise PermissionDenied(CANNOT_EDIT_DESTINATION)
+    same_content = await repository.tiles_with_content(
+        session, destination.dashboard.id, tile.insight_id, tile.text_id
+    )
+    if any(not t.deleted for t in same_content):
+        raise ValidationFailed(CANNOT_MOVE)
+    # A removed tile of the same content would break "one tile per content and dashboard": it goes for good.
+    await repository.hard_delete_tiles(session, [t.id for t in same_content])
+    await repository.set_tile_dashboard(session, tile.id, destination.dashboard.id)
     return await _full(session, access, row, overrides)
 
 
