@@ -179,6 +179,8 @@ def validation_error_from_pydantic(errors: list[Any]) -> AppError:
 # SQLSTATE class 22, "data exception": out-of-range numbers, NUL characters, malformed values.
 DATA_EXCEPTION_CLASS = "22"
 UNSTORABLE_VALUE = "Invalid input: a value is out of range or contains characters that cannot be stored."
+UNIQUE_VIOLATION = "23505"
+CONCURRENT_CHANGE = "Another request changed the same object at the same time; retry the request."
 
 
 def error_response(exc: AppError) -> Response:
@@ -224,6 +226,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> Response:
         sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if sqlstate == UNIQUE_VIOLATION:
+            # Two requests created the same thing at once (e.g. one insight put on one dashboard twice):
+            # the loser's transaction is rolled back whole; it may simply retry.
+            return error_response(Conflict(CONCURRENT_CHANGE))
         if not sqlstate.startswith(DATA_EXCEPTION_CLASS):
             raise exc  # a server fault: the generic handler below answers 500
         # A value PostgreSQL cannot hold (an integer beyond its range, a NUL character) slipped past

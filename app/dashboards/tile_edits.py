@@ -17,7 +17,7 @@ from app.dashboards.layout import Placer
 from app.dashboards.repository import SourceTile
 from app.dashboards.schemas import TileDuplicate, TileEdit
 from app.errors import ValidationFailed
-from app.insights.service import _short_id as new_short_id
+from app.insights.service import new_short_id
 from app.models import DashboardTile, Insight, Text
 
 TEXT_NOT_FOUND = "Text tile not found."

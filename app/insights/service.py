@@ -25,7 +25,7 @@ from app.tags import set_tags
 _SHORT_ID_ALPHABET = string.ascii_letters + string.digits
 
 
-def _short_id() -> str:
+def new_short_id() -> str:
     return "".join(secrets.choice(_SHORT_ID_ALPHABET) for _ in range(8))
 
 
@@ -164,7 +164,7 @@ async def create_insight(session: AsyncSession, access: TeamAccess, data: Insigh
     now = datetime.now(UTC)
     insight = InsightModel(
         team_id=access.team.id,
-        short_id=_short_id(),
+        short_id=new_short_id(),
         name=data.name,
         derived_name=data.derived_name,
         description=data.description or "",
