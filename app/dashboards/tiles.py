@@ -89,17 +89,20 @@ async def render_tiles(
         row.tile.id: effective_query(row.insight.insight.query, filters, row.tile.filters_overrides)
         for row in insight_rows
     }
-    keys = [cache_key_for(team, q) for q in queries.values() if q is not None]
-    hits = await cache.read_many(await session.connection(), keys)
+    keys = {tile_id: cache_key_for(team, q) for tile_id, q in queries.items() if q is not None}
+    hits = await cache.read_many(await session.connection(), list(keys.values()))
 
     pending: list[tuple[DashboardTile, dict[str, Any]]] = []
     for row in insight_rows:
         query = queries[row.tile.id]
         rendered = None
         if query is not None:
-            rendered = await render_query(session, team, query, mode, prefetched=hits)
+            rendered = await render_query(session, team, query, mode, prefetched=hits, key=keys[row.tile.id])
             _remember(hits, rendered)
-        insight = insight_schema(row.insight, access, rendered).model_copy(update={"query": query})
+        insight = insight_schema(row.insight, access, rendered)
+        if query is not row.insight.insight.query:
+            # Filters applied: the tile shows the query it was rendered from (a copy only then).
+            insight = insight.model_copy(update={"query": query})
         pending.append(
             (
                 row.tile,

@@ -115,12 +115,16 @@ async def render_query(
     mode: RefreshMode,
     *,
     prefetched: dict[str, cache.CachedResult] | None = None,
+    key: str | None = None,
 ) -> Rendered:
     """Render `query` for `team` under `mode`. `prefetched` holds cache rows a caller already read in one
-    statement for many queries (lists, dashboards); without it the row is read here."""
-    key = cache_key_for(team, query)
-    conn = await session.connection()
-    hit = prefetched.get(key) if prefetched is not None else await cache.read(conn, key)
+    statement for many queries (lists, dashboards); without it the row is read here. `key` is the query's
+    cache key when the caller computed it already (hashing the canonical JSON twice per tile is waste)."""
+    if key is None:
+        key = cache_key_for(team, query)
+    # The connection only when this call reads the cache itself: with `prefetched`, a cached tile then costs
+    # no round trip into SQLAlchemy's greenlet at all (`_compute` takes the connection it needs).
+    hit = prefetched.get(key) if prefetched is not None else await cache.read(await session.connection(), key)
     started = datetime.now(UTC)
     if mode is RefreshMode.FORCE_CACHE:
         return _from_cache(key, team, query, hit, is_cached=True) if hit else Rendered(key, team.timezone)
