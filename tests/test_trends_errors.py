@@ -92,6 +92,13 @@ INVALID = [
     (_with(properties=[{"key": "a", "operator": "exact", "value": {"x": 1}}]), "string or number"),
     (_with(breakdownFilter={"breakdown": "$browser", "breakdown_limit": -1}), "breakdown_limit"),
     (_with(trendsFilter={"smoothingIntervals": 0}), "smoothingIntervals"),
+    (_with(node("page\u0000view")), "NUL"),
+    (_with(dateRange={"date_from": "-1000000d"}), "out of range"),
+    (
+        _with(node(math="weekly_active"), dateRange={"date_from": "0001-01-03", "date_to": "0001-01-05"}),
+        "out of range",
+    ),
+    (_with(interval="hour", dateRange={"date_from": "-3y"}), "more than 20000 hour intervals"),
 ]
 
 
@@ -146,6 +153,20 @@ async def test_display_only_keys_are_accepted(client: httpx.AsyncClient, actor: 
     response = await post_query(client, actor, query)
     assert response.status_code == 200, response.text
     assert response.json()["results"][0]["data"] == [1]
+
+
+async def test_extreme_but_valid_values(client: httpx.AsyncClient, actor: Actor) -> None:
+    await ingest(client, actor, [event("$pageview", "a", utc(2025, 3, 1, 12), {"$browser": "Chrome"})])
+    [last] = await results(client, actor, node(), interval="month", **absolute("9999-12-01", "9999-12-31"))
+    assert last["days"] == ["9999-12-01"] and last["data"] == [0]
+    [everything] = await results(
+        client,
+        actor,
+        node(),
+        breakdownFilter={"breakdown": "$browser", "breakdown_limit": 10**12},
+        **absolute("2025-03-01", "2025-03-01"),
+    )
+    assert everything["breakdown_value"] == "Chrome" and everything["data"] == [1]
 
 
 async def test_a_bare_trends_query_works_too(client: httpx.AsyncClient, actor: Actor) -> None:

@@ -143,7 +143,10 @@ class ResolvedRange:
             out.append(current)
             if len(out) > MAX_BUCKETS:
                 raise InvalidQuery(f"The date range has more than {MAX_BUCKETS} {self.interval} intervals.")
-            current = step(self.interval, current)
+            try:
+                current = step(self.interval, current)
+            except (OverflowError, ValueError):
+                break  # the last bucket before year 10000
         return out
 
     def aware(self, local: datetime) -> datetime:

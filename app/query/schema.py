@@ -217,8 +217,27 @@ def _format_error(error: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
+def _check_text(value: Any, where: str) -> None:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates: refuse them up front."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidQuery(f"Invalid query: {where or 'query'}: text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidQuery(f"Invalid query: {where or 'query'}: text is not valid Unicode") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}.{index}")
+
+
 def parse_trends(raw: dict[str, Any]) -> TrendsQuery:
     """Parse a `TrendsQuery` or an `InsightVizNode` wrapping one; raise `InvalidQuery`/`UnsupportedQuery`."""
+    _check_text(raw, "")
     try:
         if raw.get("kind") == "InsightVizNode":
             query = InsightVizNode.model_validate(raw).source

@@ -26,6 +26,8 @@ from app.query.trends_sql import (
 
 DEFAULT_BREAKDOWN_LIMIT = 25
 WORLD_MAP_BREAKDOWN_LIMIT = 250
+# Ranks are compared as a 32-bit parameter; no range has this many values anyway.
+MAX_BREAKDOWN_LIMIT = 2**31 - 1
 _INVALID_REGEX = "2201B"  # PostgreSQL: invalid_regular_expression
 
 
@@ -60,7 +62,7 @@ def _breakdown(query: TrendsQuery) -> Breakdown | None:
         limit = breakdown_filter.breakdown_limit or DEFAULT_BREAKDOWN_LIMIT
     return Breakdown(
         key=breakdown_filter.breakdown,
-        limit=limit,
+        limit=min(limit, MAX_BREAKDOWN_LIMIT),
         normalize_url=bool(breakdown_filter.breakdown_normalize_url),
     )
 
@@ -242,6 +244,14 @@ def _timezone(name: str) -> ZoneInfo:
 
 
 async def compute_trends(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
+    try:
+        return await _compute(query, ctx, backend)
+    except OverflowError:
+        # Python's datetimes end at years 1 and 9999: a range (or its look-back) reaching past them.
+        raise InvalidQuery("A date in the query is out of range.") from None
+
+
+async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
     tz = _timezone(ctx.timezone)
     total_value = query.is_total_value
     # Total-value displays resolve their dates as daily ones (B.7).
