@@ -9,8 +9,9 @@ from the cache) with 32 concurrent keep-alive clients for 20 s.
 
 In the same run it starts `bare_tiles_app.py` (Starlette + asyncpg, one uvicorn worker, no ORM, no
 validation, no auth, no writes) on the same database, checks that its body matches Tilecast's, and measures
-it the same way. Prints both side by side. `--profile N` then profiles N retrieves on an in-process client
-(cProfile) and prints the top costs.
+it the same way. Prints both side by side, with the CPU each server process and PostgreSQL spent per
+request. `--profile N` then measures the CPU of each phase of N retrieves on an in-process client and
+profiles N more (cProfile).
 
     python benchmarks/bench_dashboard_tiles.py [--events 50000] [--concurrency 32] [--seconds 20]
         [--profile 200]
@@ -267,20 +268,87 @@ def measure(
     return result, cost
 
 
+# Where a retrieve's CPU goes: (module, function, label). The CPU time of this thread inside each call, with
+# requests sent one at a time, is that call's own cost: nothing else runs while it waits on PostgreSQL.
+PHASES = [
+    ("app.auth.repository", "get_key_with_user", "auth: key and user (1 SELECT)"),
+    ("app.auth.repository", "get_team_with_membership", "auth: team and membership (1 SELECT)"),
+    ("app.dashboards.repository", "get_dashboard", "dashboard row (1 SELECT)"),
+    ("app.dashboards.repository", "record_view", "record the view (1 write)"),
+    ("app.dashboards.repository", "load_tiles", "tiles: rows to ORM objects (2 SELECTs)"),
+    ("app.query.cache", "read_many", "tiles: cached results (1 SELECT, JSON decode)"),
+    ("app.dashboards.tiles", "insight_schema", "tiles: Insight models"),
+    ("app.dashboards.service", "render_tiles", "tiles: all of render_tiles"),
+    ("fastapi.routing", "serialize_response", "response: validation and JSON"),
+]
+
+
+def _instrument(totals: dict[str, float]) -> None:
+    import functools
+    import importlib
+    import inspect
+
+    for module_name, name, label in PHASES:
+        module = importlib.import_module(module_name)
+        original = getattr(module, name, None)
+        if original is None:
+            continue  # renamed since: that phase is not reported
+
+        def timed(original: Any = original, label: str = label) -> Any:
+            if inspect.iscoroutinefunction(original):
+
+                @functools.wraps(original)
+                async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    started = time.thread_time()
+                    try:
+                        return await original(*args, **kwargs)
+                    finally:
+                        totals[label] = totals.get(label, 0.0) + time.thread_time() - started
+
+                return wrapper
+
+            @functools.wraps(original)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                started = time.thread_time()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    totals[label] = totals.get(label, 0.0) + time.thread_time() - started
+
+            return sync_wrapper
+
+        setattr(module, name, timed())
+
+
 async def profile(database_url: str, path: str, headers: dict[str, str], requests: int) -> str:
-    """cProfile over `requests` sequential retrieves on an in-process (ASGI) client, after a warm-up."""
+    """On an in-process (ASGI) client, after a warm-up: CPU per phase of `requests` sequential retrieves, then
+    cProfile over as many more."""
     os.environ["DATABASE_URL"] = database_url
     os.environ["TILECAST_LOG_LEVEL"] = "WARNING"
     from app.config import get_settings
     from app.main import create_app
 
     get_settings.cache_clear()
+    phases: dict[str, float] = {}
+    _instrument(phases)
     app = create_app()
+    out = io.StringIO()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as http:
             for _ in range(20):
                 (await http.get(path)).raise_for_status()
+            phases.clear()
+            cpu = time.thread_time()
+            for _ in range(requests):
+                await http.get(path)
+            cpu = (time.thread_time() - cpu) / requests * 1000
+            out.write(
+                f"CPU per retrieve, in-process, one at a time: {cpu:.2f} ms (the test client's included)\n"
+            )
+            for label, seconds in sorted(phases.items(), key=lambda item: -item[1]):
+                out.write(f"  {label:<48} {seconds / requests * 1000:6.2f} ms\n")
+
             profiler = cProfile.Profile()
             started = time.perf_counter()
             profiler.enable()
@@ -288,8 +356,7 @@ async def profile(database_url: str, path: str, headers: dict[str, str], request
                 await http.get(path)
             profiler.disable()
             elapsed = time.perf_counter() - started
-    out = io.StringIO()
-    out.write(f"{requests} sequential retrieves in-process: {elapsed / requests * 1000:.2f} ms each\n")
+    out.write(f"under cProfile: {elapsed / requests * 1000:.2f} ms per retrieve\n")
     stats = pstats.Stats(profiler, stream=out)
     out.write("own time by package, ms per request (client side: httpx; waits: select/epoll):\n")
     for package, seconds in sorted(_by_package(stats).items(), key=lambda item: -item[1])[:14]:
