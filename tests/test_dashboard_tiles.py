@@ -5,13 +5,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import DashboardTile, Text
 from tests.events import event, ingest
 from tests.factories import Actor
+from tests.statements import count_statements
 from tests.test_insights import INSIGHT_KEYS, trends
 
 TILE_KEYS = {
@@ -263,17 +263,9 @@ async def test_bad_filters_override_is_400(client: httpx.AsyncClient, actor: Act
 async def _statements_of_retrieve(
     client: httpx.AsyncClient, actor: Actor, engine: AsyncEngine, board: int
 ) -> tuple[int, list[dict[str, Any]]]:
-    statements: list[str] = []
-
-    def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with count_statements(engine) as count:
         result = await tiles(client, actor, board)
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
-    return len(statements), result
+    return count(), result
 
 
 async def test_cached_retrieve_costs_the_same_for_1_and_12_tiles(

@@ -3,19 +3,17 @@
 Compatibility target: reference/posthog-behaviour.md §2.1, §2.2, §3.1-3.7; DESIGN.md where it differs.
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import ADMIN, MEMBER, Dashboard, Tag, TaggedItem
 from tests.factories import Actor, make_member
+from tests.statements import count_statements
 
 BASIC_KEYS = {
     "id",
@@ -1321,20 +1319,6 @@ async def test_unknown_team_is_403(client: httpx.AsyncClient, actor: Actor) -> N
 
 
 # --- statement counts ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def count_statements(engine: AsyncEngine) -> Iterator[Callable[[], int]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield lambda: len(statements)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def tag_dashboards(db: AsyncSession, actor: Actor, dashboard_ids: list[int], names: list[str]) -> None:

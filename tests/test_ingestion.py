@@ -9,7 +9,6 @@ import tracemalloc
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +16,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -27,6 +25,7 @@ from app.ingestion.router import receive_time
 from app.models import Event
 from tests.events import event, ingest
 from tests.factories import Actor
+from tests.statements import recorded_statements
 
 PATHS = ["/capture", "/batch", "/e", "/i/v0/e"]
 
@@ -79,20 +78,6 @@ def small_limits(app: FastAPI) -> Iterator[Settings]:
     app.dependency_overrides[get_settings] = lambda: settings
     yield settings
     app.dependency_overrides.pop(get_settings, None)
-
-
-@contextmanager
-def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 # --- paths, methods, responses ------------------------------------------------------------------------------

@@ -5,13 +5,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import DashboardTile, QueryCache
 from tests.events import event, ingest
 from tests.factories import Actor, make_member
+from tests.statements import count_statements
 
 INSIGHT_KEYS = {
     "id", "short_id", "name", "derived_name", "query", "filters", "order", "deleted", "dashboards",
@@ -337,17 +337,9 @@ async def test_list_reads_every_cached_result_in_a_fixed_number_of_statements(
     client: httpx.AsyncClient, actor: Actor, engine: AsyncEngine
 ) -> None:
     async def count_list() -> tuple[int, dict[str, Any]]:
-        statements: list[str] = []
-
-        def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-            statements.append(statement)
-
-        sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
-        try:
+        with count_statements(engine) as count:
             page = (await client.get(actor.url("insights/"), headers=actor.headers)).json()
-        finally:
-            sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
-        return len(statements), page
+        return count(), page
 
     board = await new_dashboard(client, actor)
     first = await create(client, actor, name="a", query=trends(), dashboards=[board], tags=["x"])

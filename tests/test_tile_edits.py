@@ -4,18 +4,17 @@ Compatibility target: reference/posthog-behaviour.md §1.2, §1.3, §2.2 (update
 ("New tiles get a place", "Error bodies").
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import DashboardTile, Text
 from tests.factories import Actor, make_member
+from tests.statements import count_statements
 
 TEXT_KEYS = {"id", "body", "created_by", "last_modified_at", "last_modified_by", "team", "dashboard_tiles"}
 TILE_KEYS = {
@@ -612,20 +611,6 @@ async def test_odd_layouts_of_existing_tiles_never_break_placement(
 
 
 # --- statements ---------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def count_statements(engine: AsyncEngine) -> Iterator[Callable[[], int]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield lambda: len(statements)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_twenty_items_cost_the_statements_of_two(
