@@ -1,8 +1,9 @@
 """`tilecast demo`: a demo team with realistic synthetic events and a dashboard rendered from them.
 
 Everything goes through the services the API uses: events through capture's insert statement, insights
-through the insights service (so they become tiles), results through the one rendering path (so the cache is
-warm when the printed URL is opened). Safe to run again: the team and the dashboard are reused, events are
+through the insights service (so they become tiles), the text tile and the tiles' places through the
+dashboards service, results through the one rendering path (so the cache is warm when the printed URL is
+opened). Safe to run again: the team and the dashboard are reused, events are
 added, every tile is recomputed.
 """
 
@@ -26,13 +27,13 @@ from app.accounts import create_personal_api_key, get_or_create_team, get_or_cre
 from app.auth import repository as auth_repository
 from app.auth.dependencies import Principal, TeamAccess
 from app.auth.keys import hash_key_value
-from app.dashboards.schemas import DashboardWrite
-from app.dashboards.service import Overrides, create_dashboard
+from app.dashboards.schemas import DashboardUpdate, DashboardWrite, TextEdit, TileEdit
+from app.dashboards.service import Overrides, create_dashboard, update_dashboard
 from app.dashboards.tiles import render_tiles
 from app.ingestion.repository import NewEvent, insert_events_for_token
 from app.insights.schemas import InsightWrite
 from app.insights.service import create_insight
-from app.models import Dashboard, DashboardTile, Event, Insight, Team, Text
+from app.models import Dashboard, DashboardTile, Event, Insight, Team
 from app.query.render import RefreshMode
 
 DEMO_EMAIL = "demo@tilecast.local"
@@ -503,6 +504,7 @@ async def _ensure_tiles(session: AsyncSession, access: TeamAccess, dashboard: Da
         )
     ).scalars()
     present = set(live)
+    edits: list[TileEdit] = []
     for index, (name, description, query) in enumerate(DEMO_INSIGHTS):
         if name in present:
             continue
@@ -513,15 +515,9 @@ async def _ensure_tiles(session: AsyncSession, access: TeamAccess, dashboard: Da
                 name=name, description=description, query=query, dashboards=[dashboard.id], saved=True
             ),
         )
-        tile = (
-            await session.execute(
-                select(DashboardTile).where(
-                    DashboardTile.dashboard_id == dashboard.id, DashboardTile.insight_id == created.id
-                )
-            )
-        ).scalar_one()
+        tile_id = next(t.id for t in created.dashboard_tiles if t.dashboard_id == dashboard.id)
         # Explicit places keep the demo's arrangement whatever the default placement of new tiles is.
-        tile.layouts = _layouts(index)
+        edits.append(TileEdit(id=tile_id, layouts=_layouts(index)))
     has_text = (
         await session.execute(
             select(func.count())
@@ -534,18 +530,9 @@ async def _ensure_tiles(session: AsyncSession, access: TeamAccess, dashboard: Da
         )
     ).scalar_one()
     if not has_text:
-        text = Text(
-            team_id=access.team.id,
-            body=DEMO_TEXT,
-            created_by_id=access.user.id,
-            last_modified_by_id=access.user.id,
-        )
-        session.add(text)
-        await session.flush()
-        session.add(
-            DashboardTile(dashboard_id=dashboard.id, text_id=text.id, layouts=_layouts(-1), deleted=False)
-        )
-    await session.flush()
+        edits.append(TileEdit(text=TextEdit(body=DEMO_TEXT), layouts=_layouts(-1)))
+    if edits:
+        await update_dashboard(session, access, dashboard.id, DashboardUpdate(tiles=edits), Overrides())
 
 
 async def run_demo(
