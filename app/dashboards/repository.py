@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    DateTime,
     Integer,
     Row,
     Select,
@@ -144,8 +145,9 @@ async def get_dashboards(
     return _rows((await session.execute(stmt, {"caller_id": user_id})).all())
 
 
-async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, now: datetime) -> None:
-    """`last_accessed_at` of the dashboard and the caller's own `last_viewed_at`, in one statement."""
+def _build_record_view() -> Any:
+    now = bindparam("now", type_=DateTime(timezone=True))
+    dashboard_id = bindparam("dashboard_id", type_=Integer)
     touch = (
         update(Dashboard)
         .where(Dashboard.id == dashboard_id)
@@ -153,9 +155,19 @@ async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, no
         .execution_options(synchronize_session=False)
         .cte("touch")
     )
-    view = insert(DashboardView).values(user_id=user_id, dashboard_id=dashboard_id, viewed_at=now)
+    view = insert(DashboardView).values(
+        user_id=bindparam("user_id", type_=Integer), dashboard_id=dashboard_id, viewed_at=now
+    )
     view = view.on_conflict_do_update(index_elements=["user_id", "dashboard_id"], set_={"viewed_at": now})
-    await session.execute(view.add_cte(touch))
+    return view.add_cte(touch)
+
+
+_RECORD_VIEW = _build_record_view()
+
+
+async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, now: datetime) -> None:
+    """`last_accessed_at` of the dashboard and the caller's own `last_viewed_at`, in one statement."""
+    await session.execute(_RECORD_VIEW, {"dashboard_id": dashboard_id, "user_id": user_id, "now": now})
 
 
 async def theme_visible(session: AsyncSession, team_id: int, theme_id: int) -> bool:

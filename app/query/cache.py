@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import QueryCache
@@ -44,14 +44,18 @@ async def read(conn: AsyncConnection, key: str) -> CachedResult | None:
     return None if row is None else CachedResult(payload=row[0], last_refresh=row[1])
 
 
+# Built once, the keys bound as one array parameter: the statement text is the same for any number of keys.
+_READ_MANY = select(QueryCache.cache_key, QueryCache.result, QueryCache.last_refresh).where(
+    QueryCache.cache_key == any_(bindparam("keys", type_=ARRAY(String)))
+)
+
+
 async def read_many(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, CachedResult]:
     """Several results in one statement (lists and dashboards read all their cached results at once)."""
     if not keys:
         return {}
-    stmt = select(QueryCache.cache_key, QueryCache.result, QueryCache.last_refresh).where(
-        QueryCache.cache_key.in_(list(set(keys)))
-    )
-    return {k: CachedResult(payload=r, last_refresh=t) for k, r, t in (await conn.execute(stmt)).all()}
+    rows = (await conn.execute(_READ_MANY, {"keys": list(set(keys))})).all()
+    return {k: CachedResult(payload=r, last_refresh=t) for k, r, t in rows}
 
 
 async def write(
