@@ -196,6 +196,10 @@ def _shape(
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     buckets = period.buckets
+    # The same for every breakdown value of the series: built once.
+    action = _action(series, index, period)
+    labels = [dates.label(bucket, period) for bucket in buckets]
+    days = [dates.day_key(bucket, period.interval) for bucket in buckets]
     for breakdown in rows.order:
         result: dict[str, Any]
         if query.is_total_value:
@@ -215,17 +219,9 @@ def _shape(
                 count = float(sum(data))
             if breakdown == NULL_LABEL and count == 0:
                 continue
-            result = {
-                "data": data,
-                "labels": [dates.label(bucket, period) for bucket in buckets],
-                "days": [dates.day_key(bucket, period.interval) for bucket in buckets],
-                "count": count,
-            }
+            result = {"data": data, "labels": labels, "days": days, "count": count}
         result.update(
-            label=_label(series, breakdown, len(query.series)),
-            filter=echo,
-            action=_action(series, index, period),
-            order=index,
+            label=_label(series, breakdown, len(query.series)), filter=echo, action=action, order=index
         )
         if breakdown is not None:
             result["breakdown_value"] = breakdown
