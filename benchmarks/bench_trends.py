@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -283,11 +284,13 @@ def main() -> None:
 
     from app.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="tilecast-bench-trends-")))
+    work = Path(tempfile.mkdtemp(prefix="tilecast-bench-trends-"))
+    server = EmbeddedPostgres(work)
     try:
         asyncio.run(run_sizes(server.start(), sizes, args.runs))
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)  # 10M events take several GB
 
 
 if __name__ == "__main__":
