@@ -25,3 +25,23 @@ async def test_query_needs_the_query_read_scope(
     )
     assert response.status_code == 403
     assert response.json()["detail"] == "API key missing required scope 'query:read'"
+
+
+async def test_unstorable_text_in_a_query_is_a_400(client: httpx.AsyncClient, actor: Actor) -> None:
+    raw = b'{"query": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "\\ud800"}]}}'
+    response = await client.post(
+        actor.url("query/"), content=raw, headers={**actor.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["attr"].startswith("query")
+
+
+async def test_unstorable_text_in_filters_override_is_a_400(client: httpx.AsyncClient, actor: Actor) -> None:
+    made = await client.post(actor.url("dashboards/"), json={"name": "d"}, headers=actor.headers)
+    response = await client.get(
+        actor.url(f"dashboards/{made.json()['id']}/"),
+        params={"filters_override": '{"date_from": "\\ud800"}'},
+        headers=actor.headers,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["attr"] == "filters_override"

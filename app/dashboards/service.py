@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -40,6 +41,7 @@ from app.pagination import Page
 from app.query.render import RefreshMode
 from app.schemas import Paginated, UserBasic
 from app.tags import set_tags
+from app.validation import reject_nul
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,10 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
         value = None
     if not isinstance(value, dict):
         raise ValidationFailed(f"Invalid JSON passed in {name} parameter", attr=name)
-    return value
+    try:
+        return dict(reject_nul(value))
+    except PydanticCustomError as exc:
+        raise ValidationFailed(exc.message(), attr=name) from None
 
 
 # --- serialization ---------------------------------------------------------------------------------------

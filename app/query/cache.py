@@ -20,7 +20,9 @@ def canonical_json(query: Any) -> str:
 
 
 def cache_key(team_id: int, timezone: str, query: Any) -> str:
-    digest = hashlib.sha256(f"{team_id}\x1f{timezone}\x1f{canonical_json(query)}".encode())
+    # surrogatepass: a lone surrogate from a JSON "\ud800" escape still hashes (the engine refuses it later).
+    text = f"{team_id}\x1f{timezone}\x1f{canonical_json(query)}"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 

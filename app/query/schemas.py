@@ -1,9 +1,11 @@
 """Payloads of the query endpoint."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app.validation import reject_nul
 
 
 class QueryRequest(BaseModel):
@@ -24,7 +26,9 @@ class QueryRequest(BaseModel):
         },
     )
 
-    query: dict[str, Any] = Field(description="A query node, e.g. a `TrendsQuery` or an `InsightVizNode`.")
+    query: Annotated[dict[str, Any], AfterValidator(reject_nul)] = Field(
+        description="A query node, e.g. a `TrendsQuery` or an `InsightVizNode`."
+    )
     refresh: str | None = Field(
         default=None, description="`blocking` (default), `force_blocking`, `force_cache`, … as for insights."
     )
