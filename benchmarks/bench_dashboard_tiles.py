@@ -23,7 +23,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import signal
 import subprocess
@@ -39,12 +38,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from bench_dashboards import free_port, wait_ready
+from harness import TILECAST, create_key, free_port, machine_line, wait_ready
 from loadgen import Result, run
 
 from app.demo import synthetic_events
 
-TILECAST = str(Path(sys.executable).parent / "tilecast")
 HERE = Path(__file__).parent
 
 
@@ -404,15 +402,7 @@ def main() -> None:
         env["DATABASE_URL"] = database_url
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        created = subprocess.run(
-            [TILECAST, "create-key", "--email", "bench@example.com", "--json"],
-            env=env,
-            cwd=work,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        info = json.loads(created.stdout)
+        info = create_key(env, work)
         headers = {"Authorization": f"Bearer {info['key']}"}
         team = info["team_id"]
 
@@ -450,12 +440,7 @@ def main() -> None:
         wait_for(f"{bare_base}{path}", headers, procs[1])
         compare_bodies(tilecast_body.content, httpx.get(f"{bare_base}{path}", timeout=30).content)
 
-        print(
-            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}; database: "
-            f"{'DATABASE_URL' if embedded is None else 'embedded PostgreSQL'}; "
-            f"{args.concurrency} clients, {args.seconds:.0f} s each"
-        )
+        print(f"{machine_line(embedded is not None)}; {args.concurrency} clients, {args.seconds:.0f} s each")
         pgdata = embedded.pgdata if embedded is not None else None
         measured = [
             measure(name, url, headers, args.concurrency, args.seconds, proc, pgdata)

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -39,12 +38,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from bench_dashboards import free_port, wait_ready
+from harness import TILECAST, create_key, free_port, machine_line, wait_ready
 from loadgen import Result, _read_response
 
 from app.db import async_url
 
-TILECAST = str(Path(sys.executable).parent / "tilecast")
 BROWSERS = ["Chrome", "Firefox", "Safari", "Edge"]
 EVENTS = ["$pageview", "$pageview", "$pageview", "signed up", "order placed", "$autocapture"]
 
@@ -174,15 +172,7 @@ def main() -> None:
         env["DATABASE_URL"] = database_url
     proc = None
     try:
-        created = subprocess.run(
-            [TILECAST, "create-key", "--email", "bench@example.com", "--json"],
-            env=env,
-            cwd=work,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        info = json.loads(created.stdout)
+        info = create_key(env, work)
         token, team_id = info["project_api_key"], info["team_id"]
 
         t0 = time.perf_counter()
@@ -191,11 +181,7 @@ def main() -> None:
             f"built {len(bodies)} bodies of {args.batch} events "
             f"({sum(map(len, bodies)) / len(bodies) / 1024:.1f} KiB each) in {time.perf_counter() - t0:.1f} s"
         )
-        print(
-            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}; database: "
-            f"{'DATABASE_URL' if embedded is None else 'embedded PostgreSQL'}"
-        )
+        print(machine_line(embedded is not None))
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"

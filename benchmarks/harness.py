@@ -1,0 +1,99 @@
+"""What the benchmark scripts share: a database (DATABASE_URL or an embedded server), a key, a running
+`tilecast serve`, and the line that says which machine the figures come from."""
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TILECAST = str(Path(sys.executable).parent / "tilecast")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("server exited during start-up")
+        try:
+            if httpx.get(f"{base}/_readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not become ready")
+
+
+@contextmanager
+def database(work: Path) -> Iterator[tuple[str, dict[str, str], bool]]:
+    """The database URL, an environment for `tilecast` processes that points at it, and whether it is the
+    embedded server (started here when DATABASE_URL is unset, so the script itself can use it too)."""
+    env = dict(os.environ, TILECAST_LOG_LEVEL="WARNING")
+    url = env.get("DATABASE_URL")
+    if url:
+        yield url, env, False
+        return
+    from app.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(work / "data")
+    env["DATABASE_URL"] = embedded.start()
+    try:
+        yield env["DATABASE_URL"], env, True
+    finally:
+        embedded.stop()
+
+
+def create_key(env: dict[str, str], cwd: Path, email: str = "bench@example.com") -> dict[str, Any]:
+    """`tilecast create-key --json`: key, user_id, user_uuid, team_id, project_api_key."""
+    created = subprocess.run(
+        [TILECAST, "create-key", "--email", email, "--json"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(created.stdout))
+
+
+@contextmanager
+def tilecast_server(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterator[str]:
+    """A running `tilecast serve`; yields its base URL and stops it on exit."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [TILECAST, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def machine_line(embedded: bool) -> str:
+    return (
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; database: "
+        f"{'embedded PostgreSQL' if embedded else 'DATABASE_URL'}"
+    )
