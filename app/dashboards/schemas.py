@@ -111,7 +111,10 @@ def _latest_numbers(result: Any) -> str:
         if value is None:
             data = series.get("data") or []
             value = data[-1] if data else series.get("count")
-        parts.append(f"{series.get('label', '')} {value}".strip())
+        label = str(series.get("label", ""))
+        if series.get("compare_label"):
+            label = f"{label} ({series['compare_label']})"
+        parts.append(f"{label} {value}".strip())
     return "; ".join(parts) or "no result cached"
 
 
