@@ -38,7 +38,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from harness import TILECAST, create_key, free_port, machine_line, wait_ready
+from harness import TILECAST, create_key, free_port, machine_line, start_database, wait_ready
 from loadgen import Result, run
 
 from app.demo import synthetic_events
@@ -390,16 +390,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-"))
-    env = dict(os.environ, TILECAST_LOG_LEVEL="WARNING")
-    embedded = None
-    database_url = env.get("DATABASE_URL")
-    if not database_url:
-        # Started here rather than by the CLI, so that the bare app can use the same database.
-        from app.embedded import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(work / "data")
-        database_url = embedded.start()
-        env["DATABASE_URL"] = database_url
+    database_url, env, embedded = start_database(work)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         info = create_key(env, work)

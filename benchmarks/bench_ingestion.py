@@ -22,7 +22,6 @@ a faster JSON library would save a fraction of that millisecond, not worth a dep
 import argparse
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from harness import TILECAST, create_key, free_port, machine_line, wait_ready
+from harness import TILECAST, create_key, free_port, machine_line, start_database, wait_ready
 from loadgen import Result, _read_response
 
 from app.db import async_url
@@ -159,17 +158,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-"))
-    env = dict(os.environ)
-    env["TILECAST_LOG_LEVEL"] = "WARNING"
-    embedded = None
-    database_url = env.get("DATABASE_URL")
-    if not database_url:
-        # Started here rather than by the CLI, so that this script can COPY into the same database.
-        from app.embedded import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(work / "data")
-        database_url = embedded.start()
-        env["DATABASE_URL"] = database_url
+    database_url, env, embedded = start_database(work)
     proc = None
     try:
         info = create_key(env, work)

@@ -39,23 +39,30 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not become ready")
 
 
-@contextmanager
-def database(work: Path) -> Iterator[tuple[str, dict[str, str], bool]]:
-    """The database URL, an environment for `tilecast` processes that points at it, and whether it is the
-    embedded server (started here when DATABASE_URL is unset, so the script itself can use it too)."""
+def start_database(work: Path) -> tuple[str, dict[str, str], Any]:
+    """The database URL, an environment for `tilecast` processes that points at it, and the embedded server
+    when DATABASE_URL is unset (started here, not by the CLI, so the script itself can use the same database;
+    the caller stops it)."""
     env = dict(os.environ, TILECAST_LOG_LEVEL="WARNING")
     url = env.get("DATABASE_URL")
     if url:
-        yield url, env, False
-        return
+        return url, env, None
     from app.embedded import EmbeddedPostgres
 
     embedded = EmbeddedPostgres(work / "data")
     env["DATABASE_URL"] = embedded.start()
+    return env["DATABASE_URL"], env, embedded
+
+
+@contextmanager
+def database(work: Path) -> Iterator[tuple[str, dict[str, str], bool]]:
+    """`start_database` for a `with` block: yields the URL, the environment and whether it is embedded."""
+    url, env, embedded = start_database(work)
     try:
-        yield env["DATABASE_URL"], env, True
+        yield url, env, embedded is not None
     finally:
-        embedded.stop()
+        if embedded is not None:
+            embedded.stop()
 
 
 def create_key(env: dict[str, str], cwd: Path, email: str = "bench@example.com") -> dict[str, Any]:
