@@ -7,7 +7,7 @@ import pytest
 
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.test_trends_helpers import absolute, node, results, run, utc
+from tests.trends_helpers import absolute, node, results, run, utc
 
 NULL = "$$_posthog_breakdown_null_$$"
 OTHER = "$$_posthog_breakdown_other_$$"

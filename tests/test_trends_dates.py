@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.test_trends_helpers import absolute, node, results, run, set_timezone, steady_now, utc
+from tests.trends_helpers import absolute, node, results, run, set_timezone, steady_now, utc
 
 
 def _days(first: date, count: int) -> list[str]:

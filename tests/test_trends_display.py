@@ -8,7 +8,7 @@ import pytest
 
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.test_trends_helpers import absolute, node, results, run, steady_now, utc
+from tests.trends_helpers import absolute, node, results, run, steady_now, utc
 
 TOTAL_VALUE = ["BoldNumber", "ActionsPie", "ActionsBarValue", "ActionsTable", "WorldMap"]
 

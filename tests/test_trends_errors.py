@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.test_trends_helpers import absolute, error, node, post_query, results, trends_query, utc
+from tests.trends_helpers import absolute, error, node, post_query, results, trends_query, utc
 
 
 def _with(series: dict[str, Any] | None = None, **source: Any) -> dict[str, Any]:

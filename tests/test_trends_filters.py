@@ -7,7 +7,7 @@ import pytest
 
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.test_trends_helpers import absolute, node, results, utc
+from tests.trends_helpers import absolute, node, results, utc
 
 RANGE = absolute("2025-03-01", "2025-03-01")
 

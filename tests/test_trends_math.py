@@ -7,7 +7,7 @@ import pytest
 
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.test_trends_helpers import absolute, data, node, results, utc
+from tests.trends_helpers import absolute, data, node, results, utc
 
 DAYS = ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05"]
 RANGE = absolute("2025-03-01", "2025-03-05")
