@@ -12,19 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import create_personal_api_key
 from app.models import ADMIN, MEMBER, OWNER
 from tests.factories import Actor, make_member
+from tests.resources import USER_BASIC_KEYS
 
 COLLABORATOR_KEYS = {"id", "dashboard_id", "user", "level", "added_at", "updated_at"}
-USER_BASIC_KEYS = {
-    "id",
-    "uuid",
-    "distinct_id",
-    "first_name",
-    "last_name",
-    "email",
-    "is_email_verified",
-    "hedgehog_config",
-    "role_at_organization",
-}
 CANNOT_EDIT = "You don't have edit permissions for this dashboard."
 LOWEST_LEVEL = "Cannot add collaborators to a dashboard on the lowest restriction level."
 NO_ACCESS = "Cannot add collaborators that have no access to the project."

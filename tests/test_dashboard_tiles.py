@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.models import DashboardTile, Text
 from tests.events import event, ingest
 from tests.factories import Actor
+from tests.resources import INSIGHT_KEYS, trends
 from tests.statements import count_statements
-from tests.test_insights import INSIGHT_KEYS, trends
 
 TILE_KEYS = {
     "id", "insight", "text", "layouts", "color", "filters_overrides", "show_description",

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import ADMIN, MEMBER, Dashboard, Tag, TaggedItem
 from tests.factories import Actor, make_member
+from tests.resources import USER_BASIC_KEYS
 from tests.statements import count_statements
 
 BASIC_KEYS = {
@@ -44,17 +45,6 @@ FULL_KEYS = BASIC_KEYS | {
     "persisted_filters",
     "persisted_variables",
     "tiles",
-}
-USER_BASIC_KEYS = {
-    "id",
-    "uuid",
-    "distinct_id",
-    "first_name",
-    "last_name",
-    "email",
-    "is_email_verified",
-    "hedgehog_config",
-    "role_at_organization",
 }
 CANNOT_EDIT = "You don't have edit permissions for this dashboard."
 CANNOT_RESTRICT = (

@@ -11,29 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.models import DashboardTile, QueryCache
 from tests.events import event, ingest
 from tests.factories import Actor, make_member
+from tests.resources import INSIGHT_KEYS, new_dashboard, trends
 from tests.statements import count_statements
-
-INSIGHT_KEYS = {
-    "id", "short_id", "name", "derived_name", "query", "filters", "order", "deleted", "dashboards",
-    "dashboard_tiles", "last_refresh", "cache_target_age", "next_allowed_client_refresh", "result", "hasMore",
-    "columns", "created_at", "created_by", "description", "updated_at", "tags", "favorited", "saved",
-    "last_modified_at", "last_modified_by", "is_sample", "effective_restriction_level",
-    "effective_privilege_level", "user_access_level", "timezone", "is_cached", "query_status", "hogql",
-    "types", "alerts", "last_viewed_at", "error",
-}  # fmt: skip
-
-
-def trends(event_name: str = "$pageview", **source: Any) -> dict[str, Any]:
-    return {
-        "kind": "InsightVizNode",
-        "source": {
-            "kind": "TrendsQuery",
-            "series": [{"kind": "EventsNode", "event": event_name, "math": "total"}],
-            "interval": "day",
-            "dateRange": {"date_from": "-7d"},
-            **source,
-        },
-    }
 
 
 async def create(client: httpx.AsyncClient, actor: Actor, **body: Any) -> dict[str, Any]:
@@ -46,12 +25,6 @@ async def get(client: httpx.AsyncClient, actor: Actor, insight_id: int, **params
     response = await client.get(actor.url(f"insights/{insight_id}/"), params=params, headers=actor.headers)
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-async def new_dashboard(client: httpx.AsyncClient, actor: Actor, **body: Any) -> int:
-    response = await client.post(actor.url("dashboards/"), json={"name": "D", **body}, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
 
 
 # --- the resource -------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import DashboardTile
 from tests.factories import Actor, make_member
+from tests.resources import new_dashboard, trends
 
 ERROR_KEYS = {"type", "code", "detail", "attr"}
 CANNOT_EDIT = "You don't have edit permissions for this dashboard."
@@ -22,24 +23,6 @@ CANNOT_MOVE = "Invalid request data for moving tile."
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def trends(event_name: str = "$pageview") -> dict[str, Any]:
-    return {
-        "kind": "InsightVizNode",
-        "source": {
-            "kind": "TrendsQuery",
-            "series": [{"kind": "EventsNode", "event": event_name, "math": "total"}],
-            "interval": "day",
-            "dateRange": {"date_from": "-7d"},
-        },
-    }
-
-
-async def new_dashboard(client: httpx.AsyncClient, actor: Actor, **body: Any) -> int:
-    response = await client.post(actor.url("dashboards/"), json={"name": "D", **body}, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
 
 
 async def new_insight(client: httpx.AsyncClient, actor: Actor, *dashboards: int, **body: Any) -> int:

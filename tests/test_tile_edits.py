@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import DashboardTile, Text
 from tests.factories import Actor, make_member
+from tests.resources import new_dashboard, trends
 from tests.statements import count_statements
 
 TEXT_KEYS = {"id", "body", "created_by", "last_modified_at", "last_modified_by", "team", "dashboard_tiles"}
@@ -34,24 +35,6 @@ ERROR_KEYS = {"type", "code", "detail", "attr"}
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def trends(event_name: str = "$pageview") -> dict[str, Any]:
-    return {
-        "kind": "InsightVizNode",
-        "source": {
-            "kind": "TrendsQuery",
-            "series": [{"kind": "EventsNode", "event": event_name, "math": "total"}],
-            "interval": "day",
-            "dateRange": {"date_from": "-7d"},
-        },
-    }
-
-
-async def new_dashboard(client: httpx.AsyncClient, actor: Actor, **body: Any) -> int:
-    response = await client.post(actor.url("dashboards/"), json={"name": "D", **body}, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
 
 
 async def new_insight(client: httpx.AsyncClient, actor: Actor, *dashboards: int, name: str = "I") -> int:
