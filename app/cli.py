@@ -5,9 +5,11 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from app.config import get_settings
@@ -183,7 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again. With the default action that
+    # kills the process before `database_url()` releases the embedded PostgreSQL, orphaning it; as an
+    # exception, every `finally` runs and the last user stops the server.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -78,7 +78,8 @@ def test_serve_on_postgresql(fresh_databases: FreshDatabases, tmp_path: Path) ->
     assert key not in logged and key[4:] not in logged
 
 
-def test_serve_on_the_embedded_server_with_two_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_on_the_embedded_server_stops_it_on_sigterm(tmp_path: Path, workers: int) -> None:
     data_dir = tmp_path / "data"
     env = env_without_database(TILECAST_DATA_DIR=str(data_dir))
     created = run_cli(["create-key", "--email", "cy@example.com", "--json"], env, cwd=tmp_path)
@@ -88,7 +89,7 @@ def test_serve_on_the_embedded_server_with_two_workers(tmp_path: Path) -> None:
     # A handle left behind by a killed process must not keep the server alive after we stop.
     (pgdata / ".handle_pids.json").write_text(json.dumps([_dead_pid()]))
 
-    with serve(env, tmp_path, workers=2) as (base, _):
+    with serve(env, tmp_path, workers=workers) as (base, _):
         headers = {"Authorization": f"Bearer {key}"}
         for i in range(6):
             r = httpx.post(
@@ -100,7 +101,7 @@ def test_serve_on_the_embedded_server_with_two_workers(tmp_path: Path) -> None:
         postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
         assert postmaster.is_running()
 
-    # The last handle left: the embedded server has stopped.
+    # `serve` (left by SIGTERM) was the last handle: the embedded server has stopped.
     postmaster.wait(timeout=30)
     assert not (pgdata / "postmaster.pid").exists()
 
