@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
@@ -36,3 +36,23 @@ def render(fmt: Format, model: M) -> M | PlainTextResponse:
         return PlainTextResponse("\n".join(lines) + "\n")
     to_text = getattr(model, "to_text", None)
     return PlainTextResponse(to_text() if to_text else model.model_dump_json(indent=2))
+
+
+async def _hard_delete_not_allowed(id: str) -> Response:
+    """Hard delete of this model is not allowed. Use a patch API call to set "deleted" to true."""
+    # `id` is a string on purpose: the answer is 405 for every id, even a malformed one (DESIGN.md).
+    return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
+
+
+def add_hard_delete_refusal(router: APIRouter, name: str, scope: str) -> None:
+    """`DELETE /{id}/` → 405 with an empty body, always (DESIGN.md); documented with PostHog's scope."""
+    router.add_api_route(
+        "/{id}/",
+        _hard_delete_not_allowed,
+        methods=["DELETE"],
+        name=name,
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        response_class=Response,
+        responses={405: {"description": 'Always: soft delete with PATCH `{"deleted": true}`.'}},
+        openapi_extra={"security": [{"PersonalAPIKeyAuth": [scope]}]},
+    )

@@ -23,7 +23,7 @@ from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
 from app.pagination import PageDep
 from app.query.render import parse_refresh
-from app.rendering import FormatDep, render
+from app.rendering import FormatDep, add_hard_delete_refusal, render
 from app.schemas import Paginated
 from app.validation import PathId, SafeStr
 
@@ -138,19 +138,7 @@ async def update_dashboard(
     return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
 
 
-@router.delete(
-    "/{id}/",
-    name="dashboards_destroy",
-    status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
-    response_class=Response,
-    responses={405: {"description": 'Always: soft delete with PATCH `{"deleted": true}`.'}},
-    # Documented with PostHog's scope; the answer is the same 405 whoever asks (DESIGN.md).
-    openapi_extra={"security": [{"PersonalAPIKeyAuth": ["dashboard:write"]}]},
-)
-async def destroy_dashboard(id: str) -> Response:
-    """Hard delete of this model is not allowed. Use a patch API call to set "deleted" to true."""
-    # `id` is a string on purpose: the answer is 405 for every id, even a malformed one (DESIGN.md).
-    return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
+add_hard_delete_refusal(router, "dashboards_destroy", "dashboard:write")
 
 
 @router.patch("/{id}/move_tile/", name="dashboards_move_tile_partial_update", response_model=Dashboard)

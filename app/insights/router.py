@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, status
 
 from app.auth.dependencies import TeamAccess, scoped
 from app.db import SessionDep
@@ -11,6 +11,7 @@ from app.insights.repository import ListFilters
 from app.insights.schemas import Insight, InsightWrite
 from app.pagination import PageDep
 from app.query.render import parse_refresh
+from app.rendering import add_hard_delete_refusal
 from app.schemas import Paginated
 from app.validation import PathId, SafeStr
 
@@ -89,14 +90,4 @@ async def update_insight(
     return await service.update_insight(session, access, id, data)
 
 
-@router.delete(
-    "/{id}/",
-    name="insights_destroy",
-    status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
-    response_class=Response,
-    responses={405: {"description": 'Always: soft delete with PATCH `{"deleted": true}`.'}},
-    openapi_extra={"security": [{"PersonalAPIKeyAuth": ["insight:write"]}]},
-)
-async def destroy_insight(id: str) -> Response:
-    """Hard delete of this model is not allowed. Use a patch API call to set "deleted" to true."""
-    return Response(status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
+add_hard_delete_refusal(router, "insights_destroy", "insight:write")
