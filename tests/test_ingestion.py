@@ -730,6 +730,55 @@ async def test_timestamp_formats(
     assert await _one_time(client, db, actor, one, path="/capture/") == expected
 
 
+# Times past what a timestamp can hold: before year 1 is 1970 (the formula's out-of-range rule), past year
+# 9999 is the far future (clamped to now). One such event never fails its batch: SDKs would retry it forever.
+OUT_OF_RANGE = [
+    ("0001-01-01T00:00:00+14:00", None, datetime(1970, 1, 1, tzinfo=UTC)),
+    ("9999-12-31T23:59:59-14:00", None, NOON),
+    ("Fri, 31 Dec 9999 23:59:59 -1400", None, NOON),
+    ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", datetime(1970, 1, 1, tzinfo=UTC)),
+    ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", NOON),
+    ("2026-01-05T11:00:00Z", "0001-01-01T00:00:00+14:00", NOON),
+    ("2026-01-05T11:00:00Z", "Fri, 31 Dec 9999 23:59:59 -1400", datetime(1970, 1, 1, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_out_of_range_times_never_fail_the_batch(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    db: AsyncSession,
+    fixed_now: Callable[[datetime], None],
+    path: str,
+) -> None:
+    fixed_now(NOON)
+    for timestamp, sent_at, expected in OUT_OF_RANGE:
+        fine = ev("fine", timestamp="2026-01-05T11:00:00Z")
+        odd = ev("odd", timestamp=timestamp)
+        payload: dict[str, Any] = {"api_key": actor.team.api_token, "batch": [fine, odd]}
+        if sent_at is not None:
+            payload["sent_at"] = sent_at
+        response = await post_json(client, path + "/", payload)
+        assert response.status_code == 200, (timestamp, sent_at, response.text)
+        rows = {row.event: row for row in await stored(db, actor.team.id)}
+        assert rows["odd"].timestamp == expected, (timestamp, sent_at)
+        assert set(rows) == {"fine", "odd"}
+        await db.execute(Event.__table__.delete().where(Event.team_id == actor.team.id))
+
+
+@pytest.mark.parametrize("offset", [10**30, -(10**30), 2**63])
+async def test_huge_offsets_are_stored_in_range(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    db: AsyncSession,
+    fixed_now: Callable[[datetime], None],
+    offset: int,
+) -> None:
+    fixed_now(NOON)
+    stamp = await _one_time(client, db, actor, ev(offset=offset, token=actor.team.api_token), path="/e/")
+    assert stamp == (datetime(1970, 1, 1, tzinfo=UTC) if offset > 0 else NOON)
+
+
 async def test_skew_and_offset_against_the_real_clock(
     client: httpx.AsyncClient, actor: Actor, db: AsyncSession
 ) -> None:

@@ -9,15 +9,27 @@ import pytest
 from app.ingestion.decoding import RawRequest, decode_payload, gunzip, looks_like_base64
 from app.ingestion.errors import CaptureError
 from app.ingestion.service import uuid7
-from app.ingestion.timestamps import EPOCH, event_time, parse_timestamp, rfc3339, sent_at_from_query
+from app.ingestion.timestamps import (
+    EPOCH,
+    Instant,
+    event_time,
+    instant,
+    parse_timestamp,
+    rfc3339,
+    sent_at_from_query,
+)
 
 NOON = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
 
-def at(text: str) -> datetime:
+def at(text: str) -> Instant:
     parsed = parse_timestamp(text)
     assert parsed is not None
     return parsed
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 # --- the formula, with the reference's own examples ---------------------------------------------------------
@@ -43,24 +55,25 @@ def test_example_offset() -> None:
 
 
 def test_example_future_clamp() -> None:
-    assert event_time(NOON + timedelta(hours=24), None, None, NOON) == NOON
-    assert event_time(NOON + timedelta(hours=23), None, None, NOON) == NOON + timedelta(hours=23)
+    assert event_time(instant(NOON + timedelta(hours=24)), None, None, NOON) == NOON
+    later = NOON + timedelta(hours=23)
+    assert event_time(instant(later), None, None, NOON) == later
     assert event_time(None, -(25 * 3600 * 1000), None, NOON) == NOON  # a negative offset into the future
 
 
 def test_no_timestamp_is_now_and_no_sent_at_is_the_timestamp() -> None:
     assert event_time(None, None, at("2026-01-05T12:00:05Z"), NOON) == NOON
-    assert event_time(at("2026-01-01T08:00:00Z"), None, None, NOON) == at("2026-01-01T08:00:00Z")
+    assert event_time(at("2026-01-01T08:00:00Z"), None, None, NOON) == utc("2026-01-01T08:00:00Z")
 
 
 def test_ignore_sent_at() -> None:
     got = event_time(at("2026-01-05T11:59:55Z"), None, at("2026-01-05T12:00:05Z"), NOON, ignore_sent_at=True)
-    assert got == at("2026-01-05T11:59:55Z")
+    assert got == utc("2026-01-05T11:59:55Z")
 
 
 def test_clock_skew_is_added() -> None:
     got = event_time(at("2026-01-05T11:00:00Z"), None, None, NOON, clock_skew_ms=1500)
-    assert got == at("2026-01-05T11:00:01.500Z")
+    assert got == utc("2026-01-05T11:00:01.500Z")
 
 
 def test_out_of_range_results() -> None:
@@ -71,6 +84,15 @@ def test_out_of_range_results() -> None:
     assert future == NOON
     assert event_time(None, 10**30, None, NOON) == EPOCH
     assert event_time(None, -(10**30), None, NOON) == NOON
+
+
+def test_times_beyond_datetimes_range_are_parsed_exactly() -> None:
+    # Year 0 and year 10000 in UTC: no datetime holds them, the formula still can.
+    assert at("0001-01-01T00:00:00+14:00") == instant(datetime(1, 1, 1, tzinfo=UTC)) - 14 * 3600 * 10**6
+    assert at("Fri, 31 Dec 9999 23:59:59 -1400") == at("9999-12-31T23:59:59Z") + 14 * 3600 * 10**6
+    # Sent a little after it was made: the skew formula brings it back to a real time.
+    made, sent = at("9999-12-31T23:59:59-14:00"), at("9999-12-31T23:59:58-14:00")
+    assert event_time(made, None, sent, NOON) == NOON + timedelta(seconds=1)
 
 
 # --- parsing ------------------------------------------------------------------------------------------------
@@ -92,7 +114,7 @@ def test_out_of_range_results() -> None:
     ],
 )
 def test_parse_timestamp_accepts(raw: str, expected: datetime) -> None:
-    assert parse_timestamp(raw) == expected
+    assert parse_timestamp(raw) == instant(expected)
 
 
 @pytest.mark.parametrize("raw", ["99999-01-01T00:00:00Z", "13/32/2023", "", "  ", "soon", None, True, [], {}])
@@ -101,7 +123,7 @@ def test_parse_timestamp_refuses(raw: object) -> None:
 
 
 def test_sent_at_from_query_is_milliseconds_after_2020() -> None:
-    assert sent_at_from_query("1767614400000") == datetime(2026, 1, 5, 12, tzinfo=UTC)
+    assert sent_at_from_query("1767614400000") == instant(datetime(2026, 1, 5, 12, tzinfo=UTC))
     assert sent_at_from_query("1767614400") is None  # seconds: year 1970 as milliseconds
     assert sent_at_from_query("abc") is None
     assert sent_at_from_query(None) is None

@@ -18,7 +18,14 @@ from app.ingestion import repository
 from app.ingestion.decoding import RawRequest, decode_payload, parse_json, read_body
 from app.ingestion.errors import CaptureError
 from app.ingestion.repository import NewEvent
-from app.ingestion.timestamps import event_time, parse_timestamp, rfc3339, sent_at_from_query
+from app.ingestion.timestamps import (
+    Instant,
+    event_time,
+    parse_timestamp,
+    rfc3339,
+    sent_at_from_query,
+    to_datetime,
+)
 
 __all__ = ["CaptureError", "CaptureInput", "CaptureOutcome", "capture"]
 
@@ -178,7 +185,7 @@ def _integer(raw: Any, name: str) -> int | None:
 
 
 def to_event(
-    raw: Any, sent_at: datetime | None, sent_at_text: str | None, now: datetime, client_ip: str | None
+    raw: Any, sent_at: Instant | None, sent_at_text: str | None, now: datetime, client_ip: str | None
 ) -> NewEvent | None:
     """One stored row from one raw event, or None for events capture drops (`$performance_event`)."""
     if not isinstance(raw, dict):
@@ -259,7 +266,9 @@ def build_events(
         sent_at = parse_timestamp(payload.get("sent_at"))
     else:
         sent_at = sent_at_from_query(query.get("_") or query.get("sent_at"))
-    sent_at_text = rfc3339(sent_at) if sent_at is not None else None
+    # A send time past what a datetime holds still counts in the formula; it is just not shown as `$sent_at`.
+    sent_at_time = to_datetime(sent_at) if sent_at is not None else None
+    sent_at_text = rfc3339(sent_at_time) if sent_at_time is not None else None
     events = [to_event(raw, sent_at, sent_at_text, now, client_ip) for raw in raws]
     return token, [e for e in events if e is not None]
 

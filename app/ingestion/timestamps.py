@@ -2,10 +2,17 @@
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 
-FUTURE_CLAMP = timedelta(hours=23)
+# Event times are computed as integer microseconds since the epoch ("instants"), which have no range: a
+# client may send any year, and the formula's range rule decides afterwards what is stored.
+Instant = int
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_MICRO = timedelta(microseconds=1)
+FUTURE_CLAMP = timedelta(hours=23) // _MICRO
 # `_` values before this decode to 2020 or earlier: they were seconds, not milliseconds; PostHog drops them.
 _MIN_SENT_AT_MS = int(datetime(2021, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
@@ -14,15 +21,23 @@ _EPOCH_MILLIS = re.compile(r"\d{12,16}")
 _SLASHED = re.compile(r"(\d{1,4})/(\d{1,2})/(\d{1,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def instant(value: datetime) -> Instant:
+    """Exact microseconds since the epoch of an aware datetime (naive: UTC), even where converting it to UTC
+    would leave datetime's range (`0001-01-01T00:00:00+14:00` is in year 0)."""
+    micros = (value.replace(tzinfo=None) - _NAIVE_EPOCH) // _MICRO
+    offset = value.utcoffset()
+    return micros - offset // _MICRO if offset else micros
 
 
-def _from_epoch(seconds: float) -> datetime | None:
-    try:
-        return EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
+MIN_INSTANT = instant(datetime.min)
+MAX_INSTANT = instant(datetime.max)
+
+
+def to_datetime(value: Instant) -> datetime | None:
+    """The UTC datetime of an instant, or None when it falls before year 1 or after year 9999."""
+    if not MIN_INSTANT <= value <= MAX_INSTANT:
         return None
+    return EPOCH + timedelta(microseconds=value)
 
 
 def _slashed(text: str) -> datetime | None:
@@ -35,12 +50,12 @@ def _slashed(text: str) -> datetime | None:
     if len(str(year)) != 4:
         return None
     try:
-        return datetime(year, month, day, int(hour or 0), int(minute or 0), int(second or 0), tzinfo=UTC)
+        return datetime(year, month, day, int(hour or 0), int(minute or 0), int(second or 0))
     except ValueError:
         return None
 
 
-def parse_timestamp(raw: object) -> datetime | None:
+def parse_timestamp(raw: object) -> Instant | None:
     """A client timestamp, or None when PostHog would find it unparseable (then the event time is `now`).
 
     RFC 3339 (also with a bare `+03` zone), ISO dates and date-times without zone (UTC), `2023/01/31`,
@@ -55,72 +70,58 @@ def parse_timestamp(raw: object) -> datetime | None:
     if not text:
         return None
     if _EPOCH_SECONDS.fullmatch(text):
-        return _from_epoch(float(text))
+        return round(Decimal(text) * 1_000_000)
     if _EPOCH_MILLIS.fullmatch(text):
-        return _from_epoch(int(text) / 1000)
+        return int(text) * 1000
     iso = text[:10] + "T" + text[11:] if len(text) > 10 and text[10] == "t" else text
     if iso[-1] in "zZ":
         iso = iso[:-1] + "+00:00"
     try:
-        return _utc(datetime.fromisoformat(iso))
+        return instant(datetime.fromisoformat(iso))
     except ValueError:
         pass
     if parsed := _slashed(text):
-        return parsed
+        return instant(parsed)
     try:
-        return _utc(parsedate_to_datetime(text))
+        return instant(parsedate_to_datetime(text))
     except (ValueError, TypeError, IndexError):
         return None
 
 
-def sent_at_from_query(value: str | None) -> datetime | None:
+def sent_at_from_query(value: str | None) -> Instant | None:
     """The `_` query parameter: integer milliseconds; seconds-sized values (year <= 2020) are ignored."""
     if not value or not value.isdigit() or len(value) > 16:
         return None
     millis = int(value)
     if millis < _MIN_SENT_AT_MS:
         return None
-    return _from_epoch(millis / 1000)
-
-
-def _shift(base: datetime, delta: timedelta) -> datetime:
-    """`base + delta`, saturating the way the formula's range checks do: past year 9999 counts as the far
-    future (clamped to now by the caller); before year 1 as out of range (1970)."""
-    try:
-        return base + delta
-    except OverflowError:
-        return datetime.max.replace(tzinfo=UTC) if delta > timedelta(0) else EPOCH
-
-
-def _millis(value: int) -> timedelta:
-    try:
-        return timedelta(milliseconds=value)
-    except OverflowError:
-        return timedelta.max if value > 0 else timedelta.min
+    return millis * 1000
 
 
 def event_time(
-    timestamp: datetime | None,
+    timestamp: Instant | None,
     offset_ms: int | None,
-    sent_at: datetime | None,
+    sent_at: Instant | None,
     now: datetime,
     *,
     ignore_sent_at: bool = False,
     clock_skew_ms: int | None = None,
 ) -> datetime:
     """PostHog's rule: `now + (timestamp - sent_at)`, or the timestamp as is without `sent_at`; `offset`
-    overrides both; `$clock_skew` is added; more than 23 h ahead of now is now."""
+    overrides both; `$clock_skew` is added; more than 23 h ahead of now is now; a time out of range (here:
+    before year 1, which datetime and the formula's "year below 0" nearly share) is 1970-01-01."""
     effective_sent_at = None if ignore_sent_at else sent_at
-    ts = now
+    now_us = instant(now)
+    ts = now_us
     if timestamp is not None:
-        ts = _shift(now, timestamp - effective_sent_at) if effective_sent_at is not None else timestamp
+        ts = now_us + (timestamp - effective_sent_at) if effective_sent_at is not None else timestamp
     if offset_ms is not None:
-        ts = _shift(now, _millis(-offset_ms))
+        ts = now_us - offset_ms * 1000
     if clock_skew_ms is not None:
-        ts = _shift(ts, _millis(clock_skew_ms))
-    if ts - now > FUTURE_CLAMP:
-        ts = now
-    return ts
+        ts += clock_skew_ms * 1000
+    if ts - now_us > FUTURE_CLAMP:
+        ts = now_us
+    return to_datetime(ts) or EPOCH
 
 
 def rfc3339(value: datetime) -> str:
