@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="TILECAST_LOG_LEVEL")
     default_page_size: int = Field(default=100, alias="TILECAST_PAGE_SIZE", ge=1)
     max_page_size: int = Field(default=1000, alias="TILECAST_MAX_PAGE_SIZE", ge=1)
+    # Every request body (but capture's, below) is refused past this size, before it is parsed.
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, alias="TILECAST_MAX_BODY_BYTES", ge=1)
     # Capture: the request body as received (checked while reading), and the payload once decompressed
     # (checked while inflating, so a gzip bomb stops at the limit).
     capture_max_body_bytes: int = Field(

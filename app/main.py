@@ -16,7 +16,7 @@ from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
-from app.middleware import AccessLogMiddleware, TrailingSlashMiddleware
+from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSlashMiddleware
 
 logger = logging.getLogger("tilecast")
 
@@ -95,6 +95,8 @@ def create_app() -> FastAPI:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return {"status": "ok"}
 
+    # The last added is the outermost: slashes are settled first, then the request is logged, then bounded.
+    app.add_middleware(BodyLimitMiddleware, limit=get_settings().max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     return app

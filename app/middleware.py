@@ -1,9 +1,12 @@
-"""ASGI middleware: optional trailing slashes without redirects, and one log line per request."""
+"""ASGI middleware: optional trailing slashes without redirects, bounded request bodies, and one log line per
+request."""
 
 import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PayloadTooLarge, error_response
 
 access_logger = logging.getLogger("tilecast.access")
 
@@ -27,6 +30,67 @@ class TrailingSlashMiddleware:
                 if raw := scope.get("raw_path"):
                     scope["raw_path"] = raw + b"/"
         await self.app(scope, receive, send)
+
+
+def is_capture_path(path: str) -> bool:
+    return path.rstrip("/") in CAPTURE_PATHS
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse a body larger than `limit` bytes with 413, before the app parses it or authenticates anyone: a
+    declared `Content-Length` over the limit is refused unread, and a streamed body stops being read as soon
+    as it passes the limit. Capture paths bound their own bodies (larger, with a plain-text 413)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_capture_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await self._refuse(scope, receive, send)
+                    return
+                break
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # whatever the app answers to a body it could not finish reading, the answer is 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(PayloadTooLarge(f"Request body is larger than {self.limit} bytes."))
+        await response(scope, receive, send)
 
 
 class AccessLogMiddleware:
