@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     capture_max_payload_bytes: int = Field(
         default=20 * 1024 * 1024, alias="TILECAST_CAPTURE_MAX_PAYLOAD_BYTES", ge=1
     )
+    # Events in one capture request; more is a 413 (a small gzip body can carry hundreds of thousands).
+    capture_max_events: int = Field(default=10_000, alias="TILECAST_CAPTURE_MAX_EVENTS", ge=1)
+    # Events a project API key may send per minute, counted in PostgreSQL (shared by every worker); 0 is off.
+    capture_rate_limit_per_minute: int = Field(
+        default=0, alias="TILECAST_CAPTURE_RATE_LIMIT_PER_MINUTE", ge=0
+    )
 
     # Insight queries: the statement timeout of one computation, and when a cached result goes stale.
     query_timeout_ms: int = Field(default=60_000, alias="TILECAST_QUERY_TIMEOUT_MS", ge=1)

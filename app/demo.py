@@ -458,7 +458,7 @@ async def _insert(sessions: async_sessionmaker[AsyncSession], team: Team, batch:
     # One transaction per batch: an interrupted run keeps what it stored, and a rerun only adds events.
     async with sessions() as session, session.begin():
         stored_for = await insert_events_for_token(session, team.api_token, batch)
-    if stored_for != team.id:
+    if stored_for is None or stored_for.team_id != team.id:
         raise RuntimeError(f"team {team.id}'s project API key no longer finds it")
     return len(batch)
 

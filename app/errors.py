@@ -34,6 +34,9 @@ class AppError(Exception):
     def body(self) -> dict[str, Any]:
         return {"type": self.type, "code": self.code, "detail": self.detail, "attr": self.attr}
 
+    def response(self) -> Response:
+        return JSONResponse(self.body(), status_code=self.status_code, headers=self.headers)
+
 
 class ValidationFailed(AppError):
     type = "validation_error"
@@ -184,7 +187,7 @@ CONCURRENT_CHANGE = "Another request changed the same object at the same time; r
 
 
 def error_response(exc: AppError) -> Response:
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+    return exc.response()
 
 
 def _allowed_methods(request: Request) -> list[str]:

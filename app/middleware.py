@@ -7,12 +7,9 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PayloadTooLarge, error_response
+from app.paths import CAPTURE_PATHS, is_capture_path, loggable_path
 
 access_logger = logging.getLogger("tilecast.access")
-
-
-# Capture paths the SDKs post to, with or without the slash.
-CAPTURE_PATHS = frozenset({"/capture", "/batch", "/e", "/i/v0/e"})
 
 
 class TrailingSlashMiddleware:
@@ -30,10 +27,6 @@ class TrailingSlashMiddleware:
                 if raw := scope.get("raw_path"):
                     scope["raw_path"] = raw + b"/"
         await self.app(scope, receive, send)
-
-
-def is_capture_path(path: str) -> bool:
-    return path.rstrip("/") in CAPTURE_PATHS
 
 
 class _BodyTooLarge(Exception):
@@ -118,7 +111,7 @@ class AccessLogMiddleware:
             access_logger.info(
                 "%s %s %d %.1fms",
                 scope["method"],
-                scope["path"],
+                loggable_path(scope["path"]),
                 status,
                 (time.perf_counter() - start) * 1000,
             )

@@ -5,6 +5,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -239,6 +240,17 @@ class Event(Base):
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CaptureRateLimit(Base):
+    """Events a team's project key sent in the current minute, when capture is rate limited: one row a team,
+    restarted when a new minute begins, so every worker and host counts against the same budget."""
+
+    __tablename__ = "capture_rate_limit"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    events: Mapped[int] = mapped_column(BigInteger)
 
 
 class Insight(Base):

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -536,6 +536,94 @@ async def test_a_gzip_bomb_is_refused_without_inflating_it(
     assert response.status_code == 413
     assert peak < 100 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
     assert await stored(db, actor.team.id) == []
+
+
+def test_event_count_and_rate_limit_defaults() -> None:
+    settings = Settings()
+    assert settings.capture_max_events == 10_000
+    assert settings.capture_rate_limit_per_minute == 0  # off
+
+
+@pytest.fixture
+def capture_settings(app: FastAPI) -> Iterator[Callable[..., Settings]]:
+    def configure(**update: Any) -> Settings:
+        settings = get_settings().model_copy(update=update)
+        app.dependency_overrides[get_settings] = lambda: settings
+        return settings
+
+    yield configure
+    app.dependency_overrides.pop(get_settings, None)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_more_events_than_the_cap_is_413_and_stores_nothing(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    db: AsyncSession,
+    capture_settings: Callable[..., Settings],
+    path: str,
+) -> None:
+    capture_settings(capture_max_events=5)
+    token = actor.team.api_token
+    at_cap = {"api_key": token, "batch": [ev() for _ in range(5)]}
+    assert (await post_json(client, path, at_cap)).status_code == 200
+    over = gz({"api_key": token, "batch": [ev() for _ in range(6)]})
+    response = await client.post(path, content=over, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert response.text == "maximum event count exceeded: 6 events, at most 5 in one request"
+    assert len(await stored(db, actor.team.id)) == 5
+
+
+async def test_a_tiny_gzip_body_of_400_000_events_is_refused(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    tiny = ',{"event":"e","distinct_id":"d"}'
+    text = '{"api_key":"' + actor.team.api_token + '","batch":[' + (tiny * 400_000)[1:] + "]}"
+    body = gzip.compress(text.encode(), 9)
+    assert len(body) < 100_000
+    response = await client.post("/batch/", content=body, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert await stored(db, actor.team.id) == []
+
+
+async def test_rate_limit_per_project_key_counts_accepted_events(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    other_actor: Actor,
+    db: AsyncSession,
+    capture_settings: Callable[..., Settings],
+) -> None:
+    capture_settings(capture_rate_limit_per_minute=10)
+    token = actor.team.api_token
+
+    async def send(n: int, key: str = token) -> httpx.Response:
+        return await post_json(client, "/batch/", {"api_key": key, "batch": [ev() for _ in range(n)]})
+
+    assert (await send(6)).status_code == 200
+    refused = await send(5)  # 11 > 10: refused whole, and not counted
+    assert refused.status_code == 429
+    assert refused.text == "rate limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert (await send(4)).status_code == 200  # exactly 10
+    assert (await send(1)).status_code == 429
+    assert len(await stored(db, actor.team.id)) == 10
+    # Another project's key has its own budget.
+    assert (await send(10, other_actor.team.api_token)).status_code == 200
+    # A new minute starts a new count.
+    await db.execute(text("UPDATE capture_rate_limit SET window_start = window_start - interval '1 minute'"))
+    assert (await send(10)).status_code == 200
+    assert len(await stored(db, actor.team.id)) == 20
+
+
+async def test_an_unknown_key_is_401_with_the_rate_limit_on(
+    client: httpx.AsyncClient, db: AsyncSession, capture_settings: Callable[..., Settings]
+) -> None:
+    capture_settings(capture_rate_limit_per_minute=10)
+    before = await total_events(db)
+    response = await post_json(client, "/batch/", {"api_key": "phc_nobody", "batch": [ev()]})
+    assert response.status_code == 401
+    assert await total_events(db) == before
+    assert (await db.execute(text("SELECT count(*) FROM capture_rate_limit"))).scalar_one() == 0
 
 
 # --- timestamps (capture-and-trends.md §A.6) ----------------------------------------------------------------

@@ -12,19 +12,41 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # carries (unnest() over parallel arrays). An unknown key selects no team, so nothing is inserted and the
 # statement returns no row. A uuid already stored for the team (a retried request) is skipped, which makes
 # retries idempotent.
-_CAPTURE = text(
-    """
-    WITH t AS (SELECT id FROM team WHERE api_token = :token),
-    inserted AS (
+_INSERT_ROWS = """
         INSERT INTO events (team_id, uuid, event, distinct_id, timestamp, properties)
         SELECT t.id, rows.u, rows.e, rows.d, rows.ts, CAST(rows.p AS jsonb)
-        FROM t, unnest(
+        FROM {source}, unnest(
             CAST(:uuids AS uuid[]), CAST(:events AS text[]), CAST(:distinct_ids AS text[]),
             CAST(:timestamps AS timestamptz[]), CAST(:properties AS text[])
         ) AS rows(u, e, d, ts, p)
+        {condition}
         ON CONFLICT (team_id, uuid) DO NOTHING
-    )
-    SELECT id FROM t
+"""
+_CAPTURE = text(
+    f"""
+    WITH t AS (SELECT id FROM team WHERE api_token = :token),
+    inserted AS ({_INSERT_ROWS.format(source="t", condition="")})
+    SELECT id, 0 FROM t
+    """
+)
+# With a rate limit: the team's count for this minute grows by the request's events (a new minute restarts
+# it), and the events are inserted only if the count stays within the limit. Over it, the caller rolls the
+# transaction back, so refused events are not counted. The counter's row lock is held until the commit that
+# follows at once: one team's requests serialise only for that moment.
+_CAPTURE_COUNTED = text(
+    f"""
+    WITH team_row AS (SELECT id FROM team WHERE api_token = :token),
+    counted AS (
+        INSERT INTO capture_rate_limit AS r (team_id, window_start, events)
+        SELECT id, date_trunc('minute', now()), :n FROM team_row
+        ON CONFLICT (team_id) DO UPDATE SET
+            events = CASE WHEN r.window_start = excluded.window_start
+                          THEN r.events + excluded.events ELSE excluded.events END,
+            window_start = excluded.window_start
+        RETURNING r.team_id AS id, r.events
+    ),
+    inserted AS ({_INSERT_ROWS.format(source="counted t", condition="WHERE t.events <= :limit")})
+    SELECT id, events FROM counted
     """
 )
 
@@ -39,21 +61,29 @@ class NewEvent:
     properties_json: str
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    team_id: int
+    # Events the team sent this minute, this request's included (0 when capture is not rate limited).
+    events_this_minute: int
+
+
 async def insert_events_for_token(
-    session: AsyncSession, token: str, events: Sequence[NewEvent]
-) -> int | None:
-    """Store `events` for the team whose project API key is `token`; that team's id, or None if no team
-    has this key (then nothing was stored)."""
-    result = await session.execute(
-        _CAPTURE,
-        {
-            "token": token,
-            "uuids": [e.uuid for e in events],
-            "events": [e.event for e in events],
-            "distinct_ids": [e.distinct_id for e in events],
-            "timestamps": [e.timestamp for e in events],
-            "properties": [e.properties_json for e in events],
-        },
-    )
-    team_id: int | None = result.scalar_one_or_none()
-    return team_id
+    session: AsyncSession, token: str, events: Sequence[NewEvent], rate_limit: int = 0
+) -> Stored | None:
+    """Store `events` for the team whose project API key is `token`, or None if no team has this key (then
+    nothing was stored). With a `rate_limit` (events a minute), nothing is stored once the count passes it."""
+    params = {
+        "token": token,
+        "uuids": [e.uuid for e in events],
+        "events": [e.event for e in events],
+        "distinct_ids": [e.distinct_id for e in events],
+        "timestamps": [e.timestamp for e in events],
+        "properties": [e.properties_json for e in events],
+    }
+    if rate_limit:
+        result = await session.execute(_CAPTURE_COUNTED, {**params, "n": len(events), "limit": rate_limit})
+    else:
+        result = await session.execute(_CAPTURE, params)
+    row = result.one_or_none()
+    return None if row is None else Stored(team_id=row[0], events_this_minute=row[1])

@@ -4,13 +4,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from app.config import Settings, get_settings
 from app.db import SessionDep
 from app.ingestion import service
 from app.ingestion.errors import CaptureError
-from app.middleware import CAPTURE_PATHS
+from app.paths import CAPTURE_PATHS
 
 router = APIRouter(tags=["capture"])
 
@@ -81,7 +81,10 @@ async def capture_events(
     try:
         outcome = await service.capture(session, request_input, settings, now)
     except CaptureError as exc:
-        return PlainTextResponse(exc.message, status_code=exc.status_code, headers=cors)
+        # Raised on, so the request's transaction rolls back (a refused request counts nothing); the
+        # answer, plain text as PostHog's capture gives it, goes to browsers too.
+        exc.headers.update(cors)
+        raise
     if outcome.beacon:
         return Response(status_code=204, headers=cors)
     return JSONResponse({"status": 1}, headers=cors)

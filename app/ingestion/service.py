@@ -252,12 +252,16 @@ def to_event(
 
 
 def build_events(
-    payload: Any, query: Mapping[str, str], now: datetime, client_ip: str | None
+    payload: Any, query: Mapping[str, str], now: datetime, client_ip: str | None, max_events: int
 ) -> tuple[str, list[NewEvent]]:
-    """The request's project key and its rows, or a CaptureError (400/401) for the whole request."""
+    """The request's project key and its rows, or a CaptureError (400/401/413) for the whole request."""
     is_envelope, envelope_token, raws = split_payload(payload)
     if not raws:
         raise CaptureError(400, "request holds no event")
+    if len(raws) > max_events:
+        raise CaptureError(
+            413, f"maximum event count exceeded: {len(raws)} events, at most {max_events} in one request"
+        )
     # A malformed event fails the parse (400) before any question of keys, as in PostHog.
     if not all(isinstance(raw, dict) for raw in raws):
         raise CaptureError(400, "failed to parse request: an event must be an object")
@@ -294,10 +298,19 @@ async def capture(
             raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
     del text
     try:
-        token, events = build_events(payload, request.query, now, request.client_ip)
+        token, events = build_events(
+            payload, request.query, now, request.client_ip, settings.capture_max_events
+        )
     except RecursionError as exc:
         raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
-    team_id = await repository.insert_events_for_token(session, token, events)
-    if team_id is None:
+    rate_limit = settings.capture_rate_limit_per_minute
+    stored = await repository.insert_events_for_token(session, token, events, rate_limit)
+    if stored is None:
         raise CaptureError(401, "API key is not valid: no project has this API key")
-    return CaptureOutcome(team_id=team_id, stored=len(events), beacon=request.query.get("beacon") == "1")
+    if rate_limit and stored.events_this_minute > rate_limit:
+        # Nothing was inserted; the caller's rollback un-counts these events.
+        retry_after = str(60 - datetime.now(UTC).second)
+        raise CaptureError(429, "rate limited", headers={"Retry-After": retry_after})
+    return CaptureOutcome(
+        team_id=stored.team_id, stored=len(events), beacon=request.query.get("beacon") == "1"
+    )
