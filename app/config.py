@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".tilecast"), alias="TILECAST_DATA_DIR")
     db_pool_size: int = Field(default=10, alias="TILECAST_DB_POOL_SIZE", ge=1)
     db_max_overflow: int = Field(default=10, alias="TILECAST_DB_MAX_OVERFLOW", ge=0)
+    # Seconds a request waits for a free connection before it is answered 503 (shorter than a client's
+    # patience, so clients retry instead of timing out).
+    db_pool_timeout_s: float = Field(default=5, alias="TILECAST_DB_POOL_TIMEOUT_S", gt=0)
     # Milliseconds; applied to every connection of the pool. 0 disables it.
     db_statement_timeout_ms: int = Field(default=30_000, alias="TILECAST_DB_STATEMENT_TIMEOUT_MS", ge=0)
     log_level: str = Field(default="INFO", alias="TILECAST_LOG_LEVEL")

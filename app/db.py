@@ -42,6 +42,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         async_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=False,
         connect_args={"server_settings": server_settings},
     )

@@ -3,12 +3,16 @@
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from app.paths import is_capture_path, loggable_path
 
 logger = logging.getLogger("tilecast.errors")
 
@@ -91,6 +95,16 @@ class PayloadTooLarge(AppError):
     status_code = 413
     code = "payload_too_large"
     default_detail = "Request body is too large."
+
+
+class ServiceUnavailable(AppError):
+    """The database is away, restarting, saturated or too slow: a transient fault the client should retry."""
+
+    status_code = 503
+    type = "server_error"
+    code = "service_unavailable"
+    default_detail = "Service temporarily unavailable, try again later."
+    headers = {"Retry-After": "2"}  # noqa: RUF012  (read, never mutated)
 
 
 class ErrorBody(AppError):
@@ -183,7 +197,30 @@ def validation_error_from_pydantic(errors: list[Any]) -> AppError:
 DATA_EXCEPTION_CLASS = "22"
 UNSTORABLE_VALUE = "Invalid input: a value is out of range or contains characters that cannot be stored."
 UNIQUE_VIOLATION = "23505"
+# Faults that pass: the connection is gone (class 08), the server is shutting down or starting (57P0x), out of
+# connections (53300), a statement ran past its timeout (57014) or lost a lock or serialisation race.
+_TRANSIENT_CLASSES = ("08", "57P0")
+_TRANSIENT_SQLSTATES = frozenset({"53300", "57014", "55P03", "40001", "40P01"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database fault a retry can get past (the request itself was fine)."""
+    if isinstance(exc, PoolTimeout | OSError):  # no free connection; no server to connect to
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    sqlstate = str(getattr(getattr(exc, "orig", exc), "sqlstate", None) or "")
+    return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_TRANSIENT_CLASSES)
+
+
 CONCURRENT_CHANGE = "Another request changed the same object at the same time; retry the request."
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    name = type(orig if orig is not None else exc).__name__
+    return f"{name} (SQLSTATE {sqlstate})" if sqlstate else name
 
 
 def error_response(exc: AppError) -> Response:
@@ -226,8 +263,32 @@ def install_error_handlers(app: FastAPI) -> None:
         err.headers = dict(exc.headers) if exc.headers else None
         return error_response(err)
 
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        # A warning, not a traceback: these pass, and clients retry.
+        path = loggable_path(request.url.path)
+        logger.warning("database unavailable on %s %s: %s", request.method, path, _describe(exc))
+        if is_capture_path(request.url.path):
+            # PostHog's capture says so in plain text; its SDKs retry on any 5xx.
+            return PlainTextResponse(
+                "transient error, please retry", status_code=503, headers=ServiceUnavailable.headers
+            )
+        return error_response(ServiceUnavailable())
+
+    async def _connecting(request: Request, exc: Exception) -> Response:
+        # asyncpg's own errors while connecting (the server is starting, shutting down, out of connections),
+        # which SQLAlchemy does not wrap.
+        if is_transient(exc):
+            return await _unavailable(request, exc)
+        return _server_error(request)
+
+    app.add_exception_handler(PoolTimeout, _unavailable)
+    app.add_exception_handler(OSError, _unavailable)
+    app.add_exception_handler(asyncpg.PostgresError, _connecting)
+
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> Response:
+        if is_transient(exc):
+            return await _unavailable(request, exc)
         sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
         if sqlstate == UNIQUE_VIOLATION:
             # Two requests created the same thing at once (e.g. one insight put on one dashboard twice):
@@ -241,15 +302,19 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.warning(
             "database refused a request value on %s %s (SQLSTATE %s)",
             request.method,
-            request.url.path,
+            loggable_path(request.url.path),
             sqlstate,
         )
         return error_response(ValidationFailed(UNSTORABLE_VALUE))
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        err = AppError("A server error occurred.", code="error")
-        err.status_code = 500
-        err.type = "server_error"
-        return error_response(err)
+        return _server_error(request)
+
+
+def _server_error(request: Request) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, loggable_path(request.url.path))
+    err = AppError("A server error occurred.", code="error")
+    err.status_code = 500
+    err.type = "server_error"
+    return error_response(err)
