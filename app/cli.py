@@ -65,7 +65,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             # The app logs each request itself, without the query string (it may carry an API key).
             access_log=False,
-            proxy_headers=True,
+            # The app reads forwarded headers itself, from TILECAST_TRUSTED_PROXIES only.
+            proxy_headers=False,
             log_level=get_settings().log_level.lower(),
         )
     return 0

@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     # Milliseconds; applied to every connection of the pool. 0 disables it.
     db_statement_timeout_ms: int = Field(default=30_000, alias="TILECAST_DB_STATEMENT_TIMEOUT_MS", ge=0)
     log_level: str = Field(default="INFO", alias="TILECAST_LOG_LEVEL")
+    # The address clients reach Tilecast at (`https://dash.example.com`), for the links it writes.
+    # Unset: each request's own scheme and Host.
+    public_url: str | None = Field(default=None, alias="TILECAST_PUBLIC_URL")
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated addresses or networks
+    # (`10.0.0.0/8,127.0.0.1`), or `*`. Empty: none; the peer's own address is the client's.
+    trusted_proxies: str = Field(default="", alias="TILECAST_TRUSTED_PROXIES")
     default_page_size: int = Field(default=100, alias="TILECAST_PAGE_SIZE", ge=1)
     max_page_size: int = Field(default=1000, alias="TILECAST_MAX_PAGE_SIZE", ge=1)
     # Every request body (but capture's, below) is refused past this size, before it is parsed.

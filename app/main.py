@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
 from app.config import get_settings
@@ -17,6 +18,7 @@ from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
 from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSlashMiddleware
+from app.paths import loggable_path
 
 logger = logging.getLogger("tilecast")
 
@@ -26,6 +28,17 @@ A self-hosted, PostHog-compatible dashboards service.
 Authenticate with a personal API key (`tilecast create-key --email you@example.com`) sent as
 `Authorization: Bearer phx_…`. Every path works with or without its trailing slash.
 """
+
+
+class _UvicornAccessFilter(logging.Filter):
+    """uvicorn's access line, when uvicorn runs the app itself (`uvicorn app.main:app`), without the query
+    string (it may carry `personal_api_key`) and with share tokens masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], loggable_path(args[2].split("?", 1)[0]), *args[3:])
+        return True
 
 
 def configure_logging(level: str) -> None:
@@ -59,6 +72,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    settings = get_settings()
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _UvicornAccessFilter) for f in access.filters):
+        access.addFilter(_UvicornAccessFilter())
     app = FastAPI(
         title="Tilecast",
         version="0.1.0",
@@ -96,9 +113,12 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     # The last added is the outermost: slashes are settled first, then the request is logged, then bounded.
-    app.add_middleware(BodyLimitMiddleware, limit=get_settings().max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
+    if settings.trusted_proxies:
+        # Outermost: the client's address and scheme are settled before anything reads them.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
 
 

@@ -17,8 +17,8 @@ class Page:
     url: str
 
     def links(self, count: int) -> tuple[str | None, str | None]:
-
-        url = URL(self.url)
+        # The caller's key never travels into a link (links get logged, shared and pasted).
+        url = URL(self.url).remove_query_params("personal_api_key")
         nxt = None
         if self.offset + self.limit < count:
             nxt = str(url.include_query_params(limit=self.limit, offset=self.offset + self.limit))
@@ -42,7 +42,10 @@ def get_page(
 ) -> Page:
     settings = get_settings()
     size = settings.default_page_size if limit is None else min(limit, settings.max_page_size)
-    return Page(limit=size, offset=offset, url=str(request.url))
+    url = request.url
+    if settings.public_url:
+        url = URL(settings.public_url.rstrip("/") + request.url.path).replace(query=request.url.query)
+    return Page(limit=size, offset=offset, url=str(url))
 
 
 PageDep = Annotated[Page, Depends(get_page)]

@@ -33,13 +33,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+UVICORN = str(Path(sys.executable).parent / "uvicorn")
+
+
 @contextmanager
-def serve(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterator[tuple[str, Path]]:
+def serve(
+    env: dict[str, str], cwd: Path, workers: int = 1, *, launcher: str = "tilecast"
+) -> Iterator[tuple[str, Path]]:
+    """A live server on a free port: `tilecast serve`, or with `launcher="uvicorn"` uvicorn running the app
+    itself (as `uvicorn app.main:app`, with uvicorn's own defaults; the database must be migrated)."""
     port = free_port()
     log = cwd / f"serve-{port}.log"
+    if launcher == "uvicorn":
+        command = [UVICORN, "app.main:app", "--port", str(port), "--workers", str(workers)]
+    else:
+        command = [TILECAST, "serve", "--port", str(port), "--workers", str(workers)]
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [TILECAST, "serve", "--port", str(port), "--workers", str(workers)],
+            command,
             env=env,
             cwd=cwd,
             stdout=out,

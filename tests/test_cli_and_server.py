@@ -1,12 +1,14 @@
 """The `tilecast` command and a real server process: create-key, serve on PostgreSQL and on the embedded
 server, several workers, no redirects, no secrets in the logs, clean shutdown of the embedded server."""
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 import pytest
@@ -76,6 +78,50 @@ def test_serve_on_postgresql(fresh_databases: FreshDatabases, tmp_path: Path) ->
         logged = log.read_text()
     assert f"GET /api/projects/{team}/dashboards/" in logged
     assert key not in logged and key[4:] not in logged
+
+
+@pytest.mark.parametrize("launcher", ["tilecast", "uvicorn"])
+def test_no_log_line_carries_a_query_string_or_a_share_token(
+    fresh_databases: FreshDatabases, tmp_path: Path, launcher: str
+) -> None:
+    env = env_without_database(DATABASE_URL=fresh_databases.create(migrated=False), TILECAST_LOG_LEVEL="INFO")
+    created = json.loads(run_cli(["create-key", "--email", "di@example.com", "--json"], env).stdout)
+    key, team = created["key"], created["team_id"]
+    token = "s3cr3t-share-token-value"
+    with serve(env, tmp_path, launcher=launcher) as (base, log):
+        with httpx.Client(base_url=base) as http:
+            listed = http.get(f"/api/projects/{team}/dashboards/", params={"personal_api_key": key, "x": "1"})
+            assert listed.status_code == 200
+            assert http.get(f"/shared/{token}", params={"personal_api_key": key}).status_code == 404
+            assert http.get(f"/embedded/{token}/").status_code == 404
+            sent = http.post(
+                "/batch/",
+                json={"api_key": created["project_api_key"], "batch": [{"event": "e", "distinct_id": "d"}]},
+                params={"ver": "1.2.3"},
+                headers={"X-Forwarded-For": "203.0.113.9"},
+            )
+            assert sent.status_code == 200
+        time.sleep(0.3)
+        logged = log.read_text()
+    assert f"/api/projects/{team}/dashboards/" in logged  # requests are logged...
+    assert "/shared/s3cr…" in logged
+    assert key not in logged and key[4:] not in logged  # ...but never their keys,
+    assert "?" not in logged and "ver=" not in logged  # query strings,
+    assert token not in logged and token[4:] not in logged  # or share tokens
+    if launcher == "tilecast":
+        # No proxy is configured: a local peer's X-Forwarded-For is not believed.
+        assert _stored_ips(env["DATABASE_URL"]) == ["127.0.0.1"]
+
+
+def _stored_ips(url: str) -> list[str]:
+    async def read() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [r[0] for r in await conn.fetch("SELECT properties->>'$ip' FROM events")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -87,7 +87,8 @@ async def get_principal(
     if found is None:
         raise NotAuthenticated()
     value, source = found
-    key = await repository.get_key_with_user(session, hash_key_value(value))
+    # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
+    key = await repository.get_key_with_user(session, hash_key_value(value)) if value.isascii() else None
     if key is None:
         raise AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
     now = datetime.now(UTC)
