@@ -1,6 +1,7 @@
 """Capture: from a request to stored events, following PostHog's capture (capture-and-trends.md §A), except
 that the project key is checked at once (DESIGN.md): an unknown key is a 401, not a silent drop."""
 
+import asyncio
 import json
 import os
 import re
@@ -277,6 +278,29 @@ def build_events(
     return token, [e for e in events if e is not None]
 
 
+# A body this small (one event or a few, as SDKs send them) is decoded inline: a thread would cost more.
+INLINE_BODY_BYTES = 16 * 1024
+
+
+def decode_events(
+    request: RawRequest, settings: Settings, now: datetime, client_ip: str | None
+) -> tuple[str, list[NewEvent]]:
+    """The request's project key and rows, from its bytes however they were wrapped (CaptureError: 4xx)."""
+    raw = decode_payload(request, settings.capture_max_payload_bytes)
+    payload, text = parse_json(raw)
+    del raw
+    if "\\u" in text and _SUSPICIOUS_ESCAPE.search(text):
+        try:
+            payload = _clean(payload)
+        except RecursionError as exc:
+            raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
+    del text
+    try:
+        return build_events(payload, request.query, now, client_ip, settings.capture_max_events)
+    except RecursionError as exc:
+        raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
+
+
 async def capture(
     session: AsyncSession, request: CaptureInput, settings: Settings, now: datetime | None = None
 ) -> CaptureOutcome:
@@ -285,24 +309,17 @@ async def capture(
     `now` is the receive time every event time is computed from (injectable for tests)."""
     now = now or datetime.now(UTC)
     body = await read_body(request.body, request.content_length, settings.capture_max_body_bytes)
-    raw = decode_payload(
-        RawRequest(request.path, request.query, request.content_type, request.content_encoding, body),
-        settings.capture_max_payload_bytes,
+    raw_request = RawRequest(
+        request.path, request.query, request.content_type, request.content_encoding, body
     )
-    payload, text = parse_json(raw)
-    del body, raw
-    if "\\u" in text and _SUSPICIOUS_ESCAPE.search(text):
-        try:
-            payload = _clean(payload)
-        except RecursionError as exc:
-            raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
-    del text
-    try:
-        token, events = build_events(
-            payload, request.query, now, request.client_ip, settings.capture_max_events
-        )
-    except RecursionError as exc:
-        raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
+    if len(body) < INLINE_BODY_BYTES:
+        token, events = decode_events(raw_request, settings, now, request.client_ip)
+    else:
+        # Inflating, parsing and building thousands of events takes a large batch tens to hundreds of
+        # milliseconds: in a thread, the event loop keeps serving (zlib lets go of the GIL while inflating,
+        # and the Python parts yield it every few milliseconds).
+        token, events = await asyncio.to_thread(decode_events, raw_request, settings, now, request.client_ip)
+    del body, raw_request
     rate_limit = settings.capture_rate_limit_per_minute
     stored = await repository.insert_events_for_token(session, token, events, rate_limit)
     if stored is None:
