@@ -570,7 +570,7 @@ async def test_more_events_than_the_cap_is_413_and_stores_nothing(
     over = gz({"api_key": token, "batch": [ev() for _ in range(6)]})
     response = await client.post(path, content=over, headers={"Content-Encoding": "gzip"})
     assert response.status_code == 413
-    assert response.text == "maximum event count exceeded: 6 events, at most 5 in one request"
+    assert response.text == "maximum event count exceeded: more than 5 events in one request"
     assert len(await stored(db, actor.team.id)) == 5
 
 

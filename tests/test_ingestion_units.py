@@ -2,11 +2,12 @@
 
 import base64
 import gzip
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.ingestion.decoding import RawRequest, decode_payload, gunzip, looks_like_base64
+from app.ingestion.decoding import RawRequest, decode_payload, gunzip, looks_like_base64, parse_json
 from app.ingestion.errors import CaptureError
 from app.ingestion.service import uuid7
 from app.ingestion.timestamps import (
@@ -182,3 +183,70 @@ def test_uuid7_is_time_ordered_and_versioned() -> None:
     assert first.variant == second.variant == "specified in RFC 4122"
     assert abs((first.int >> 80) - int(datetime.now(UTC).timestamp() * 1000)) < 5000
     assert first != second
+
+
+# --- parsing: event by event, exactly as json.loads --------------------------------------------------------
+
+SAME_AS_JSON_LOADS = [
+    '[{"event": "a"}, {"event": "b", "properties": {"x": [1, 2, {"y": null}]}}]',
+    " \n\t[ ]\r ",
+    "[]",
+    "{}",
+    '{"batch": [], "api_key": "k"}',
+    '{"api_key": "k", "batch": [{"event": "a"}], "sent_at": "2026-01-05T12:00:00Z"}',
+    '{ "batch" : [ {"event":"a"} , {"event":"b"} ] , "x" : { "batch": [1, 2, 3, 4, 5, 6] } }',
+    '{"batch": {"not": "a list"}}',
+    '{"batch": [1], "batch": [2, 3]}',  # duplicate keys: the last wins
+    '{"event": "one", "properties": {"\\u00e9t\\u00e9": "\\ud83d\\ude00", "n": 1.5e3}}',
+    '{"event": "big", "properties": {"n": 123456789012345678901234, "f": -0.0}}',
+    '"just a string"',
+    "42",
+    "null",
+]
+
+
+@pytest.mark.parametrize("text", SAME_AS_JSON_LOADS)
+def test_parse_json_is_json_loads(text: str) -> None:
+    assert parse_json(text.encode(), 5)[0] == json.loads(text)
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")  # capture refuses NaN and Infinity
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[",
+        "[1,]",
+        "[1 2]",
+        '{"batch": [1, 2}',
+        '{"batch" [1]}',
+        "{batch: []}",
+        '{"a": 1,}',
+        "[1] [2]",
+        '{"a": NaN}',
+        "[Infinity]",
+        "[" * 100_000 + "]" * 100_000,
+    ],
+)
+def test_parse_json_refuses_what_json_loads_refuses(text: str) -> None:
+    with pytest.raises((ValueError, RecursionError)):
+        json.loads(text, parse_constant=_no_constants)
+    with pytest.raises(CaptureError) as refused:
+        parse_json(text.encode(), 5)
+    assert refused.value.status_code == 400
+
+
+def test_parse_json_stops_reading_past_the_event_limit() -> None:
+    five = "[" + ",".join(['{"event": "e"}'] * 5) + "]"
+    assert len(parse_json(five.encode(), 5)[0]) == 5
+    # The sixth event is never parsed: what follows it may be anything.
+    with pytest.raises(CaptureError) as refused:
+        parse_json(five[:-1].encode() + b", {}, this is not json", 5)
+    assert refused.value.status_code == 413
+    envelope = '{"api_key": "k", "batch": ' + five[:-1] + ', {"event": "f"}]}'
+    with pytest.raises(CaptureError) as refused:
+        parse_json(envelope.encode(), 5)
+    assert refused.value.status_code == 413

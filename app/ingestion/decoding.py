@@ -160,13 +160,87 @@ def _refuse_constant(name: str) -> Any:
     raise _NonFiniteNumber(f"{name} is not a valid JSON value")
 
 
-def parse_json(raw: bytes) -> tuple[Any, str]:
-    """The parsed payload, and its text (kept for a cheap scan for characters jsonb refuses)."""
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+_scanstring: Any = json.decoder.scanstring  # type: ignore[attr-defined]  # public since 2.6, untyped
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class TooManyEvents(CaptureError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"maximum event count exceeded: more than {limit} events in one request")
+
+
+def parse_json(raw: bytes, max_events: int) -> tuple[Any, str]:
+    """The parsed payload, and its text (kept for a cheap scan for characters jsonb refuses).
+
+    A list of events (the payload itself, or an envelope's `batch`) is read one event at a time and refused
+    as soon as it holds more than `max_events`: a 40 KB gzip body can carry 400,000 tiny events, which
+    would take hundreds of megabytes and a long, uninterruptible parse. Every value is parsed by the
+    standard library's decoder, so the result is exactly `json.loads`'s."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CaptureError(400, "failed to parse request: payload is not valid UTF-8") from exc
+    payload: Any
     try:
-        return json.loads(text, parse_constant=_refuse_constant), text
+        i = _skip(text, 0)
+        if text.startswith("[", i):
+            payload, i = _events(text, i, max_events)
+        elif text.startswith("{", i):
+            payload, i = _envelope(text, i, max_events)
+        else:
+            payload, i = _decoder.raw_decode(text, i)
+        if _skip(text, i) != len(text):
+            raise json.JSONDecodeError("Extra data", text, i)
     except (ValueError, RecursionError) as exc:
         raise CaptureError(400, f"failed to parse request: {exc}") from exc
+    return payload, text
+
+
+def _skip(text: str, i: int) -> int:
+    match = _WHITESPACE.match(text, i)
+    return match.end() if match else i
+
+
+def _expect(text: str, i: int, char: str, what: str) -> int:
+    if not text.startswith(char, i):
+        raise json.JSONDecodeError(f"Expecting {what}", text, i)
+    return _skip(text, i + 1)
+
+
+def _events(text: str, i: int, max_events: int) -> tuple[list[Any], int]:
+    """The array at `text[i]`, one element at a time, refused past `max_events` elements."""
+    events: list[Any] = []
+    i = _skip(text, i + 1)
+    if text.startswith("]", i):
+        return events, i + 1
+    while True:
+        if len(events) == max_events:
+            raise TooManyEvents(max_events)
+        event, i = _decoder.raw_decode(text, i)
+        events.append(event)
+        i = _skip(text, i)
+        if text.startswith("]", i):
+            return events, i + 1
+        i = _expect(text, i, ",", "',' delimiter")
+
+
+def _envelope(text: str, i: int, max_events: int) -> tuple[dict[str, Any], int]:
+    """The object at `text[i]`: a batch envelope's `batch` read by `_events`, every other value whole."""
+    obj: dict[str, Any] = {}
+    i = _skip(text, i + 1)
+    if text.startswith("}", i):
+        return obj, i + 1
+    while True:
+        if not text.startswith('"', i):
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+        key, i = _scanstring(text, i + 1)
+        i = _expect(text, _skip(text, i), ":", "':' delimiter")
+        if key == "batch" and text.startswith("[", i):
+            obj[key], i = _events(text, i, max_events)
+        else:
+            obj[key], i = _decoder.raw_decode(text, i)
+        i = _skip(text, i)
+        if text.startswith("}", i):
+            return obj, i + 1
+        i = _expect(text, i, ",", "',' delimiter")

@@ -253,16 +253,12 @@ def to_event(
 
 
 def build_events(
-    payload: Any, query: Mapping[str, str], now: datetime, client_ip: str | None, max_events: int
+    payload: Any, query: Mapping[str, str], now: datetime, client_ip: str | None
 ) -> tuple[str, list[NewEvent]]:
-    """The request's project key and its rows, or a CaptureError (400/401/413) for the whole request."""
+    """The request's project key and its rows, or a CaptureError (400/401) for the whole request."""
     is_envelope, envelope_token, raws = split_payload(payload)
     if not raws:
         raise CaptureError(400, "request holds no event")
-    if len(raws) > max_events:
-        raise CaptureError(
-            413, f"maximum event count exceeded: {len(raws)} events, at most {max_events} in one request"
-        )
     # A malformed event fails the parse (400) before any question of keys, as in PostHog.
     if not all(isinstance(raw, dict) for raw in raws):
         raise CaptureError(400, "failed to parse request: an event must be an object")
@@ -287,7 +283,7 @@ def decode_events(
 ) -> tuple[str, list[NewEvent]]:
     """The request's project key and rows, from its bytes however they were wrapped (CaptureError: 4xx)."""
     raw = decode_payload(request, settings.capture_max_payload_bytes)
-    payload, text = parse_json(raw)
+    payload, text = parse_json(raw, settings.capture_max_events)
     del raw
     if "\\u" in text and _SUSPICIOUS_ESCAPE.search(text):
         try:
@@ -296,9 +292,14 @@ def decode_events(
             raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
     del text
     try:
-        return build_events(payload, request.query, now, client_ip, settings.capture_max_events)
-    except RecursionError as exc:
-        raise CaptureError(400, "failed to parse request: payload nested too deeply") from exc
+        return build_events(payload, request.query, now, client_ip)
+    except (CaptureError, RecursionError) as exc:
+        # Free a refused payload (maybe hundreds of thousands of objects) here, in the decoding thread:
+        # the error's traceback would otherwise keep it alive until the event loop handles the error.
+        del payload
+        if isinstance(exc, RecursionError):
+            raise CaptureError(400, "failed to parse request: payload nested too deeply") from None
+        raise exc.with_traceback(None) from None
 
 
 async def capture(
