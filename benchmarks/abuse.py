@@ -1,0 +1,629 @@
+"""Abusive requests against a live `tilecast serve`: what each costs the server in memory and in liveness.
+
+Starts PostgreSQL (DATABASE_URL when set — use a throwaway database — otherwise an embedded server in a
+temporary directory), creates a `*` personal API key and a project with `tilecast create-key --json`, then
+runs each scenario below against a fresh `tilecast serve` (one worker, 127.0.0.1), so that one scenario's
+leftovers do not count in the next. While a scenario runs, a separate process
+
+  - samples the resident memory of the server process and its children (PostgreSQL's processes excluded)
+    every 20 ms with psutil, and
+  - polls `GET /_health` every 50 ms on a new connection with a 1 s timeout (a poll that times out or fails
+    counts as 1,000 ms).
+
+One table row per scenario: the status(es) the abusive request(s) got, how long the scenario took, the
+server's resident memory before it and at its peak, the worst `/_health` latency, next to the targets (peak
+RSS under 400 MB, `/_health` under 200 ms throughout), and the longest time `/_health` went unanswered (from
+the start of a failed poll to the end of the next answered one). MB here is 2**20 bytes. It measures; it
+asserts nothing and exits 0. About a minute on 2 cores.
+
+    python benchmarks/abuse.py [--only NAME[,NAME...]] [--pool-seconds 10] [--pool-concurrency 200] [--list]
+
+Add a scenario by writing a function `(base_url, keys, client) -> Outcome` decorated with `@scenario(name)`.
+The client, the server and PostgreSQL share the machine's cores, so latencies include the attacker's own CPU.
+"""
+
+import argparse
+import asyncio
+import gzip
+import json
+import multiprocessing
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import TILECAST, create_key, database, free_port, machine_line, wait_ready
+from loadgen import _read_response
+
+MB = 1024 * 1024
+RSS_TARGET_MB = 400
+HEALTH_TARGET_MS = 200
+RSS_INTERVAL_S = 0.020
+HEALTH_INTERVAL_S = 0.050
+HEALTH_TIMEOUT_S = 1.0
+# After the scenario's last answer, keep measuring this long: the server may still be working.
+SETTLE_S = 0.5
+# The abusive request's own timeouts: long enough for the slowest answer seen, short enough to finish.
+CLIENT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+POSTGRES_NAMES = frozenset({"postgres", "postmaster", "pg_ctl"})
+
+
+@dataclass(frozen=True)
+class Keys:
+    personal: str  # `phx_…` with scope `*`: `Authorization: Bearer …`
+    project: str  # the team's `project_api_key` (`phc_…`), for capture
+    team_id: int
+    database_url: str  # for scenarios that act on the database itself (locks, dropped connections)
+
+
+@dataclass
+class Outcome:
+    statuses: str  # what the abusive request(s) got: "401", "200: 1523, 500: 2", "WriteError"
+    note: str = ""
+
+
+Scenario = Callable[[str, Keys, httpx.Client], Outcome]
+SCENARIOS: list[tuple[str, Scenario]] = []
+# Settings a scenario's server runs with, on top of the environment (e.g. a shorter statement timeout).
+SCENARIO_ENV: dict[str, dict[str, str]] = {}
+# Scenario options set from the command line.
+OPTIONS: dict[str, Any] = {"pool_seconds": 10.0, "pool_concurrency": 200}
+
+
+def scenario(name: str, env: dict[str, str] | None = None) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS.append((name, fn))
+        SCENARIO_ENV[name] = env or {}
+        return fn
+
+    return register
+
+
+# --- request bodies -----------------------------------------------------------------------------------
+
+
+def padded_json(size: int, head: bytes, tail: bytes, chunk: int = MB) -> Iterator[bytes]:
+    """`head`, then `a` bytes, then `tail`: exactly `size` bytes, yielded 1 MB at a time (one chunk object
+    reused, so the client never holds the body)."""
+    filler = size - len(head) - len(tail)
+    if filler < 0:
+        raise ValueError("size smaller than head and tail")
+    block = b"a" * chunk
+    yield head
+    while filler > 0:
+        n = min(chunk, filler)
+        yield block if n == chunk else block[:n]
+        filler -= n
+    yield tail
+
+
+def api_body(size: int) -> Iterator[bytes]:
+    """A new dashboard whose description is one huge JSON string: valid JSON, so nothing refuses it early."""
+    return padded_json(size, b'{"name": "abuse", "description": "', b'"}')
+
+
+def capture_body(size: int, project_key: str) -> Iterator[bytes]:
+    """A `/batch/` envelope with the right project key and one event carrying a huge property."""
+    head = (
+        '{"api_key": "' + project_key + '", "batch": [{"event": "e", "distinct_id": "d", '
+        '"properties": {"pad": "'
+    ).encode()
+    return padded_json(size, head, b'"}}]}')
+
+
+def status_of(send: Callable[..., httpx.Response], *args: Any, **kwargs: Any) -> str:
+    """The response's status code, or the name of the error the client got instead."""
+    try:
+        return str(send(*args, **kwargs).status_code)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+
+
+def counts(statuses: list[str]) -> str:
+    """Each status with its count, most common first ("200: 198, 500: 2"); a lone status as itself."""
+    counted = Counter(statuses)
+    if len(statuses) == 1:
+        return statuses[0]
+    return ", ".join(f"{status}: {n}" for status, n in counted.most_common())
+
+
+# --- scenarios ----------------------------------------------------------------------------------------
+
+
+def post_no_key(client: httpx.Client, base: str, size: int, *, declare_length: bool) -> Outcome:
+    headers = {"Content-Type": "application/json"}
+    if declare_length:
+        headers["Content-Length"] = str(size)
+    url = f"{base}/api/environments/1/dashboards/"
+    status = status_of(client.post, url, content=api_body(size), headers=headers)
+    return Outcome(status)
+
+
+@scenario("api-body-300mb-no-key")
+def api_body_300mb_no_key(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """300 MB of JSON to the dashboards API, no credentials, with its Content-Length."""
+    return post_no_key(client, base, 300 * MB, declare_length=True)
+
+
+@scenario("api-body-300mb-chunked")
+def api_body_300mb_chunked(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """The same without a Content-Length: chunked transfer encoding, the size known only by reading."""
+    return post_no_key(client, base, 300 * MB, declare_length=False)
+
+
+@scenario("api-body-50mb-no-key")
+def api_body_50mb_no_key(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """50 MB, no credentials: should be a 413 without reading it all."""
+    outcome = post_no_key(client, base, 50 * MB, declare_length=True)
+    outcome.note = "expect 413"
+    return outcome
+
+
+@scenario("capture-gzip-400k-events")
+def capture_gzip_400k_events(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """400,000 tiny events in one gzip body: small on the wire, ~14 MB of JSON once inflated."""
+    events = [{"event": "e", "distinct_id": "d"}] * 400_000
+    raw = json.dumps({"api_key": keys.project, "batch": events}).encode()
+    body = gzip.compress(raw)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    status = status_of(client.post, f"{base}/batch/", content=body, headers=headers)
+    return Outcome(status, f"{len(body) / 1024:.0f} KB gzip, {len(raw) / MB:.1f} MB inflated")
+
+
+@scenario("capture-bad-timestamps")
+def capture_bad_timestamps(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """Timestamps at the edges of what datetime can hold, once their offsets are applied."""
+    payload = {
+        "api_key": keys.project,
+        "batch": [
+            {"event": "e", "distinct_id": "d", "timestamp": "0001-01-01T00:00:00+14:00"},
+            {"event": "e", "distinct_id": "d", "timestamp": "9999-12-31T23:59:59-14:00"},
+            {"event": "e", "distinct_id": "d", "timestamp": "Fri, 31 Dec 9999 23:59:59 -1400"},
+        ],
+    }
+    body = json.dumps(payload).encode()
+    # A new connection each: after a 500 the server closes its side, which a reused one would report instead.
+    headers = {"Content-Type": "application/json", "Connection": "close"}
+    statuses = [
+        f"{path} " + status_of(client.post, f"{base}{path}", content=body, headers=headers)
+        for path in ("/batch/", "/capture/", "/e/", "/i/v0/e/")
+    ]
+    return Outcome(", ".join(statuses), "should be 200s")
+
+
+@scenario("capture-body-300mb")
+def capture_body_300mb(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """300 MB to `/batch/` with its Content-Length (capture has its own 20 MB limit)."""
+    size = 300 * MB
+    headers = {"Content-Type": "application/json", "Content-Length": str(size)}
+    content = capture_body(size, keys.project)
+    status = status_of(client.post, f"{base}/batch/", content=content, headers=headers)
+    return Outcome(status)
+
+
+async def _closed_loop(
+    base: str, path: str, headers: dict[str, str], until: float, out: list[str], latencies: list[float]
+) -> None:
+    """One keep-alive connection sending its next GET as soon as the previous answer arrived."""
+    host, port = base.removeprefix("http://").split(":")
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        + "\r\n"
+    ).encode()
+    writer = None
+    while time.perf_counter() < until:
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, int(port))
+            start = time.perf_counter()
+            writer.write(request)
+            out.append(str(await asyncio.wait_for(_read_response(reader), CLIENT_TIMEOUT.read)))
+            latencies.append(time.perf_counter() - start)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:  # TimeoutError included
+            out.append(type(exc).__name__)
+            if writer is not None:
+                writer.close()
+            writer = None
+    if writer is not None:
+        writer.close()
+
+
+@scenario("pool-exhaustion")
+def pool_exhaustion(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """Many concurrent authenticated lists (more than the database pool's 10 + 10) for a few seconds."""
+    concurrency, seconds = OPTIONS["pool_concurrency"], OPTIONS["pool_seconds"]
+    path = f"/api/environments/{keys.team_id}/dashboards/"
+    headers = {"Authorization": f"Bearer {keys.personal}"}
+    out: list[str] = []
+    latencies: list[float] = []
+
+    async def run() -> None:
+        until = time.perf_counter() + seconds
+        await asyncio.gather(
+            *(_closed_loop(base, path, headers, until, out, latencies) for _ in range(concurrency))
+        )
+
+    asyncio.run(run())
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+    worst = latencies[-1] if latencies else float("nan")
+    return Outcome(
+        counts(out),
+        f"{concurrency} concurrent GETs for {seconds:.0f} s; answered in p50 {p50:.2f} s, max {worst:.2f} s",
+    )
+
+
+def _traffic(base: str, keys: Keys, seconds: float, during: Callable[[], Any]) -> tuple[list[str], Any]:
+    """Closed-loop API reads and captures (20 connections each) for `seconds`, while `during()` runs in a
+    thread: the statuses they got, and what `during` returned."""
+    import threading
+
+    out: list[str] = []
+    result: list[Any] = []
+    api_headers = {"Authorization": f"Bearer {keys.personal}"}
+    capture_body = json.dumps({"api_key": keys.project, "batch": [{"event": "e", "distinct_id": "d"}]})
+
+    def capture_loop(until: float) -> None:
+        with httpx.Client(timeout=CLIENT_TIMEOUT) as http:
+            while time.perf_counter() < until:
+                out.append("capture " + status_of(http.post, f"{base}/batch/", content=capture_body))
+
+    async def api(until: float) -> None:
+        path = f"/api/environments/{keys.team_id}/dashboards/"
+        statuses: list[str] = []
+        await asyncio.gather(*(_closed_loop(base, path, api_headers, until, statuses, []) for _ in range(20)))
+        out.extend("api " + s for s in statuses)
+
+    until = time.perf_counter() + seconds
+    side = threading.Thread(target=lambda: result.append(during()))
+    captures = [threading.Thread(target=capture_loop, args=(until,)) for _ in range(4)]
+    for thread in (side, *captures):
+        thread.start()
+    asyncio.run(api(until))
+    for thread in (side, *captures):
+        thread.join()
+    return out, result[0] if result else None
+
+
+def _on_database(url: str, work: Callable[[Any], Any]) -> Any:
+    import asyncpg
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(url)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+@scenario("held-locks", env={"TILECAST_DB_STATEMENT_TIMEOUT_MS": "2000"})
+def held_locks(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """Another session holds exclusive locks on `dashboard` and `events` for 4 s (a migration, maintenance)
+    under API and capture traffic: waiting requests fill the pool; all must be 503s, none a 500."""
+
+    async def hold(conn: Any) -> None:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE dashboard, events IN ACCESS EXCLUSIVE MODE")
+            await asyncio.sleep(4)
+
+    out, _ = _traffic(base, keys, 6, lambda: _on_database(keys.database_url, hold))
+    return Outcome(counts(out), "statement timeout 2 s for this server; pool timeout 5 s")
+
+
+_DROP_CONNECTIONS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tilecast'"
+)
+
+
+@scenario("connections-dropped")
+def connections_dropped(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """PostgreSQL drops every connection of the server five times in 5 s (a restart or failover, as the
+    clients see it) under API and capture traffic: 503s, then recovery, never a 500."""
+
+    async def drop(conn: Any) -> int:
+        killed = 0
+        for _ in range(5):
+            await asyncio.sleep(1)
+            killed += len(await conn.fetch(_DROP_CONNECTIONS))
+        return killed
+
+    out, killed = _traffic(base, keys, 6, lambda: _on_database(keys.database_url, drop))
+    return Outcome(counts(out), f"{killed} connections dropped")
+
+
+@scenario("capture-one-huge-event")
+def capture_one_huge_event(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """One event whose properties hold 400,000 tiny keys (~9 MB, under the 20 MB payload limit): one JSON
+    object the decoder parses in one piece."""
+    properties = {f"k{i}": i for i in range(400_000)}
+    raw = json.dumps(
+        {"api_key": keys.project, "batch": [{"event": "e", "distinct_id": "d", "properties": properties}]}
+    )
+    body = gzip.compress(raw.encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    status = status_of(client.post, f"{base}/batch/", content=body, headers=headers)
+    return Outcome(status, f"{len(body) / 1024:.0f} KB gzip, {len(raw) / MB:.1f} MB inflated")
+
+
+# --- measuring ----------------------------------------------------------------------------------------
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of the process and its children, PostgreSQL's processes left out."""
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            if child.name() not in POSTGRES_NAMES:
+                total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def monitor(pid: int, base: str, conn: Connection) -> None:
+    """In its own process (the attacker's CPU work does not delay it): RSS and /_health until told to stop.
+
+    Sends "ready" once both have a first sample, then, on any message, the figures."""
+    import threading
+
+    stop = threading.Event()
+    rss: list[int] = []
+    health: list[float] = []
+    failures: Counter[str] = Counter()
+    # The longest time /_health went unanswered: from the start of a failed poll to the end of the next
+    # answered one (or the end of the measurement); a poll answered in time counts as its own latency.
+    unanswered = {"longest": 0.0}
+    rss_started, health_started = threading.Event(), threading.Event()
+
+    def sample_rss() -> None:
+        try:
+            proc = psutil.Process(pid)
+            while not stop.is_set():
+                rss.append(tree_rss(proc))
+                rss_started.set()
+                stop.wait(RSS_INTERVAL_S)
+        except psutil.NoSuchProcess:
+            failures["server gone"] += 1
+        finally:
+            rss_started.set()
+
+    def poll_health() -> None:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        since: float | None = None  # start of the first failed poll of the current run of failures
+        with httpx.Client(timeout=HEALTH_TIMEOUT_S, limits=limits) as http:
+            while not stop.is_set():
+                start = time.perf_counter()
+                try:
+                    status = http.get(f"{base}/_health").status_code
+                    elapsed = time.perf_counter() - start
+                    if status != 200:
+                        failures[f"{status}"] += 1
+                except httpx.TimeoutException:
+                    elapsed, status = HEALTH_TIMEOUT_S, 0
+                    failures["timeout"] += 1
+                except httpx.HTTPError as exc:
+                    elapsed, status = HEALTH_TIMEOUT_S, 0
+                    failures[type(exc).__name__] += 1
+                health.append(elapsed * 1000)
+                if status == 200:
+                    waited = time.perf_counter() - (start if since is None else since)
+                    unanswered["longest"] = max(unanswered["longest"], waited)
+                    since = None
+                elif since is None:
+                    since = start
+                health_started.set()
+                stop.wait(max(0.0, start + HEALTH_INTERVAL_S - time.perf_counter()))
+        if since is not None:
+            unanswered["longest"] = max(unanswered["longest"], time.perf_counter() - since)
+
+    threads = [threading.Thread(target=sample_rss), threading.Thread(target=poll_health)]
+    for thread in threads:
+        thread.start()
+    rss_started.wait(10)
+    health_started.wait(10)
+    conn.send("ready")
+    conn.recv()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    conn.send({"rss": rss, "health": health, "failures": dict(failures), "unanswered": unanswered["longest"]})
+
+
+@dataclass
+class Figures:
+    rss_before_mb: float
+    rss_peak_mb: float
+    health_worst_ms: float
+    health_polls: int
+    failures: dict[str, int]  # failed /_health polls: "timeout", a status code or an error's name
+    health_unanswered_s: float
+
+
+@contextmanager
+def measuring(pid: int, base: str) -> Iterator[list[Figures]]:
+    """Measure for the duration of the block; the list yielded holds the figures afterwards."""
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    process = ctx.Process(target=monitor, args=(pid, base, theirs), daemon=True)
+    process.start()
+    if not ours.poll(30) or ours.recv() != "ready":
+        raise SystemExit("the monitor did not start")
+    result: list[Figures] = []
+    try:
+        yield result
+        time.sleep(SETTLE_S)
+    finally:
+        ours.send("stop")
+        data = ours.recv()
+        process.join(timeout=10)
+        rss, health = data["rss"], data["health"]
+        result.append(
+            Figures(
+                rss_before_mb=rss[0] / MB if rss else float("nan"),
+                rss_peak_mb=max(rss) / MB if rss else float("nan"),
+                health_worst_ms=max(health, default=float("nan")),
+                health_polls=len(health),
+                failures=data["failures"],
+                health_unanswered_s=data["unanswered"],
+            )
+        )
+
+
+@contextmanager
+def server(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A running `tilecast serve` (one worker): its base URL and process. As `harness.tilecast_server`, which
+    does not give the process out."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [TILECAST, "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# --- the table ----------------------------------------------------------------------------------------
+
+COLUMNS = [
+    ("scenario", 24),
+    ("status(es)", 60),
+    ("took", 6),
+    ("RSS before", 10),
+    (f"peak RSS (< {RSS_TARGET_MB} MB)", 21),
+    (f"worst /_health (< {HEALTH_TARGET_MS} ms)", 26),
+    ("/_health unanswered", 19),
+    ("/_health polls (failed)", 23),
+    ("note", 0),
+]
+
+
+def row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.ljust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)) + " |"
+
+
+def header() -> str:
+    return row([name for name, _ in COLUMNS]) + "\n" + row(["-" * max(w, 3) for _, w in COLUMNS])
+
+
+def figures_row(name: str, outcome: Outcome, seconds: float, figures: Figures, server_note: str) -> str:
+    rss_ok = figures.rss_peak_mb < RSS_TARGET_MB
+    health_ok = figures.health_worst_ms < HEALTH_TARGET_MS
+    worst = f"{figures.health_worst_ms:,.0f} ms"
+    if figures.health_worst_ms >= HEALTH_TIMEOUT_S * 1000:
+        worst = f"≥{worst} (timeout)"
+    polls = f"{figures.health_polls}"
+    if figures.failures:
+        polls += " (" + ", ".join(f"{n} {what}" for what, n in sorted(figures.failures.items())) + ")"
+    note = "; ".join(n for n in (outcome.note, server_note) if n)
+    return row(
+        [
+            name,
+            outcome.statuses,
+            f"{seconds:.1f} s",
+            f"{figures.rss_before_mb:,.0f} MB",
+            f"{figures.rss_peak_mb:,.0f} MB {'ok' if rss_ok else 'OVER'}",
+            f"{worst} {'ok' if health_ok else 'OVER'}",
+            f"{figures.health_unanswered_s:.2f} s",
+            polls,
+            note,
+        ]
+    )
+
+
+def run_one(name: str, fn: Scenario, env: dict[str, str], work: Path, keys: Keys) -> str:
+    with server({**env, **SCENARIO_ENV[name]}, work) as (base, proc):
+        # Warm up the worker: its pool, the key check, the routes.
+        httpx.get(f"{base}/_health", timeout=10).raise_for_status()
+        httpx.get(
+            f"{base}/api/environments/{keys.team_id}/dashboards/",
+            headers={"Authorization": f"Bearer {keys.personal}"},
+            timeout=10,
+        ).raise_for_status()
+        with httpx.Client(timeout=CLIENT_TIMEOUT) as client, measuring(proc.pid, base) as result:
+            start = time.perf_counter()
+            try:
+                outcome = fn(base, keys, client)
+            except Exception as exc:  # a measuring script: report what broke and go on
+                outcome = Outcome(type(exc).__name__, str(exc)[:80])
+            seconds = time.perf_counter() - start
+        server_note = "" if proc.poll() is None else f"server exited with {proc.returncode}"
+    return figures_row(name, outcome, seconds, result[0], server_note)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", help="comma-separated scenario names (default: all)")
+    parser.add_argument("--pool-seconds", type=float, default=OPTIONS["pool_seconds"])
+    parser.add_argument("--pool-concurrency", type=int, default=OPTIONS["pool_concurrency"])
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    args = parser.parse_args()
+    OPTIONS.update(pool_seconds=args.pool_seconds, pool_concurrency=args.pool_concurrency)
+
+    if args.list:
+        for name, fn in SCENARIOS:
+            print(f"{name:<28} {(fn.__doc__ or '').strip()}")
+        return
+    chosen = SCENARIOS
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {name for name, _ in SCENARIOS}
+        if unknown:
+            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+        chosen = [(name, fn) for name, fn in SCENARIOS if name in wanted]
+
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="tilecast-abuse-"))
+    with database(work) as (url, env, embedded):
+        info = create_key(env, work, email="abuse@example.com")
+        keys = Keys(
+            personal=info["key"],
+            project=info["project_api_key"],
+            team_id=int(info["team_id"]),
+            database_url=url.replace("postgresql+asyncpg://", "postgresql://", 1),
+        )
+        print(machine_line(embedded))
+        print(
+            f"one worker, a fresh server per scenario; RSS of the server process tree sampled every "
+            f"{RSS_INTERVAL_S * 1000:.0f} ms; /_health polled every {HEALTH_INTERVAL_S * 1000:.0f} ms, "
+            f"timeout {HEALTH_TIMEOUT_S * 1000:.0f} ms; MB = 2**20 bytes"
+        )
+        print(header(), flush=True)
+        for name, fn in chosen:
+            print(run_one(name, fn, env, work, keys), flush=True)
+    shutil.rmtree(work, ignore_errors=True)  # the embedded database with what the scenarios stored
+    print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
