@@ -2,8 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +53,17 @@ class Settings(BaseSettings):
     cache_target_age_s: int = Field(default=6 * 3600, alias="TILECAST_CACHE_TARGET_AGE_S", ge=0)
     # A client may ask for a fresh computation of the same result at most this often.
     min_refresh_interval_s: int = Field(default=60, alias="TILECAST_MIN_REFRESH_INTERVAL_S", ge=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError(
+                    "TILECAST_PUBLIC_URL must be an http(s) URL such as https://dash.example.com"
+                )
+        return value
 
 
 @lru_cache

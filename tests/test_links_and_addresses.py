@@ -54,6 +54,13 @@ def test_defaults_trust_no_proxy_and_no_public_url() -> None:
     assert settings.public_url is None
 
 
+@pytest.mark.parametrize("bad", ["dash.example.com", "ftp://dash.example.com", "https://", "https://x/?a=1"])
+def test_a_public_url_must_be_an_http_url(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("TILECAST_PUBLIC_URL", bad)
+    with pytest.raises(ValueError, match="TILECAST_PUBLIC_URL"):
+        Settings()
+
+
 @pytest.fixture
 def configured_app(
     app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
