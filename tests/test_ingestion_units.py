@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.ingestion import decoding
 from app.ingestion.decoding import RawRequest, decode_payload, gunzip, looks_like_base64, parse_json
 from app.ingestion.errors import CaptureError
 from app.ingestion.service import uuid7
@@ -205,8 +206,15 @@ SAME_AS_JSON_LOADS = [
 ]
 
 
+@pytest.fixture(params=["whole", "event by event"])
+def walk_all(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of parsing: whole (small payloads) and event by event (what larger ones get)."""
+    if request.param == "event by event":
+        monkeypatch.setattr(decoding, "WALK_ABOVE_BYTES", 0)
+
+
 @pytest.mark.parametrize("text", SAME_AS_JSON_LOADS)
-def test_parse_json_is_json_loads(text: str) -> None:
+def test_parse_json_is_json_loads(text: str, walk_all: None) -> None:
     assert parse_json(text.encode(), 5)[0] == json.loads(text)
 
 
@@ -231,7 +239,7 @@ def _no_constants(name: str) -> float:
         "[" * 100_000 + "]" * 100_000,
     ],
 )
-def test_parse_json_refuses_what_json_loads_refuses(text: str) -> None:
+def test_parse_json_refuses_what_json_loads_refuses(text: str, walk_all: None) -> None:
     with pytest.raises((ValueError, RecursionError)):
         json.loads(text, parse_constant=_no_constants)
     with pytest.raises(CaptureError) as refused:
@@ -239,14 +247,22 @@ def test_parse_json_refuses_what_json_loads_refuses(text: str) -> None:
     assert refused.value.status_code == 400
 
 
-def test_parse_json_stops_reading_past_the_event_limit() -> None:
+def test_parse_json_refuses_past_the_event_limit(walk_all: None) -> None:
     five = "[" + ",".join(['{"event": "e"}'] * 5) + "]"
     assert len(parse_json(five.encode(), 5)[0]) == 5
-    # The sixth event is never parsed: what follows it may be anything.
     with pytest.raises(CaptureError) as refused:
-        parse_json(five[:-1].encode() + b", {}, this is not json", 5)
+        parse_json(five[:-1].encode() + b", {}]", 5)
     assert refused.value.status_code == 413
     envelope = '{"api_key": "k", "batch": ' + five[:-1] + ', {"event": "f"}]}'
     with pytest.raises(CaptureError) as refused:
         parse_json(envelope.encode(), 5)
+    assert refused.value.status_code == 413
+
+
+def test_a_large_payload_stops_being_parsed_past_the_event_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decoding, "WALK_ABOVE_BYTES", 0)
+    five = "[" + ",".join(['{"event": "e"}'] * 5)
+    # The sixth event is never parsed: what follows it may be anything.
+    with pytest.raises(CaptureError) as refused:
+        parse_json(five.encode() + b", {}, this is not json", 5)
     assert refused.value.status_code == 413
