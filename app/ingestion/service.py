@@ -22,6 +22,7 @@ from app.ingestion.repository import NewEvent
 from app.ingestion.timestamps import (
     Instant,
     event_time,
+    instant,
     parse_timestamp,
     rfc3339,
     sent_at_from_query,
@@ -186,7 +187,7 @@ def _integer(raw: Any, name: str) -> int | None:
 
 
 def to_event(
-    raw: Any, sent_at: Instant | None, sent_at_text: str | None, now: datetime, client_ip: str | None
+    raw: Any, sent_at: Instant | None, sent_at_text: str | None, now: Instant, client_ip: str | None
 ) -> NewEvent | None:
     """One stored row from one raw event, or None for events capture drops (`$performance_event`)."""
     if not isinstance(raw, dict):
@@ -270,7 +271,8 @@ def build_events(
     # A send time past what a datetime holds still counts in the formula; it is just not shown as `$sent_at`.
     sent_at_time = to_datetime(sent_at) if sent_at is not None else None
     sent_at_text = rfc3339(sent_at_time) if sent_at_time is not None else None
-    events = [to_event(raw, sent_at, sent_at_text, now, client_ip) for raw in raws]
+    now_us = instant(now)
+    events = [to_event(raw, sent_at, sent_at_text, now_us, client_ip) for raw in raws]
     return token, [e for e in events if e is not None]
 
 

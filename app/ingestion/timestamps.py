@@ -10,9 +10,8 @@ from email.utils import parsedate_to_datetime
 Instant = int
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_MICRO = timedelta(microseconds=1)
-FUTURE_CLAMP = timedelta(hours=23) // _MICRO
+_DAY_US = 86_400_000_000
+FUTURE_CLAMP = 23 * 3600 * 1_000_000
 # `_` values before this decode to 2020 or earlier: they were seconds, not milliseconds; PostHog drops them.
 _MIN_SENT_AT_MS = int(datetime(2021, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
@@ -23,10 +22,10 @@ _SLASHED = re.compile(r"(\d{1,4})/(\d{1,2})/(\d{1,4})(?:[ T](\d{1,2}):(\d{2})(?:
 
 def instant(value: datetime) -> Instant:
     """Exact microseconds since the epoch of an aware datetime (naive: UTC), even where converting it to UTC
-    would leave datetime's range (`0001-01-01T00:00:00+14:00` is in year 0)."""
-    micros = (value.replace(tzinfo=None) - _NAIVE_EPOCH) // _MICRO
-    offset = value.utcoffset()
-    return micros - offset // _MICRO if offset else micros
+    would leave datetime's range (`0001-01-01T00:00:00+14:00` is in year 0): an aware difference never
+    builds that datetime."""
+    delta = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - EPOCH
+    return delta.days * _DAY_US + delta.seconds * 1_000_000 + delta.microseconds
 
 
 MIN_INSTANT = instant(datetime.min)
@@ -37,7 +36,8 @@ def to_datetime(value: Instant) -> datetime | None:
     """The UTC datetime of an instant, or None when it falls before year 1 or after year 9999."""
     if not MIN_INSTANT <= value <= MAX_INSTANT:
         return None
-    return EPOCH + timedelta(microseconds=value)
+    days, micros = divmod(value, _DAY_US)
+    return EPOCH + timedelta(days, 0, micros)
 
 
 def _slashed(text: str) -> datetime | None:
@@ -102,16 +102,17 @@ def event_time(
     timestamp: Instant | None,
     offset_ms: int | None,
     sent_at: Instant | None,
-    now: datetime,
+    now: datetime | Instant,
     *,
     ignore_sent_at: bool = False,
     clock_skew_ms: int | None = None,
 ) -> datetime:
     """PostHog's rule: `now + (timestamp - sent_at)`, or the timestamp as is without `sent_at`; `offset`
     overrides both; `$clock_skew` is added; more than 23 h ahead of now is now; a time out of range (here:
-    before year 1, which datetime and the formula's "year below 0" nearly share) is 1970-01-01."""
+    before year 1, which datetime and the formula's "year below 0" nearly share) is 1970-01-01. `now` may be
+    given as an instant already (a batch computes it once)."""
     effective_sent_at = None if ignore_sent_at else sent_at
-    now_us = instant(now)
+    now_us = now if isinstance(now, int) else instant(now)
     ts = now_us
     if timestamp is not None:
         ts = now_us + (timestamp - effective_sent_at) if effective_sent_at is not None else timestamp
