@@ -28,8 +28,6 @@ import gzip
 import json
 import multiprocessing
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import TILECAST, create_key, database, free_port, machine_line, wait_ready
+from harness import create_key, database, machine_line, tilecast_process
 from loadgen import _read_response
 
 MB = 1024 * 1024
@@ -485,32 +483,6 @@ def measuring(pid: int, base: str) -> Iterator[list[Figures]]:
         )
 
 
-@contextmanager
-def server(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A running `tilecast serve` (one worker): its base URL and process. As `harness.tilecast_server`, which
-    does not give the process out."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [TILECAST, "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 # --- the table ----------------------------------------------------------------------------------------
 
 COLUMNS = [
@@ -560,7 +532,7 @@ def figures_row(name: str, outcome: Outcome, seconds: float, figures: Figures, s
 
 
 def run_one(name: str, fn: Scenario, env: dict[str, str], work: Path, keys: Keys) -> str:
-    with server({**env, **SCENARIO_ENV[name]}, work) as (base, proc):
+    with tilecast_process({**env, **SCENARIO_ENV[name]}, work) as (base, proc):
         # Warm up the worker: its pool, the key check, the routes.
         httpx.get(f"{base}/_health", timeout=10).raise_for_status()
         httpx.get(

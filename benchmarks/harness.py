@@ -79,8 +79,10 @@ def create_key(env: dict[str, str], cwd: Path, email: str = "bench@example.com")
 
 
 @contextmanager
-def tilecast_server(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterator[str]:
-    """A running `tilecast serve`; yields its base URL and stops it on exit."""
+def tilecast_process(
+    env: dict[str, str], cwd: Path, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A running `tilecast serve`: its base URL and process (for measuring it); stopped on exit."""
     port = free_port()
     proc = subprocess.Popen(
         [TILECAST, "serve", "--port", str(port), "--workers", str(workers)],
@@ -92,10 +94,22 @@ def tilecast_server(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterato
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)
-        yield base
+        yield base, proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def tilecast_server(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterator[str]:
+    """A running `tilecast serve`; yields its base URL and stops it on exit."""
+    with tilecast_process(env, cwd, workers) as (base, _):
+        yield base
 
 
 def machine_line(embedded: bool) -> str:
