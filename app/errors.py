@@ -17,6 +17,12 @@ from app.paths import is_capture_path, loggable_path
 logger = logging.getLogger("tilecast.errors")
 
 
+def _encodable(text: str) -> str:
+    """Text that can be sent as UTF-8: a message may quote the input, and the input may hold a lone
+    surrogate (JSON's `"\\ud800"`), which no response can carry."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
 class AppError(Exception):
     status_code = 400
     type = "invalid_request"
@@ -26,8 +32,8 @@ class AppError(Exception):
     def __init__(
         self, detail: str | None = None, *, attr: str | None = None, code: str | None = None
     ) -> None:
-        self.detail = detail or self.default_detail
-        self.attr = attr
+        self.detail = _encodable(detail or self.default_detail)
+        self.attr = _encodable(attr) if attr is not None else None
         if code is not None:
             # PostHog's handler (drf-exceptions-hog) reports DRF's generic "invalid" as "invalid_input".
             self.code = "invalid_input" if code == "invalid" else code
@@ -136,6 +142,7 @@ _DRF_MESSAGES: dict[str, tuple[str, str]] = {
     "uuid_type": ("invalid", "Must be a valid UUID."),
     "string_too_long": ("max_length", "Ensure this field has no more than {max_length} characters."),
     "too_short": ("min_length", "Ensure this field has at least {min_length} elements."),
+    "too_long": ("max_length", "Ensure this field has no more than {max_length} elements."),
     "greater_than_equal": ("min_value", "Ensure this value is greater than or equal to {ge}."),
     "less_than_equal": ("max_value", "Ensure this value is less than or equal to {le}."),
 }

@@ -11,11 +11,19 @@ from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 MAX_INT32 = 2_147_483_647
+# JSON given for storage (filters, variables, colors, queries) nests at most this deep: real ones nest a
+# handful of levels, and much deeper values cannot be serialised back (nor walked without recursion limits).
+MAX_JSON_DEPTH = 64
+# Lists in a request (tags, dashboard ids) hold at most this many items: each becomes a row or a bind
+# parameter, and a statement takes at most 32,767 parameters.
+MAX_LIST_ITEMS = 1000
 
 
-def _reject_nul(value: Any) -> Any:
+def _reject_nul(value: Any, depth: int = 0) -> Any:
     """Raise DRF's error when a string anywhere in `value` (a string, list or JSON object) holds a NUL
-    or cannot be encoded as UTF-8."""
+    or cannot be encoded as UTF-8, or when objects and lists nest deeper than MAX_JSON_DEPTH."""
+    if depth > MAX_JSON_DEPTH:
+        raise PydanticCustomError("invalid", f"JSON nested more than {MAX_JSON_DEPTH} levels deep.")
     if isinstance(value, str):
         if "\x00" in value:
             raise PydanticCustomError("null_characters_not_allowed", "Null characters are not allowed.")
@@ -28,10 +36,10 @@ def _reject_nul(value: Any) -> Any:
     elif isinstance(value, dict):
         for key, item in value.items():
             _reject_nul(key)
-            _reject_nul(item)
+            _reject_nul(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _reject_nul(item)
+            _reject_nul(item, depth + 1)
     return value
 
 
@@ -45,5 +53,8 @@ SafeStr = Annotated[str, AfterValidator(_reject_nul)]
 SafeStr400 = Annotated[str, StringConstraints(max_length=400), AfterValidator(_reject_nul)]
 # An id given in a body: a 400 naming the field when out of range.
 BodyId = Annotated[int, Field(ge=-MAX_INT32 - 1, le=MAX_INT32)]
+# Tags and ids given as a list.
+TagList = Annotated[list[SafeStr], Field(max_length=MAX_LIST_ITEMS)]
+IdList = Annotated[list[BodyId], Field(max_length=MAX_LIST_ITEMS)]
 # An id in the URL: out of range matches no object (404).
 PathId = Annotated[int, Path(le=MAX_INT32, description="A unique integer value identifying this object.")]

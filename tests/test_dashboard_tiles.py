@@ -5,13 +5,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import DashboardTile, Text
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.resources import INSIGHT_KEYS, trends
+from tests.resources import INSIGHT_KEYS, new_dashboard, trends
 from tests.statements import count_statements
 
 TILE_KEYS = {
@@ -295,3 +295,39 @@ async def test_txt_format_lists_tiles_with_their_numbers(client: httpx.AsyncClie
     lines = response.text.splitlines()
     assert lines[:2] == ["Board", "Traffic"]
     assert any(line.startswith("Views: ") and line.rstrip().endswith("3") for line in lines), response.text
+
+
+async def test_a_stored_query_that_cannot_compute_is_only_its_tiles_error(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    """A query stored before today's checks (or by another tool) with a number no float holds: its tile shows
+    an error, the dashboard and the insight still answer, and the other tile renders."""
+    dashboard = await new_dashboard(client, actor)
+    good = await client.post(
+        actor.url("insights/"),
+        json={"name": "good", "query": trends(), "dashboards": [dashboard]},
+        headers=actor.headers,
+    )
+    bad = await client.post(
+        actor.url("insights/"),
+        json={"name": "bad", "query": trends(), "dashboards": [dashboard]},
+        headers=actor.headers,
+    )
+    huge = '[{"key": "x", "value": 1e400, "operator": "gt", "type": "event"}]'  # jsonb keeps it: 400 digits
+    stored = (
+        "UPDATE insight SET query = jsonb_set(query, '{source,properties}', CAST(:p AS jsonb)) WHERE id = :i"
+    )
+    await db.execute(text(stored), {"p": huge, "i": bad.json()["id"]})
+    response = await client.get(
+        actor.url(f"dashboards/{dashboard}/"), params={"refresh": "blocking"}, headers=actor.headers
+    )
+    assert response.status_code == 200, response.text
+    errors = {t["insight"]["name"]: t.get("error") for t in response.json()["tiles"]}
+    assert errors["good"] is None
+    assert errors["bad"] == {"type": "QueryError", "message": "This insight's query could not be computed."}
+    single = await client.get(
+        actor.url(f"insights/{bad.json()['id']}/"), params={"refresh": "blocking"}, headers=actor.headers
+    )
+    assert single.status_code == 200
+    assert single.json()["error"]["type"] == "QueryError"
+    assert good.status_code == 201

@@ -25,7 +25,7 @@ from app.pagination import PageDep
 from app.query.render import parse_refresh
 from app.rendering import FormatDep, add_hard_delete_refusal, render
 from app.schemas import Paginated
-from app.validation import PathId, SafeStr
+from app.validation import PathId, SafeStr, TagList
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"])
 
@@ -55,7 +55,7 @@ UpdateBody = Annotated[DashboardUpdate, Body(default_factory=DashboardUpdate)]
 
 
 def get_list_filters(
-    tags: Annotated[list[SafeStr] | None, Query(description="Dashboards with any of these tags.")] = None,
+    tags: Annotated[TagList | None, Query(description="Dashboards with any of these tags.")] = None,
     creation_mode: Annotated[
         CreationMode | None,
         Query(description="Exact creation mode; unlisted dashboards show only when asked."),

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from app.insights.schemas import DashboardTileBasic, Insight
 from app.schemas import UserBasic
-from app.validation import BodyId, SafeStr, SafeStr400, reject_nul
+from app.validation import BodyId, SafeStr, SafeStr400, TagList, reject_nul
 
 
 class RestrictionLevel(IntEnum):
@@ -168,7 +168,7 @@ class _DashboardFields(BaseModel):
     deleted: bool | None = None
     breakdown_colors: Annotated[Any, AfterValidator(reject_nul)] = None
     data_color_theme_id: BodyId | None = None
-    tags: list[SafeStr] | None = None
+    tags: TagList | None = None
     restriction_level: Literal[21, 37] | None = None
     last_refresh: datetime | None = None
     filters: Annotated[Any, AfterValidator(reject_nul)] = Field(

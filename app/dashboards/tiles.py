@@ -17,7 +17,8 @@ from app.insights.service import to_schema as insight_schema
 from app.models import Dashboard, DashboardTile
 from app.query import cache
 from app.query.effective import effective_query, merge_filters
-from app.query.render import RefreshMode, Rendered, TeamInfo, cache_key_for, render_query
+from app.query.render import RefreshMode, Rendered, TeamInfo
+from app.query.saved import cache_keys, render_saved
 from app.schemas import UserBasic
 
 LAYOUT_SIZES = ("sm", "xs")
@@ -89,7 +90,7 @@ async def render_tiles(
         row.tile.id: effective_query(row.insight.insight.query, filters, row.tile.filters_overrides)
         for row in insight_rows
     }
-    keys = {tile_id: cache_key_for(team, q) for tile_id, q in queries.items() if q is not None}
+    keys = cache_keys(team, queries)
     hits = await cache.read_many(await session.connection(), list(keys.values()))
 
     pending: list[tuple[DashboardTile, dict[str, Any]]] = []
@@ -97,7 +98,8 @@ async def render_tiles(
         query = queries[row.tile.id]
         rendered = None
         if query is not None:
-            rendered = await render_query(session, team, query, mode, prefetched=hits, key=keys[row.tile.id])
+            key = keys.get(row.tile.id)
+            rendered = await render_saved(session, team, query, mode, prefetched=hits, key=key)
             _remember(hits, rendered)
         insight = insight_schema(row.insight, access, rendered)
         if query is not row.insight.insight.query:

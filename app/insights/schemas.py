@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.schemas import UserBasic
-from app.validation import BodyId, SafeStr, SafeStr400, reject_nul
+from app.validation import BodyId, IdList, SafeStr, SafeStr400, TagList, reject_nul
 
 
 class DashboardTileBasic(BaseModel):
@@ -102,8 +102,8 @@ class InsightWrite(BaseModel):
     deleted: bool | None = None
     saved: bool | None = None
     favorited: bool | None = None
-    dashboards: list[BodyId] | None = None
-    tags: list[SafeStr] | None = None
+    dashboards: IdList | None = None
+    tags: TagList | None = None
     create_in_folder: SafeStr400 | None = Field(default=None, alias="_create_in_folder")
 
     @field_validator("filters")

@@ -18,7 +18,8 @@ from app.models import DashboardTile, TaggedItem
 from app.models import Insight as InsightModel
 from app.pagination import Page
 from app.query import cache
-from app.query.render import RefreshMode, Rendered, TeamInfo, cache_key_for, render_query
+from app.query.render import RefreshMode, Rendered, TeamInfo
+from app.query.saved import cache_keys, render_saved
 from app.schemas import Paginated, UserBasic
 from app.tags import set_tags
 
@@ -78,7 +79,7 @@ async def _render(
 ) -> Rendered | None:
     if row.insight.query is None:
         return None
-    return await render_query(session, _team(access), row.insight.query, mode)
+    return await render_saved(session, _team(access), row.insight.query, mode)
 
 
 async def list_insights(
@@ -89,12 +90,17 @@ async def list_insights(
     rendered: dict[int, Rendered] = {}
     if not basic:
         # Every cached result of the page in one statement; the list never computes.
-        keys = {row.insight.id: cache_key_for(team, row.insight.query) for row in rows if row.insight.query}
+        keys = cache_keys(team, {row.insight.id: row.insight.query for row in rows})
         hits = await cache.read_many(await session.connection(), list(keys.values()))
         for row in rows:
             if row.insight.query is not None:
-                rendered[row.insight.id] = await render_query(
-                    session, team, row.insight.query, RefreshMode.FORCE_CACHE, prefetched=hits
+                rendered[row.insight.id] = await render_saved(
+                    session,
+                    team,
+                    row.insight.query,
+                    RefreshMode.FORCE_CACHE,
+                    prefetched=hits,
+                    key=keys.get(row.insight.id),
                 )
     nxt, prev = page.links(count)
     results = [to_schema(row, access, rendered.get(row.insight.id)) for row in rows]
