@@ -100,6 +100,17 @@ async def get_principal(
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
+
+def require_scopes(caller: "Principal | TeamAccess", *scopes: str) -> None:
+    """403 naming the first scope the caller's key lacks. Routes declare their own scope (`scoped`); an action
+    that also creates, changes or deletes another kind of object asks for that kind's scope here, before
+    any change (DESIGN.md, "Scopes of every object changed")."""
+    principal = caller.principal if isinstance(caller, TeamAccess) else caller
+    for scope in scopes:
+        if not scope_allows(principal.scopes, scope):
+            raise PermissionDenied(f"API key missing required scope '{scope}'")
+
+
 NO_PROJECT_ACCESS = "You don't have access to the project."
 
 # The team id of PostHog's URLs, documented as PostHog does (a string: it may be anything, and anything
@@ -117,9 +128,7 @@ async def get_team_access(
     security_scopes: SecurityScopes, project_id: ProjectIdPath, principal: PrincipalDep, session: SessionDep
 ) -> TeamAccess:
     """The caller may act on the URL's team with every scope the route asks for (see `scoped`)."""
-    for scope in security_scopes.scopes:
-        if not scope_allows(principal.scopes, scope):
-            raise PermissionDenied(f"API key missing required scope '{scope}'")
+    require_scopes(principal, *security_scopes.scopes)
     team_id = _parse_team_id(project_id)
     scoped_teams = principal.key.scoped_teams
     if team_id is None or (scoped_teams and team_id not in scoped_teams):

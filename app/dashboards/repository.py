@@ -290,8 +290,8 @@ async def load_tiles(
     """Every live tile of a dashboard in two statements, whatever their number."""
     params = {"dashboard_id": dashboard_id}
     insight_rows = [
-        InsightTileRow(tile=tile, insight=insight_row(insight, tags, tiles))
-        for insight, tags, tiles, tile in (await session.execute(_INSIGHT_TILES, params)).all()
+        InsightTileRow(tile=tile, insight=insight_row(insight, tags, tiles, restriction))
+        for insight, tags, tiles, restriction, tile in (await session.execute(_INSIGHT_TILES, params)).all()
     ]
     text_rows = [
         TextTileRow(tile=tile, text=text, text_tiles=others or [])

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository as auth_repository
-from app.auth.dependencies import TeamAccess
+from app.auth.dependencies import TeamAccess, require_scopes
 from app.dashboards import repository
 from app.dashboards.access import (
     CANNOT_RESTRICT,
@@ -193,6 +193,8 @@ async def create_dashboard(
         # No templates exist until the templates issue lands.
         raise ValidationFailed(f"Invalid template provided: {data.use_template}", attr="use_template")
     source: DashboardModel | None = None
+    if data.use_dashboard is not None and data.duplicate_tiles:
+        require_scopes(access, "insight:write")  # the copies of its insights are new insights
     if data.use_dashboard is not None:
         source_row = await repository.get_dashboard(
             session, access.team.id, data.use_dashboard, access.user.id
@@ -243,6 +245,10 @@ async def update_dashboard(
         await _check_theme(session, access, data.data_color_theme_id)
 
     d = row.dashboard
+    # Restoring brings the dashboard's insights back, `delete_insights` deletes some, duplicated tiles are
+    # new insights: each changes insights too.
+    if (restoring and d.deleted) or (data.deleted and data.delete_insights) or data.duplicate_tiles:
+        require_scopes(access, "insight:write")
     if restoring and d.deleted:
         # PostHog's restore: every tile comes back, those removed one by one before the delete too, and so
         # does every insight on them.

@@ -14,6 +14,7 @@ from app.dashboards.repository import TextTileRow
 from app.dashboards.schemas import TextContent, Tile
 from app.insights.schemas import DashboardTileBasic
 from app.insights.service import to_schema as insight_schema
+from app.insights.service import with_access
 from app.models import Dashboard, DashboardTile
 from app.query import cache
 from app.query.effective import effective_query, merge_filters
@@ -84,6 +85,7 @@ async def render_tiles(
 ) -> list[Tile]:
     """The dashboard's live tiles, ordered by their position in `layout_size`, each with `order`."""
     insight_rows, text_rows = await repository.load_tiles(session, dashboard.id)
+    await with_access(session, access, [row.insight for row in insight_rows])
     team = TeamInfo(id=access.team.id, timezone=access.team.timezone)
     filters = merge_filters(dashboard.filters, filters_override)
     queries = {

@@ -12,6 +12,8 @@ from sqlalchemy.orm import aliased, contains_eager
 from app.models import Dashboard, DashboardTile, Insight, TaggedItem, User
 from app.tags import tag_names
 
+EVERYONE_CAN_EDIT = 21  # PostHog's lowest restriction level
+
 
 @dataclass
 class InsightRow:
@@ -19,6 +21,10 @@ class InsightRow:
     tags: list[str]
     # Live tiles on live dashboards: {id, dashboard_id, deleted}.
     tiles: list[dict[str, Any]]
+    # The highest restriction level of those dashboards (21 when on none), and whether the caller may edit
+    # every one of them that is restricted (set by the service: it depends on the caller).
+    restriction_level: int = EVERYONE_CAN_EDIT
+    can_edit: bool = True
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,33 @@ def _tiles_column() -> ScalarSelect[Any]:
     )
 
 
-# Built once (see app/dashboards/repository.py): the insight, its creator and last editor, tags and tiles.
-def _build_rows_select() -> Select[Insight, list[str], Any]:
+def _restriction_column() -> ScalarSelect[Any]:
+    """The highest restriction level of the live dashboards the insight is live on (NULL when none)."""
+    return (
+        select(func.max(Dashboard.restriction_level))
+        .select_from(DashboardTile)
+        .join(Dashboard, Dashboard.id == DashboardTile.dashboard_id)
+        .where(
+            DashboardTile.insight_id == Insight.id,
+            func.coalesce(DashboardTile.deleted, False).is_(False),
+            Dashboard.deleted.is_(False),
+        )
+        .correlate(Insight)
+        .scalar_subquery()
+    )
+
+
+# Built once (see app/dashboards/repository.py): the insight, its creator and last editor, tags, tiles and
+# the highest restriction of their dashboards.
+def _build_rows_select() -> Select[Insight, list[str], Any, int]:
     creator, editor = aliased(User), aliased(User)
     return (
-        select(Insight, tag_names(TaggedItem.insight_id, Insight.id).correlate(Insight), _tiles_column())
+        select(
+            Insight,
+            tag_names(TaggedItem.insight_id, Insight.id).correlate(Insight),
+            _tiles_column(),
+            _restriction_column(),
+        )
         .outerjoin(creator, Insight.created_by_id == creator.id)
         .outerjoin(editor, Insight.last_modified_by_id == editor.id)
         .options(
@@ -78,12 +106,19 @@ _ONE = _ROWS.where(
 _ONE_LIVE = _ONE.where(Insight.deleted.is_(False))
 
 
-def insight_row(insight: Insight, tags: list[str] | None, tiles: list[dict[str, Any]] | None) -> InsightRow:
-    return InsightRow(insight=insight, tags=tags or [], tiles=tiles or [])
+def insight_row(
+    insight: Insight, tags: list[str] | None, tiles: list[dict[str, Any]] | None, restriction: int | None
+) -> InsightRow:
+    return InsightRow(
+        insight=insight,
+        tags=tags or [],
+        tiles=tiles or [],
+        restriction_level=restriction or EVERYONE_CAN_EDIT,
+    )
 
 
-def _rows(result: Sequence[Row[Insight, list[str] | None, Any]]) -> list[InsightRow]:
-    return [insight_row(i, tags, tiles) for i, tags, tiles in result]
+def _rows(result: Sequence[Row[Insight, list[str] | None, Any, int | None]]) -> list[InsightRow]:
+    return [insight_row(i, tags, tiles, restriction) for i, tags, tiles, restriction in result]
 
 
 async def list_insights(

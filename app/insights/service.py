@@ -2,14 +2,16 @@
 
 import secrets
 import string
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import TeamAccess
+from app.auth.dependencies import TeamAccess, require_scopes
 from app.dashboards import repository as dashboards_repository
 from app.dashboards.access import access_for
 from app.dashboards.layout import Placer
+from app.dashboards.schemas import PrivilegeLevel, RestrictionLevel
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.insights import repository
 from app.insights.repository import InsightRow, ListFilters
@@ -24,6 +26,12 @@ from app.schemas import Paginated, UserBasic
 from app.tags import set_tags
 
 _SHORT_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+CANNOT_EDIT_INSIGHT = (
+    "This insight is on a dashboard that can only be edited by its owner, team members invited to editing "
+    "the dashboard, and project admins."
+)
 
 
 def new_short_id() -> str:
@@ -65,9 +73,9 @@ def to_schema(row: InsightRow, access: TeamAccess, rendered: Rendered | None) ->
         last_modified_by=UserBasic.of(i.last_modified_by),
         is_sample=i.is_sample,
         # No paywalled access control on insights: every member of the project may edit them.
-        effective_restriction_level=21,
-        effective_privilege_level=37,
-        user_access_level="editor",
+        effective_restriction_level=row.restriction_level,
+        effective_privilege_level=PrivilegeLevel.CAN_EDIT if row.can_edit else PrivilegeLevel.CAN_VIEW,
+        user_access_level="editor" if row.can_edit else "viewer",
         timezone=access.team.timezone,
         is_cached=rendered.is_cached if rendered else False,
         error=rendered.error if rendered else None,
@@ -86,6 +94,7 @@ async def list_insights(
     session: AsyncSession, access: TeamAccess, page: Page, filters: ListFilters, *, basic: bool
 ) -> Paginated[Insight]:
     rows, count = await repository.list_insights(session, access.team.id, filters, page.limit, page.offset)
+    await with_access(session, access, rows)
     team = _team(access)
     rendered: dict[int, Rendered] = {}
     if not basic:
@@ -111,7 +120,21 @@ async def _get(session: AsyncSession, access: TeamAccess, insight_id: int, **kw:
     row = await repository.get_insight(session, access.team.id, insight_id, **kw)
     if row is None:
         raise NotFound()
+    await with_access(session, access, [row])
     return row
+
+
+async def with_access(session: AsyncSession, access: TeamAccess, rows: Sequence[InsightRow]) -> None:
+    """Whether the caller may edit each insight: only if it may edit every restricted dashboard the insight
+    is on (PostHog's effective privilege). One statement for all rows; none when no row is restricted."""
+    restricted = [r for r in rows if r.restriction_level >= RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT]
+    if not restricted:
+        return
+    ids = sorted({t["dashboard_id"] for r in restricted for t in r.tiles})
+    found = await dashboards_repository.get_dashboards(session, access.team.id, ids, access.user.id)
+    editable = {d.dashboard.id: access_for(d, access).can_edit for d in found}
+    for r in restricted:
+        r.can_edit = all(editable.get(t["dashboard_id"], True) for t in r.tiles)
 
 
 async def retrieve_insight(
@@ -167,6 +190,8 @@ async def _sync_dashboards(
 
 
 async def create_insight(session: AsyncSession, access: TeamAccess, data: InsightWrite) -> Insight:
+    if data.dashboards:
+        require_scopes(access, "dashboard:write")  # its tiles change those dashboards
     now = datetime.now(UTC)
     insight = InsightModel(
         team_id=access.team.id,
@@ -204,6 +229,10 @@ async def update_insight(
     # A deleted insight is reachable only by the PATCH that restores it (as dashboards).
     restoring = "deleted" in given and not data.deleted
     row = await _get(session, access, insight_id, include_deleted=restoring)
+    if not row.can_edit:
+        raise PermissionDenied(CANNOT_EDIT_INSIGHT)
+    if data.dashboards is not None and set(data.dashboards) != {t["dashboard_id"] for t in row.tiles}:
+        require_scopes(access, "dashboard:write")  # tiles added to or removed from dashboards
     insight = row.insight
     for name in _SIMPLE_FIELDS:
         if name in given:
