@@ -94,3 +94,20 @@ async def test_lists_longer_than_a_statement_can_bind_are_400s(
     )
     assert response.status_code == 200
     assert len(response.json()["tags"]) == 1000
+
+
+@pytest.mark.parametrize("name", ["filters_override", "variables_override"])
+async def test_overrides_nested_too_deep_are_400s(client: httpx.AsyncClient, actor: Actor, name: str) -> None:
+    dashboard = await new_dashboard(client, actor)
+    for raw, detail in (
+        ("[" * 1500 + "]" * 1500, f"Invalid JSON passed in {name} parameter"),  # past json's recursion limit
+        (json.dumps({"x": nested(100)}), "JSON nested more than 64 levels deep."),
+    ):
+        response = await client.get(
+            actor.url(f"dashboards/{dashboard}/"),
+            params={name: raw, "refresh": "blocking"},
+            headers=actor.headers,
+        )
+        assert response.status_code == 400, response.text[:200]
+        assert response.json()["attr"] == name
+        assert response.json()["detail"] == detail

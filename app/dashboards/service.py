@@ -57,7 +57,7 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise ValidationFailed(f"Invalid JSON passed in {name} parameter", attr=name)
