@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository as auth_repository
 from app.auth.dependencies import TeamAccess
-from app.dashboards import repository
+from app.dashboards import placement, repository
 from app.dashboards.access import (
     CANNOT_RESTRICT,
     access_for,
@@ -32,7 +32,7 @@ from app.dashboards.schemas import (
     RestrictionLevel,
     Tile,
 )
-from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, duplicate_tiles
+from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, creates_tile, duplicate_tiles
 from app.dashboards.tiles import render_tiles
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
@@ -241,6 +241,10 @@ async def update_dashboard(
         raise PermissionDenied(CANNOT_RESTRICT)
     if "data_color_theme_id" in given:
         await _check_theme(session, access, data.data_color_theme_id)
+    # Counted from the body, before anything is read or written: a request of a thousand tiles costs nothing.
+    created = sum(1 for item in data.tiles or () if creates_tile(item))
+    placement.check_new_tiles(created, "tiles")
+    placement.check_new_tiles(created + len(data.duplicate_tiles or ()), "duplicate_tiles")
 
     d = row.dashboard
     if restoring and d.deleted:
@@ -306,6 +310,7 @@ async def move_tile(
     )
     if any(not t.deleted for t in same_content):
         raise ValidationFailed(CANNOT_MOVE)
+    await placement.make_room(session, {destination.dashboard.id: 1}, "toDashboard")
     # A removed tile of the same content would break "one tile per content and dashboard": it goes for good.
     await repository.hard_delete_tiles(session, [t.id for t in same_content])
     await repository.set_tile_dashboard(session, tile.id, destination.dashboard.id)
