@@ -1,10 +1,13 @@
-"""Room for new tiles: the caps on tiles (settings).
+"""Room for new tiles: the caps on tiles (settings), and the lock that lets one request at a time place or
+edit tiles on a dashboard.
 
 Every way a tile is made goes through here: `tiles` and `duplicate_tiles` on an update, an insight's
-`dashboards`, duplicating a dashboard, `move_tile`.
+`dashboards`, duplicating a dashboard, `move_tile`. Without the lock, requests adding tiles to one dashboard
+at the same moment all read the same free slots and put their tiles on top of each other, and together
+could pass the cap each of them checked alone.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,9 +39,17 @@ def check_room(dashboard_id: int | None, live: int, attr: str) -> None:
         )
 
 
+async def lock(session: AsyncSession, dashboard_ids: Iterable[int]) -> None:
+    """Serialise tile placement and edits on these dashboards until the transaction ends. Take it before
+    reading the tiles that decide where new ones go; requests locking several dashboards lock them in one
+    order, so they never wait for each other in a circle."""
+    await repository.lock_tile_placement(session, sorted(set(dashboard_ids)))
+
+
 async def make_room(session: AsyncSession, adding: Mapping[int, int], attr: str) -> dict[int, Placer]:
-    """Check each dashboard has room for `adding[id]` more live tiles, and return a placer around each one's
-    live tiles."""
+    """Lock the dashboards, check each has room for `adding[id]` more live tiles, and return a placer
+    around each one's live tiles."""
+    await lock(session, adding)
     layouts = await repository.live_layouts(session, list(adding))
     for dashboard_id, count in adding.items():
         check_room(dashboard_id, len(layouts[dashboard_id]) + count, attr)

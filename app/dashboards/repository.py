@@ -6,15 +6,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     DateTime,
     Integer,
     Row,
     Select,
     bindparam,
+    cast,
     column,
     delete,
     exists,
     func,
+    literal,
     or_,
     select,
     update,
@@ -339,6 +342,26 @@ async def get_live_tile(session: AsyncSession, dashboard_id: int, tile_id: int) 
         DashboardTile.id == tile_id, DashboardTile.dashboard_id == dashboard_id, _live(DashboardTile.deleted)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# The first key of the two-key advisory locks that serialise tile placement on a dashboard (the second is
+# the dashboard's id). Two-key locks never conflict with the one-key locks of the query cache.
+TILE_PLACEMENT_LOCK = 0x74696C65  # "tile"
+
+_LOCK_PLACEMENT = select(
+    func.pg_advisory_xact_lock(
+        literal(TILE_PLACEMENT_LOCK, Integer),
+        func.unnest(cast(bindparam("dashboard_ids"), ARRAY(Integer))).column_valued("dashboard_id"),
+    )
+)
+
+
+async def lock_tile_placement(session: AsyncSession, dashboard_ids: Sequence[int]) -> None:
+    """Wait until no other transaction places or edits tiles on these dashboards, and keep them until this
+    transaction ends. Taken in the order given: callers sort the ids, so two requests never wait for each
+    other in a circle."""
+    if dashboard_ids:
+        await session.execute(_LOCK_PLACEMENT, {"dashboard_ids": list(dashboard_ids)})
 
 
 async def tiles_with_content(

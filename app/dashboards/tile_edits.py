@@ -2,7 +2,8 @@
 
 Every function works on the whole batch at once: it reads what it needs in one or two statements and lets
 one flush write the rest, so twenty tile items cost what two do. New tiles without a layout get a place
-(`app.dashboards.layout`), within the caps (`app.dashboards.placement`).
+(`app.dashboards.layout`), within the caps and under the dashboard's placement lock
+(`app.dashboards.placement`).
 """
 
 from collections.abc import Sequence
@@ -41,6 +42,8 @@ async def apply_tile_edits(
 ) -> None:
     """Apply an update's `tiles` (reference §2.2 update step 6), all or nothing: every item is checked
     before anything is written, and a bad one is a 400 naming it."""
+    # Before the tiles are read: where new tiles go depends on every other tile's place.
+    await placement.lock(session, [dashboard_id])
     tiles = await repository.all_tiles(session, dashboard_id)
     by_id = {t.id: t for t in tiles}
     by_text = {t.text_id: t for t in tiles if t.text_id is not None}
@@ -197,6 +200,7 @@ async def copy_dashboard_tiles(
     sources = await repository.tiles_to_copy(session, source_id)
     if not sources:
         return
+    # The new dashboard is this transaction's own: no other request can place tiles on it, so no lock.
     placement.check_new_tiles(len(sources), "use_dashboard")
     placement.check_room(None, len(sources), "use_dashboard")
     content = (
