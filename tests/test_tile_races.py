@@ -1,5 +1,6 @@
-"""Concurrent requests on the same tiles: new tiles never share a slot, and never take a dashboard past its
-cap.
+"""Concurrent requests on the same tiles: new tiles never share a slot, and a tile moved by several requests
+at once is moved by exactly one of them (the others are told it is no longer there, as for any tile not on
+the source dashboard).
 
 These need requests that really run side by side on separate connections, so each test runs an app of its
 own with its own pool on a committed database.
@@ -140,3 +141,71 @@ async def test_concurrent_patches_never_take_a_dashboard_past_its_cap(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+async def _moves(
+    client: httpx.AsyncClient, actor: Actor, source: int, tile_id: int, to: list[int]
+) -> list[Any]:
+    return list(
+        await asyncio.gather(
+            *(
+                client.patch(
+                    actor.url(f"dashboards/{source}/move_tile/"),
+                    json={"tile": {"id": tile_id}, "toDashboard": destination},
+                    headers=actor.headers,
+                )
+                for destination in to
+            )
+        )
+    )
+
+
+# The window between reading the tile and moving it is a few milliseconds: each test races several times.
+ROUNDS = 5
+
+
+async def test_ten_concurrent_moves_of_one_tile_move_it_once(race_database: str) -> None:
+    async with running(race_database) as (actor, client):
+        source = await new_dashboard(client, actor, "source")
+        destinations = [await new_dashboard(client, actor, f"to {i}") for i in range(10)]
+        for round in range(ROUNDS):
+            response = await client.patch(
+                actor.url(f"dashboards/{source}/"),
+                json={"tiles": [{"text": {"body": f"moving {round}"}}]},
+                headers=actor.headers,
+            )
+            (tile,) = response.json()["tiles"]
+
+            responses = await _moves(client, actor, source, tile["id"], destinations)
+
+            statuses = [r.status_code for r in responses]
+            assert sorted(statuses) == [200] + [404] * 9, [r.text for r in responses]
+            assert all(r.json() == NOT_FOUND for r in responses if r.status_code == 404)
+            assert responses[statuses.index(200)].json()["tiles"] == []
+            winner = destinations[statuses.index(200)]
+            holding = [
+                d for d in destinations if tile["id"] in {t["id"] for t in await get_tiles(client, actor, d)}
+            ]
+            assert holding == [winner]
+
+
+async def test_ten_concurrent_moves_of_one_insight_tile_to_one_dashboard(race_database: str) -> None:
+    async with running(race_database) as (actor, client):
+        source = await new_dashboard(client, actor, "source")
+        for _ in range(ROUNDS):
+            destination = await new_dashboard(client, actor, "destination")
+            insight = await client.post(
+                actor.url("insights/"),
+                json={"name": "moving", "query": trends(), "dashboards": [source]},
+                headers=actor.headers,
+            )
+            (tile,) = await get_tiles(client, actor, source)
+
+            responses = await _moves(client, actor, source, tile["id"], [destination] * 10)
+
+            statuses = sorted(r.status_code for r in responses)
+            assert statuses == [200] + [404] * 9, [r.text for r in responses]
+            assert all(r.json() == NOT_FOUND for r in responses if r.status_code == 404)
+            assert await get_tiles(client, actor, source) == []
+            (arrived,) = await get_tiles(client, actor, destination)
+            assert arrived["id"] == tile["id"] and arrived["insight"]["id"] == insight.json()["id"]

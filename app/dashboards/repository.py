@@ -337,10 +337,16 @@ async def live_layouts(session: AsyncSession, dashboard_ids: Sequence[int]) -> d
     return found
 
 
-async def get_live_tile(session: AsyncSession, dashboard_id: int, tile_id: int) -> DashboardTile | None:
+async def get_live_tile(
+    session: AsyncSession, dashboard_id: int, tile_id: int, *, lock: bool = False
+) -> DashboardTile | None:
+    """The live tile of this dashboard. With `lock`, its row stays locked until the transaction ends; a tile
+    moved or removed by a transaction that committed while this one waited for the lock is not found."""
     stmt = select(DashboardTile).where(
         DashboardTile.id == tile_id, DashboardTile.dashboard_id == dashboard_id, _live(DashboardTile.deleted)
     )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

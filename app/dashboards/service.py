@@ -305,6 +305,12 @@ async def move_tile(
         raise NotFound()
     if not access_for(destination, access).can_edit:
         raise PermissionDenied(CANNOT_EDIT_DESTINATION)
+    # Concurrent moves of this tile (or edits of either dashboard) wait here for this one to end; then the
+    # tile, read again under its row lock, must still be on the source: for the requests that lost the race
+    # it is not, and they get the answer for any tile not on the source dashboard.
+    await placement.lock(session, [dashboard_id, destination.dashboard.id])
+    if await repository.get_live_tile(session, dashboard_id, tile.id, lock=True) is None:
+        raise NotFound()
     same_content = await repository.tiles_with_content(
         session, destination.dashboard.id, tile.insight_id, tile.text_id
     )
