@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         default=0, alias="TILECAST_CAPTURE_RATE_LIMIT_PER_MINUTE", ge=0
     )
 
+    # Tiles: the live tiles one dashboard may hold, and the tiles one request may create (PATCH/PUT `tiles`
+    # and `duplicate_tiles`, an insight's `dashboards`, duplicating a dashboard). More is a 400 naming the
+    # field. They bound what one dashboard costs to render and one request to write.
+    max_tiles_per_dashboard: int = Field(default=500, alias="TILECAST_MAX_TILES_PER_DASHBOARD", ge=1)
+    max_new_tiles_per_request: int = Field(default=200, alias="TILECAST_MAX_NEW_TILES_PER_REQUEST", ge=1)
+
     # Insight queries: the statement timeout of one computation, and when a cached result goes stale.
     query_timeout_ms: int = Field(default=60_000, alias="TILECAST_QUERY_TIMEOUT_MS", ge=1)
     cache_target_age_hourly_s: int = Field(default=3600, alias="TILECAST_CACHE_TARGET_AGE_HOURLY_S", ge=0)

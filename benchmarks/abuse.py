@@ -359,6 +359,84 @@ def capture_one_huge_event(base: str, keys: Keys, client: httpx.Client) -> Outco
     return Outcome(status, f"{len(body) / 1024:.0f} KB gzip, {len(raw) / MB:.1f} MB inflated")
 
 
+def _api(base: str, keys: Keys, path: str) -> tuple[str, dict[str, str]]:
+    return f"{base}/api/environments/{keys.team_id}/{path}", {"Authorization": f"Bearer {keys.personal}"}
+
+
+def _new_board(client: httpx.Client, base: str, keys: Keys, name: str) -> int:
+    url, headers = _api(base, keys, "dashboards/")
+    response = client.post(url, json={"name": name}, headers=headers)
+    response.raise_for_status()
+    return int(response.json()["id"])
+
+
+def _texts(n: int, prefix: str) -> dict[str, Any]:
+    """An update adding `n` text tiles without layouts: the server places every one."""
+    return {"tiles": [{"text": {"body": f"{prefix} {i}"}} for i in range(n)]}
+
+
+@scenario("tiles-1000-in-one-patch")
+def tiles_1000_in_one_patch(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """One PATCH adding 1,000 text tiles to an empty dashboard (past the per-request cap of 200)."""
+    board = _new_board(client, base, keys, "tiles-1000")
+    url, headers = _api(base, keys, f"dashboards/{board}/")
+    start = time.perf_counter()
+    status = status_of(client.patch, url, json=_texts(1000, "t"), headers=headers)
+    return Outcome(status, f"expect 400; answered in {time.perf_counter() - start:.2f} s")
+
+
+@scenario("tiles-200-in-one-patch")
+def tiles_200_in_one_patch(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """PATCHes of 200, 200 and 100 new text tiles fill one dashboard to 500 (the per-dashboard cap); then
+    one more tile, past the cap."""
+    board = _new_board(client, base, keys, "tiles-500")
+    url, headers = _api(base, keys, f"dashboards/{board}/")
+    statuses, took = [], []
+    for i, n in enumerate((200, 200, 100, 1)):
+        start = time.perf_counter()
+        statuses.append(status_of(client.patch, url, json=_texts(n, f"batch {i}"), headers=headers))
+        took.append(f"{n}: {time.perf_counter() - start:.2f} s")
+    return Outcome(", ".join(statuses), "per request " + ", ".join(took) + "; expect 200 x 3, then 400")
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return bool(
+        a["x"] < b["x"] + b["w"]
+        and b["x"] < a["x"] + a["w"]
+        and a["y"] < b["y"] + b["h"]
+        and b["y"] < a["y"] + a["h"]
+    )
+
+
+@scenario("tiles-20-concurrent")
+def tiles_20_concurrent(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """20 concurrent PATCHes each adding one text tile to one dashboard; then the dashboard is read to count
+    tiles whose `sm` boxes collide."""
+    board = _new_board(client, base, keys, "tiles-concurrent")
+    url, headers = _api(base, keys, f"dashboards/{board}/")
+
+    async def run() -> list[str]:
+        async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as http:
+
+            async def one(i: int) -> str:
+                try:
+                    return str((await http.patch(url, json=_texts(1, f"c{i}"), headers=headers)).status_code)
+                except httpx.HTTPError as exc:
+                    return type(exc).__name__
+
+            return list(await asyncio.gather(*(one(i) for i in range(20))))
+
+    statuses = asyncio.run(run())
+    tiles = client.get(url, headers=headers).json()["tiles"]
+    boxes = [t["layouts"]["sm"] for t in tiles]
+    colliding = sum(1 for i, a in enumerate(boxes) for b in boxes[i + 1 :] if _overlap(a, b))
+    slots = len({(b["x"], b["y"]) for b in boxes})
+    return Outcome(
+        counts(statuses),
+        f"{len(tiles)} tiles on {slots} distinct slots, {colliding} overlapping pairs; expect 0",
+    )
+
+
 # --- measuring ----------------------------------------------------------------------------------------
 
 

@@ -6,15 +6,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     DateTime,
     Integer,
     Row,
     Select,
     bindparam,
+    cast,
     column,
     delete,
     exists,
     func,
+    literal,
     or_,
     select,
     update,
@@ -334,11 +337,37 @@ async def live_layouts(session: AsyncSession, dashboard_ids: Sequence[int]) -> d
     return found
 
 
-async def get_live_tile(session: AsyncSession, dashboard_id: int, tile_id: int) -> DashboardTile | None:
+async def get_live_tile(
+    session: AsyncSession, dashboard_id: int, tile_id: int, *, lock: bool = False
+) -> DashboardTile | None:
+    """The live tile of this dashboard. With `lock`, its row stays locked until the transaction ends; a tile
+    moved or removed by a transaction that committed while this one waited for the lock is not found."""
     stmt = select(DashboardTile).where(
         DashboardTile.id == tile_id, DashboardTile.dashboard_id == dashboard_id, _live(DashboardTile.deleted)
     )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# The first key of the two-key advisory locks that serialise tile placement on a dashboard (the second is
+# the dashboard's id). Two-key locks never conflict with the one-key locks of the query cache.
+TILE_PLACEMENT_LOCK = 0x74696C65  # "tile"
+
+_LOCK_PLACEMENT = select(
+    func.pg_advisory_xact_lock(
+        literal(TILE_PLACEMENT_LOCK, Integer),
+        func.unnest(cast(bindparam("dashboard_ids"), ARRAY(Integer))).column_valued("dashboard_id"),
+    )
+)
+
+
+async def lock_tile_placement(session: AsyncSession, dashboard_ids: Sequence[int]) -> None:
+    """Wait until no other transaction places or edits tiles on these dashboards, and keep them until this
+    transaction ends. Taken in the order given: callers sort the ids, so two requests never wait for each
+    other in a circle."""
+    if dashboard_ids:
+        await session.execute(_LOCK_PLACEMENT, {"dashboard_ids": list(dashboard_ids)})
 
 
 async def tiles_with_content(

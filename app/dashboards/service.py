@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository as auth_repository
 from app.auth.dependencies import TeamAccess, require_scopes
-from app.dashboards import repository
+from app.dashboards import placement, repository
 from app.dashboards.access import (
     CANNOT_RESTRICT,
     access_for,
@@ -32,7 +32,7 @@ from app.dashboards.schemas import (
     RestrictionLevel,
     Tile,
 )
-from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, duplicate_tiles
+from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, creates_tile, duplicate_tiles
 from app.dashboards.tiles import render_tiles
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
@@ -243,6 +243,10 @@ async def update_dashboard(
         raise PermissionDenied(CANNOT_RESTRICT)
     if "data_color_theme_id" in given:
         await _check_theme(session, access, data.data_color_theme_id)
+    # Counted from the body, before anything is read or written: a request of a thousand tiles costs nothing.
+    created = sum(1 for item in data.tiles or () if creates_tile(item))
+    placement.check_new_tiles(created, "tiles")
+    placement.check_new_tiles(created + len(data.duplicate_tiles or ()), "duplicate_tiles")
 
     d = row.dashboard
     # Restoring brings the dashboard's insights back, `delete_insights` deletes some, duplicated tiles are
@@ -307,11 +311,18 @@ async def move_tile(
         raise NotFound()
     if not access_for(destination, access).can_edit:
         raise PermissionDenied(CANNOT_EDIT_DESTINATION)
+    # Concurrent moves of this tile (or edits of either dashboard) wait here for this one to end; then the
+    # tile, read again under its row lock, must still be on the source: for the requests that lost the race
+    # it is not, and they get the answer for any tile not on the source dashboard.
+    await placement.lock(session, [dashboard_id, destination.dashboard.id])
+    if await repository.get_live_tile(session, dashboard_id, tile.id, lock=True) is None:
+        raise NotFound()
     same_content = await repository.tiles_with_content(
         session, destination.dashboard.id, tile.insight_id, tile.text_id
     )
     if any(not t.deleted for t in same_content):
         raise ValidationFailed(CANNOT_MOVE)
+    await placement.make_room(session, {destination.dashboard.id: 1}, "toDashboard")
     # A removed tile of the same content would break "one tile per content and dashboard": it goes for good.
     await repository.hard_delete_tiles(session, [t.id for t in same_content])
     await repository.set_tile_dashboard(session, tile.id, destination.dashboard.id)

@@ -2,7 +2,8 @@
 
 Every function works on the whole batch at once: it reads what it needs in one or two statements and lets
 one flush write the rest, so twenty tile items cost what two do. New tiles without a layout get a place
-(`app.dashboards.layout`).
+(`app.dashboards.layout`), within the caps and under the dashboard's placement lock
+(`app.dashboards.placement`).
 """
 
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
-from app.dashboards import repository
+from app.dashboards import placement, repository
 from app.dashboards.layout import Placer
 from app.dashboards.repository import SourceTile
 from app.dashboards.schemas import TileDuplicate, TileEdit
@@ -31,11 +32,18 @@ def _live_layouts(tiles: Sequence[DashboardTile]) -> list[Any]:
     return [t.layouts for t in tiles if not t.deleted]
 
 
+def creates_tile(item: TileEdit) -> bool:
+    """An item with a text and neither a tile id nor a text id makes a new text tile."""
+    return item.text is not None and item.text.id is None and item.id is None
+
+
 async def apply_tile_edits(
     session: AsyncSession, access: TeamAccess, dashboard_id: int, items: Sequence[TileEdit]
 ) -> None:
     """Apply an update's `tiles` (reference §2.2 update step 6), all or nothing: every item is checked
     before anything is written, and a bad one is a 400 naming it."""
+    # Before the tiles are read: where new tiles go depends on every other tile's place.
+    await placement.lock(session, [dashboard_id])
     tiles = await repository.all_tiles(session, dashboard_id)
     by_id = {t.id: t for t in tiles}
     by_text = {t.text_id: t for t in tiles if t.text_id is not None}
@@ -84,6 +92,18 @@ async def apply_tile_edits(
                 raise ValidationFailed("This field is required.", attr=f"{attr}__id", code="required")
             plan.append((item, tile, None))
         # Anything else (an `insight`, `order` or `is_cached` alone) is read-only: nothing to do.
+
+    # The live tiles the request leaves: it may make room by removing tiles, and use it by adding new ones
+    # or bringing removed ones back.
+    deleted = {t.id: bool(t.deleted) for t in tiles}
+    for item, tile, _ in plan:
+        if tile is not None and "deleted" in item.model_fields_set:
+            deleted[tile.id] = bool(item.deleted)
+    created = sum(1 for _, tile, _ in plan if tile is None)
+    revived = sum(1 for t in tiles if t.deleted and not deleted[t.id])
+    if created or revived:
+        live = sum(not gone for gone in deleted.values()) + created
+        placement.check_room(dashboard_id, live, "tiles")
 
     now = datetime.now(UTC)
     new_texts: list[tuple[TileEdit, Text]] = []
@@ -180,6 +200,9 @@ async def copy_dashboard_tiles(
     sources = await repository.tiles_to_copy(session, source_id)
     if not sources:
         return
+    # The new dashboard is this transaction's own: no other request can place tiles on it, so no lock.
+    placement.check_new_tiles(len(sources), "use_dashboard")
+    placement.check_room(None, len(sources), "use_dashboard")
     content = (
         await _deep_copies(session, access, sources)
         if deep
@@ -213,8 +236,8 @@ async def duplicate_tiles(
         if item.id not in found:
             raise _does_not_exist(item.id, f"duplicate_tiles__{i}__id")
     sources = [found[item.id] for item in items]
+    placer = (await placement.make_room(session, {dashboard_id: len(items)}, "duplicate_tiles"))[dashboard_id]
     content = await _deep_copies(session, access, sources)
-    placer = Placer((await repository.live_layouts(session, [dashboard_id]))[dashboard_id])
     session.add_all(
         DashboardTile(
             dashboard_id=dashboard_id,

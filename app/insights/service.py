@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess, require_scopes
+from app.dashboards import placement
 from app.dashboards import repository as dashboards_repository
 from app.dashboards.access import access_for
-from app.dashboards.layout import Placer
 from app.dashboards.schemas import PrivilegeLevel, RestrictionLevel
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.insights import repository
@@ -170,22 +170,21 @@ async def _sync_dashboards(
         if row is not None and not access_for(row, access).can_edit:
             raise PermissionDenied(f"You don't have edit permissions for dashboard {dashboard_id}.")
     by_dashboard = {t.dashboard_id: t for t in tiles}
-    revive = [by_dashboard[d].id for d in wanted if d in by_dashboard and d not in live]
-    await repository.set_tiles_deleted(session, revive, False)
+    revive = [d for d in wanted if d in by_dashboard and d not in live]
+    new_on = [d for d in wanted if d not in by_dashboard]
+    placement.check_new_tiles(len(new_on), "dashboards")
+    # Each dashboard gaining the insight's tile must have room for it; each new tile takes the first free
+    # slot of its dashboard (DESIGN.md, "New tiles get a place").
+    placers = await placement.make_room(session, dict.fromkeys([*revive, *new_on], 1), "dashboards")
+    await repository.set_tiles_deleted(session, [by_dashboard[d].id for d in revive], False)
     remove = [
         t.id for t in tiles if not t.deleted and t.dashboard_id not in wanted and t.dashboard_id in rows
     ]
     await repository.set_tiles_deleted(session, remove, True)
-    new_on = [d for d in wanted if d not in by_dashboard]
-    if new_on:
-        # Each new tile takes the first free slot of its dashboard (DESIGN.md, "New tiles get a place").
-        layouts = await dashboards_repository.live_layouts(session, new_on)
-        session.add_all(
-            DashboardTile(
-                dashboard_id=d, insight_id=insight_id, layouts=Placer(layouts[d]).place(), deleted=False
-            )
-            for d in new_on
-        )
+    session.add_all(
+        DashboardTile(dashboard_id=d, insight_id=insight_id, layouts=placers[d].place(), deleted=False)
+        for d in new_on
+    )
     await session.flush()
 
 
