@@ -90,14 +90,18 @@ async def render_tiles(
         for row in insight_rows
     }
     keys = {tile_id: cache_key_for(team, q) for tile_id, q in queries.items() if q is not None}
-    hits = await cache.read_many(await session.connection(), list(keys.values()))
+    # The tiles as saved; with a `filters_override` they are one-off results, evicted first.
+    saved = not filters_override
+    hits = await cache.read_many(await session.connection(), list(keys.values()), saved=saved)
 
     pending: list[tuple[DashboardTile, dict[str, Any]]] = []
     for row in insight_rows:
         query = queries[row.tile.id]
         rendered = None
         if query is not None:
-            rendered = await render_query(session, team, query, mode, prefetched=hits, key=keys[row.tile.id])
+            rendered = await render_query(
+                session, team, query, mode, saved=saved, prefetched=hits, key=keys[row.tile.id]
+            )
             _remember(hits, rendered)
         insight = insight_schema(row.insight, access, rendered)
         if query is not row.insight.insight.query:

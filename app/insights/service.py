@@ -78,7 +78,7 @@ async def _render(
 ) -> Rendered | None:
     if row.insight.query is None:
         return None
-    return await render_query(session, _team(access), row.insight.query, mode)
+    return await render_query(session, _team(access), row.insight.query, mode, saved=True)
 
 
 async def list_insights(
@@ -90,11 +90,11 @@ async def list_insights(
     if not basic:
         # Every cached result of the page in one statement; the list never computes.
         keys = {row.insight.id: cache_key_for(team, row.insight.query) for row in rows if row.insight.query}
-        hits = await cache.read_many(await session.connection(), list(keys.values()))
+        hits = await cache.read_many(await session.connection(), list(keys.values()), saved=True)
         for row in rows:
             if row.insight.query is not None:
                 rendered[row.insight.id] = await render_query(
-                    session, team, row.insight.query, RefreshMode.FORCE_CACHE, prefetched=hits
+                    session, team, row.insight.query, RefreshMode.FORCE_CACHE, saved=True, prefetched=hits
                 )
     nxt, prev = page.links(count)
     results = [to_schema(row, access, rendered.get(row.insight.id)) for row in rows]
