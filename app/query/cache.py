@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     DateTime,
     Integer,
@@ -16,8 +15,10 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     cast,
     delete,
+    exists,
     func,
     not_,
     or_,
@@ -124,13 +125,16 @@ async def read_many(conn: AsyncConnection, keys: Sequence[str], *, saved: bool) 
 
 
 def _build_write() -> Any:
-    """An upsert whose size is measured by PostgreSQL on the stored JSON (the result is sent once). A row
-    once saved stays saved; an ad-hoc one becomes saved when a saved insight computes it."""
+    """An upsert whose size PostgreSQL measures on the stored JSON (the result is sent once), answering the
+    team's total bytes and rows after it: the budget check costs no round trip of its own. A row once saved
+    stays saved; an ad-hoc one becomes saved when a saved insight computes it."""
+    key = bindparam("key", type_=String)
+    team_id = bindparam("team_id", type_=Integer)
     now = bindparam("now", type_=DateTime(timezone=True))
     result = select(bindparam("result", type_=JSONB).label("r")).subquery("s").c.r
     source = select(
-        bindparam("key", type_=String),
-        bindparam("team_id", type_=Integer),
+        key,
+        team_id,
         result,
         now,
         func.octet_length(cast(result, SAText)),
@@ -141,60 +145,63 @@ def _build_write() -> Any:
         ["cache_key", "team_id", "result", "last_refresh", "size_bytes", "saved", "last_used_at"], source
     )
     new = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=[QueryCache.cache_key],
-        set_={
-            "result": new.result,
-            "last_refresh": new.last_refresh,
-            "size_bytes": new.size_bytes,
-            "saved": or_(QueryCache.saved, new.saved),
-            "last_used_at": new.last_used_at,
-        },
+    written = (
+        stmt.on_conflict_do_update(
+            index_elements=[QueryCache.cache_key],
+            set_={
+                "result": new.result,
+                "last_refresh": new.last_refresh,
+                "size_bytes": new.size_bytes,
+                "saved": or_(QueryCache.saved, new.saved),
+                "last_used_at": new.last_used_at,
+            },
+        )
+        .returning(QueryCache.size_bytes)
+        .cte("written")
+    )
+    # The other parts of the statement see the table as it was before it: the team's total then (summed from
+    # the eviction index alone), less the row replaced, plus the row written.
+    old = select(QueryCache.size_bytes).where(QueryCache.cache_key == key).cte("old")
+    before = (
+        select(func.coalesce(func.sum(QueryCache.size_bytes), 0).label("bytes"), func.count().label("rows"))
+        .where(QueryCache.team_id == team_id)
+        .cte("before")
+    )
+    replaced = func.coalesce(select(old.c.size_bytes).scalar_subquery(), 0)
+    return select(
+        (before.c.bytes - replaced + select(written.c.size_bytes).scalar_subquery()).label("bytes"),
+        (before.c.rows + case((exists(old.select()), 0), else_=1)).label("rows"),
     )
 
 
 _WRITE = _build_write()
 
-
-def _build_evict() -> Any:
-    """One statement: the team's total (from the eviction index alone) and, only when it is over the budget,
-    the deletion of its least valuable rows — ad hoc before saved, least recently used first — until the rest
-    fits. Rows other transactions hold are skipped, never waited for (no deadlock between workers evicting
-    at once; a skipped row is someone's current work anyway); the next write evicts what is left over."""
-    team_id = bindparam("team_id", type_=Integer)
-    budget = bindparam("budget", type_=BigInteger)
-    total = (
-        select(func.coalesce(func.sum(QueryCache.size_bytes), 0).label("bytes"))
-        .where(QueryCache.team_id == team_id)
-        .cte("total")
-    )
-    excess = select(total.c.bytes - budget).scalar_subquery()
-    ranked = (
-        select(
-            QueryCache.cache_key,
-            QueryCache.size_bytes,
-            func.sum(QueryCache.size_bytes)
-            .over(order_by=(QueryCache.saved, QueryCache.last_used_at), rows=(None, 0))
-            .label("freed"),
+# The team's rows in eviction order — ad hoc (false) before saved, least recently used first — read from the
+# index in order, stopping after `limit`.
+_CANDIDATES = (
+    select(QueryCache.cache_key, QueryCache.size_bytes, QueryCache.last_used_at)
+    .where(QueryCache.team_id == bindparam("team_id", type_=Integer))
+    .order_by(QueryCache.saved, QueryCache.last_used_at)
+    .limit(bindparam("limit", type_=Integer))
+)
+# Rows another transaction holds (writing, touching or evicting them) are skipped, never waited for: workers
+# evicting at once cannot deadlock. A row used since it was chosen (a newer stamp) stays.
+_DELETE = (
+    delete(QueryCache)
+    .where(
+        QueryCache.cache_key.in_(
+            select(QueryCache.cache_key)
+            .where(
+                QueryCache.cache_key == any_(_KEYS),
+                QueryCache.last_used_at <= bindparam("latest", type_=DateTime(timezone=True)),
+            )
+            .with_for_update(skip_locked=True)
         )
-        .where(QueryCache.team_id == team_id, excess > 0)
-        .cte("ranked")
     )
-    # A row goes while what the rows before it free is still short of the excess.
-    victims = select(ranked.c.cache_key).where(ranked.c.freed - ranked.c.size_bytes < excess)
-    lockable = (
-        select(QueryCache.cache_key)
-        .where(QueryCache.cache_key.in_(victims))
-        .with_for_update(skip_locked=True)
-    )
-    return (
-        delete(QueryCache)
-        .where(QueryCache.team_id == team_id, QueryCache.cache_key.in_(lockable))
-        .execution_options(synchronize_session=False)
-    )
-
-
-_EVICT = _build_evict()
+    .returning(QueryCache.size_bytes)
+    .execution_options(synchronize_session=False)
+)
+_EVICTION_ROUNDS = 3
 
 
 async def write(
@@ -209,12 +216,30 @@ async def write(
 ) -> None:
     """Store a result, then keep its team within `budget` bytes (in the same transaction)."""
     values = {"key": key, "team_id": team_id, "result": payload, "now": now, "saved": saved}
-    await conn.execute(_WRITE, values)
-    await evict(conn, team_id, budget)
+    total, rows = (await conn.execute(_WRITE, values)).one()
+    if total > budget:
+        await _evict(conn, team_id, total - budget, total // rows)
 
 
-async def evict(conn: AsyncConnection, team_id: int, budget: int) -> None:
-    await conn.execute(_EVICT, {"team_id": team_id, "budget": budget})
+async def _evict(conn: AsyncConnection, team_id: int, excess: int, average: int) -> None:
+    """Delete the team's least valuable rows until `excess` bytes are freed. Twice the rows that the average
+    size says are needed are read as candidates; a round frees what the rows not skipped hold, the next
+    takes the following candidates. What is still over after that goes at the next write."""
+    limit = 2 * -(-excess // max(average, 1)) + 8
+    candidates = (await conn.execute(_CANDIDATES, {"team_id": team_id, "limit": limit})).all()
+    freed, taken = 0, 0
+    for _ in range(_EVICTION_ROUNDS):
+        victims, pending = [], 0
+        while taken < len(candidates) and freed + pending < excess:
+            victims.append(candidates[taken])
+            pending += candidates[taken][1]
+            taken += 1
+        if not victims:
+            return
+        keys, latest = [v[0] for v in victims], max(v[2] for v in victims)
+        freed += sum((await conn.execute(_DELETE, {"keys": keys, "latest": latest})).scalars())
+        if freed >= excess:
+            return
 
 
 async def lock_and_set_timeout(conn: AsyncConnection, key: str, timeout_ms: int) -> None:
