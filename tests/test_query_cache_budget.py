@@ -287,3 +287,20 @@ def test_workers_evicting_at_once_skip_each_others_rows_instead_of_waiting(
     assert after_both == {"old1", "old2", "fromA", "fromB"}
     # The next write evicts what is least recently used then.
     assert len(after_next) == 4 and {"fromA", "fromB", "next"} <= after_next
+
+
+async def test_a_result_larger_than_the_whole_budget_is_answered_but_not_kept(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession, budget: Callable[[int], Settings]
+) -> None:
+    for name in ("a", "b"):
+        body = {"query": trends(name, interval="hour", dateRange={"date_from": "-1d"})}
+        assert (await client.post(actor.url("query/"), json=body, headers=actor.headers)).status_code == 200
+    kept = await _rows(db, actor.team.id)
+    budget(2 * max(size for size, _ in kept.values()))
+    # A month by hour: several times larger than the budget.
+    body = {"query": trends("c", interval="hour", dateRange={"date_from": "-30d"}), "refresh": "blocking"}
+    response = await client.post(actor.url("query/"), json=body, headers=actor.headers)
+    assert response.status_code == 200 and len(response.json()["results"][0]["data"]) > 24 * 30
+    assert response.json()["is_cached"] is False
+    # Nothing was evicted to make room for it.
+    assert await _rows(db, actor.team.id) == kept

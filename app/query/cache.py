@@ -168,9 +168,11 @@ def _build_write() -> Any:
         .cte("before")
     )
     replaced = func.coalesce(select(old.c.size_bytes).scalar_subquery(), 0)
+    size = select(written.c.size_bytes).scalar_subquery()
     return select(
-        (before.c.bytes - replaced + select(written.c.size_bytes).scalar_subquery()).label("bytes"),
+        (before.c.bytes - replaced + size).label("bytes"),
         (before.c.rows + case((exists(old.select()), 0), else_=1)).label("rows"),
+        size.label("size"),
     )
 
 
@@ -216,7 +218,11 @@ async def write(
 ) -> None:
     """Store a result, then keep its team within `budget` bytes (in the same transaction)."""
     values = {"key": key, "team_id": team_id, "result": payload, "now": now, "saved": saved}
-    total, rows = (await conn.execute(_WRITE, values)).one()
+    total, rows, size = (await conn.execute(_WRITE, values)).one()
+    if size > budget:
+        # Larger than the whole budget: not kept, rather than emptying the team's cache to make room for it.
+        await conn.execute(_DELETE, {"keys": [key], "latest": now})
+        total, rows = total - size, rows - 1
     if total > budget:
         await _evict(conn, team_id, total - budget, total // rows)
 
