@@ -1,7 +1,8 @@
 """A dashboard's tiles as PostHog serializes them: each insight rendered from its effective query.
 
 Every tile goes through the one rendering path (`app.query.render`). With results cached, a dashboard costs
-a fixed number of statements whatever its tile count: two for the tiles, one for every cached result.
+a fixed number of statements whatever its tile count: two for the tiles, one for every cached result (and,
+at most once a minute per result, one more renewing their use stamps).
 """
 
 from typing import Any
