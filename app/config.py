@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     cache_target_age_s: int = Field(default=6 * 3600, alias="TILECAST_CACHE_TARGET_AGE_S", ge=0)
     # A client may ask for a fresh computation of the same result at most this often.
     min_refresh_interval_s: int = Field(default=60, alias="TILECAST_MIN_REFRESH_INTERVAL_S", ge=0)
+    # Bytes of cached results (their JSON as stored) each team may keep, so that no team's one-off queries
+    # grow the cache without end or push out another team's results. Past it, that team's ad-hoc results
+    # (`filters_override`, `/query/`) are evicted first, then its saved insights', least recently used first.
+    cache_budget_bytes_per_team: int = Field(
+        default=200 * 1024 * 1024, alias="TILECAST_CACHE_BUDGET_BYTES_PER_TEAM", ge=0
+    )
 
     @field_validator("public_url")
     @classmethod

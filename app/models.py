@@ -337,11 +337,31 @@ class DashboardTile(Base):
 
 
 class QueryCache(Base):
-    """A computed query result, shared by every worker: keyed by team, timezone and the canonical query."""
+    """A computed query result, shared by every worker: keyed by team, timezone and the canonical query.
+
+    Each team's rows stay within a byte budget: past it, ad-hoc results go first, then saved ones, least
+    recently used first (`app.query.cache.evict`)."""
 
     __tablename__ = "query_cache"
+    __table_args__ = (
+        # The eviction order within a team, and its sizes, read from the index alone (index-only scans).
+        Index(
+            "ix_query_cache_team_eviction",
+            "team_id",
+            "saved",
+            "last_used_at",
+            postgresql_include=["size_bytes"],
+        ),
+    )
 
     cache_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
     result: Mapped[Any] = mapped_column(JSONB)
     last_refresh: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Bytes of the result's JSON text as stored (`octet_length(result::text)`): what the budget counts.
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    # True: a saved insight's own query as its dashboards and retrieve render it. False: an ad-hoc result
+    # (`filters_override`, `/query/`), evicted first (false sorts before true).
+    saved: Mapped[bool] = mapped_column(Boolean)
+    # Written when computed, then on a read at most once a minute: reads stay nearly write-free.
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

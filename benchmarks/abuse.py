@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -434,6 +435,96 @@ def tiles_20_concurrent(base: str, keys: Keys, client: httpx.Client) -> Outcome:
     return Outcome(
         counts(statuses),
         f"{len(tiles)} tiles on {slots} distinct slots, {colliding} overlapping pairs; expect 0",
+    )
+
+
+CACHE_FLOOD_BUDGET = 2 * MB
+CACHE_FLOOD_READS = 2_000
+CACHE_FLOOD_CONCURRENCY = 4
+
+
+def _read_only_key(keys: Keys) -> str:
+    """A `dashboard:read` key on the scenario's team (`create-key` reuses the user's team)."""
+    import os
+    import subprocess
+
+    from harness import TILECAST
+
+    env = dict(os.environ, DATABASE_URL=keys.database_url, TILECAST_LOG_LEVEL="WARNING")
+    args = [TILECAST, "create-key", "--email", "abuse@example.com", "--scopes", "dashboard:read", "--json"]
+    created = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    return str(json.loads(created.stdout)["key"])
+
+
+@scenario("cache-flood", env={"TILECAST_CACHE_BUDGET_BYTES_PER_TEAM": str(CACHE_FLOOD_BUDGET)})
+def cache_flood(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """2,000 reads of a one-tile dashboard, each with its own `filters_override` date range and
+    `refresh=blocking`, from a `dashboard:read` key, 4 at a time, under a 2 MB cache budget per team."""
+    api = f"{base}/api/environments/{keys.team_id}"
+    owner = {"Authorization": f"Bearer {keys.personal}"}
+    now = datetime.now(UTC)
+    # Pageviews over the ~6 years the flood's date ranges cover.
+    events = [
+        {
+            "event": "$pageview",
+            "distinct_id": f"u{i % 50}",
+            "timestamp": (now - timedelta(days=i % 2_100)).isoformat(),
+        }
+        for i in range(5_000)
+    ]
+    client.post(f"{base}/batch/", json={"api_key": keys.project, "batch": events}).raise_for_status()
+    board = client.post(f"{api}/dashboards/", json={"name": "cache flood"}, headers=owner).json()["id"]
+    query = {
+        "kind": "InsightVizNode",
+        "source": {
+            "kind": "TrendsQuery",
+            "series": [{"kind": "EventsNode", "event": "$pageview", "math": "total"}],
+            "interval": "day",
+            "dateRange": {"date_from": "-30d"},
+        },
+    }
+    insight = {"name": "Pageviews", "query": query, "dashboards": [board]}
+    client.post(f"{api}/insights/", json=insight, headers=owner).raise_for_status()
+    client.get(f"{api}/dashboards/{board}/", params={"refresh": "blocking"}, headers=owner).raise_for_status()
+    reader = {"Authorization": f"Bearer {_read_only_key(keys)}"}
+
+    statuses: list[str] = []
+
+    async def flood() -> None:
+        pending = iter(range(CACHE_FLOOD_READS))
+        async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as http:
+
+            async def worker() -> None:
+                for i in pending:
+                    # A distinct 61-day range per read: a new result each time.
+                    override = json.dumps({"date_from": f"-{i + 60}d", "date_to": f"-{i}d"})
+                    params = {"filters_override": override, "refresh": "blocking"}
+                    try:
+                        response = await http.get(f"{api}/dashboards/{board}/", params=params, headers=reader)
+                        statuses.append(str(response.status_code))
+                    except httpx.HTTPError as exc:
+                        statuses.append(type(exc).__name__)
+
+            await asyncio.gather(*(worker() for _ in range(CACHE_FLOOD_CONCURRENCY)))
+
+    asyncio.run(flood())
+
+    async def sizes(conn: Any) -> Any:
+        return await conn.fetchrow(
+            "SELECT count(*) AS rows, coalesce(sum(octet_length(result::text)), 0) AS bytes, "
+            "count(*) FILTER (WHERE saved) AS saved FROM query_cache WHERE team_id = $1",
+            keys.team_id,
+        )
+
+    cached = _on_database(keys.database_url, sizes)
+    tiles = client.get(f"{api}/dashboards/{board}/", headers=owner).json()["tiles"]
+    kept = all(t["is_cached"] and t["insight"]["result"] for t in tiles)
+    written = CACHE_FLOOD_READS * cached["bytes"] / max(cached["rows"], 1)
+    return Outcome(
+        counts(statuses),
+        f"team cache after: {cached['bytes'] / MB:.2f} MB in {cached['rows']} rows ({cached['saved']} saved; "
+        f"budget {CACHE_FLOOD_BUDGET / MB:.0f} MB; ~{written / MB:.1f} MB unbounded); "
+        f"saved tile still cached: {'yes' if kept else 'NO'}",
     )
 
 

@@ -1,7 +1,8 @@
 """A dashboard's tiles as PostHog serializes them: each insight rendered from its effective query.
 
 Every tile goes through the one rendering path (`app.query.render`). With results cached, a dashboard costs
-a fixed number of statements whatever its tile count: two for the tiles, one for every cached result.
+a fixed number of statements whatever its tile count: two for the tiles, one for every cached result (and,
+at most once a minute per result, one more renewing their use stamps).
 """
 
 from typing import Any
@@ -93,7 +94,9 @@ async def render_tiles(
         for row in insight_rows
     }
     keys = cache_keys(team, queries)
-    hits = await cache.read_many(await session.connection(), list(keys.values()))
+    # The tiles as saved; with a `filters_override` they are one-off results, evicted first.
+    saved = not filters_override
+    hits = await cache.read_many(await session.connection(), list(keys.values()), saved=saved)
 
     pending: list[tuple[DashboardTile, dict[str, Any]]] = []
     for row in insight_rows:
@@ -101,7 +104,7 @@ async def render_tiles(
         rendered = None
         if query is not None:
             key = keys.get(row.tile.id)
-            rendered = await render_saved(session, team, query, mode, prefetched=hits, key=key)
+            rendered = await render_saved(session, team, query, mode, saved=saved, prefetched=hits, key=key)
             _remember(hits, rendered)
         insight = insight_schema(row.insight, access, rendered)
         if query is not row.insight.insight.query:

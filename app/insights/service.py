@@ -87,7 +87,7 @@ async def _render(
 ) -> Rendered | None:
     if row.insight.query is None:
         return None
-    return await render_saved(session, _team(access), row.insight.query, mode)
+    return await render_saved(session, _team(access), row.insight.query, mode, saved=True)
 
 
 async def list_insights(
@@ -100,7 +100,7 @@ async def list_insights(
     if not basic:
         # Every cached result of the page in one statement; the list never computes.
         keys = cache_keys(team, {row.insight.id: row.insight.query for row in rows})
-        hits = await cache.read_many(await session.connection(), list(keys.values()))
+        hits = await cache.read_many(await session.connection(), list(keys.values()), saved=True)
         for row in rows:
             if row.insight.query is not None:
                 rendered[row.insight.id] = await render_saved(
@@ -108,6 +108,7 @@ async def list_insights(
                     team,
                     row.insight.query,
                     RefreshMode.FORCE_CACHE,
+                    saved=True,
                     prefetched=hits,
                     key=keys.get(row.insight.id),
                 )

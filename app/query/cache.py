@@ -4,11 +4,29 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import Text as SAText
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import QueryCache
@@ -37,38 +55,197 @@ class CachedResult:
     last_refresh: datetime
 
 
-async def read(conn: AsyncConnection, key: str) -> CachedResult | None:
-    row = (
-        await conn.execute(
-            select(QueryCache.result, QueryCache.last_refresh).where(QueryCache.cache_key == key)
-        )
-    ).first()
-    return None if row is None else CachedResult(payload=row[0], last_refresh=row[1])
+# A row's use stamp is rewritten by a read at most this often: repeated reads within it write nothing.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-
-# Built once, the keys bound as one array parameter: the statement text is the same for any number of keys.
-_READ_MANY = select(QueryCache.cache_key, QueryCache.result, QueryCache.last_refresh).where(
-    QueryCache.cache_key == any_(bindparam("keys", type_=ARRAY(String)))
+_COLUMNS = (
+    QueryCache.cache_key,
+    QueryCache.result,
+    QueryCache.last_refresh,
+    QueryCache.last_used_at,
+    QueryCache.saved,
 )
+# Built once, the keys bound as one array parameter: the statement text is the same for any number of keys.
+_KEYS = bindparam("keys", type_=ARRAY(String))
+_READ = select(*_COLUMNS).where(QueryCache.cache_key == bindparam("key", type_=String))
+_READ_MANY = select(*_COLUMNS).where(QueryCache.cache_key == any_(_KEYS))
 
 
-async def read_many(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, CachedResult]:
+def _build_touch() -> Any:
+    """The use stamp of the rows read (and their kind, when a saved insight read an ad-hoc row). Rows another
+    transaction holds (writing, evicting or touching them) are skipped rather than waited for."""
+    now = bindparam("now", type_=DateTime(timezone=True))
+    saved = bindparam("saved", type_=Boolean)
+    stale = or_(
+        QueryCache.last_used_at < bindparam("cutoff", type_=DateTime(timezone=True)),
+        and_(saved, not_(QueryCache.saved)),
+    )
+    lockable = (
+        select(QueryCache.cache_key)
+        .where(QueryCache.cache_key == any_(_KEYS), stale)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(QueryCache)
+        .where(QueryCache.cache_key.in_(lockable))
+        .values(last_used_at=now, saved=or_(QueryCache.saved, saved))
+        .execution_options(synchronize_session=False)
+    )
+
+
+_TOUCH = _build_touch()
+
+
+async def _hits(
+    conn: AsyncConnection, rows: Sequence[Sequence[Any]], *, saved: bool
+) -> dict[str, CachedResult]:
+    """The rows as results; their use stamps renewed in one statement, only when one is a minute old (or a
+    saved read found an ad-hoc row), so that repeated reads write nothing."""
+    now = datetime.now(UTC)
+    cutoff = now - LAST_USED_RESOLUTION
+    # Rows as read by `_READ` / `_READ_MANY`: key, result, last_refresh, last_used_at, saved.
+    stale = [row[0] for row in rows if row[3] < cutoff or (saved and not row[4])]
+    if stale:
+        await conn.execute(_TOUCH, {"keys": stale, "now": now, "cutoff": cutoff, "saved": saved})
+    return {row[0]: CachedResult(payload=row[1], last_refresh=row[2]) for row in rows}
+
+
+async def read(conn: AsyncConnection, key: str, *, saved: bool) -> CachedResult | None:
+    """One result. `saved`: read for a saved insight's own query (see `QueryCache.saved`)."""
+    rows = (await conn.execute(_READ, {"key": key})).all()
+    return (await _hits(conn, rows, saved=saved)).get(key)
+
+
+async def read_many(conn: AsyncConnection, keys: Sequence[str], *, saved: bool) -> dict[str, CachedResult]:
     """Several results in one statement (lists and dashboards read all their cached results at once)."""
     if not keys:
         return {}
     rows = (await conn.execute(_READ_MANY, {"keys": list(set(keys))})).all()
-    return {k: CachedResult(payload=r, last_refresh=t) for k, r, t in rows}
+    return await _hits(conn, rows, saved=saved)
+
+
+def _build_write() -> Any:
+    """An upsert whose size PostgreSQL measures on the stored JSON (the result is sent once), answering the
+    team's total bytes and rows after it: the budget check costs no round trip of its own. A row once saved
+    stays saved; an ad-hoc one becomes saved when a saved insight computes it."""
+    key = bindparam("key", type_=String)
+    team_id = bindparam("team_id", type_=Integer)
+    now = bindparam("now", type_=DateTime(timezone=True))
+    result = select(bindparam("result", type_=JSONB).label("r")).subquery("s").c.r
+    source = select(
+        key,
+        team_id,
+        result,
+        now,
+        func.octet_length(cast(result, SAText)),
+        bindparam("saved", type_=Boolean),
+        now,
+    )
+    stmt = insert(QueryCache).from_select(
+        ["cache_key", "team_id", "result", "last_refresh", "size_bytes", "saved", "last_used_at"], source
+    )
+    new = stmt.excluded
+    written = (
+        stmt.on_conflict_do_update(
+            index_elements=[QueryCache.cache_key],
+            set_={
+                "result": new.result,
+                "last_refresh": new.last_refresh,
+                "size_bytes": new.size_bytes,
+                "saved": or_(QueryCache.saved, new.saved),
+                "last_used_at": new.last_used_at,
+            },
+        )
+        .returning(QueryCache.size_bytes)
+        .cte("written")
+    )
+    # The other parts of the statement see the table as it was before it: the team's total then (summed from
+    # the eviction index alone), less the row replaced, plus the row written.
+    old = select(QueryCache.size_bytes).where(QueryCache.cache_key == key).cte("old")
+    before = (
+        select(func.coalesce(func.sum(QueryCache.size_bytes), 0).label("bytes"), func.count().label("rows"))
+        .where(QueryCache.team_id == team_id)
+        .cte("before")
+    )
+    replaced = func.coalesce(select(old.c.size_bytes).scalar_subquery(), 0)
+    size = select(written.c.size_bytes).scalar_subquery()
+    return select(
+        (before.c.bytes - replaced + size).label("bytes"),
+        (before.c.rows + case((exists(old.select()), 0), else_=1)).label("rows"),
+        size.label("size"),
+    )
+
+
+_WRITE = _build_write()
+
+# The team's rows in eviction order — ad hoc (false) before saved, least recently used first — read from the
+# index in order, stopping after `limit`.
+_CANDIDATES = (
+    select(QueryCache.cache_key, QueryCache.size_bytes, QueryCache.last_used_at)
+    .where(QueryCache.team_id == bindparam("team_id", type_=Integer))
+    .order_by(QueryCache.saved, QueryCache.last_used_at)
+    .limit(bindparam("limit", type_=Integer))
+)
+# Rows another transaction holds (writing, touching or evicting them) are skipped, never waited for: workers
+# evicting at once cannot deadlock. A row used since it was chosen (a newer stamp) stays.
+_DELETE = (
+    delete(QueryCache)
+    .where(
+        QueryCache.cache_key.in_(
+            select(QueryCache.cache_key)
+            .where(
+                QueryCache.cache_key == any_(_KEYS),
+                QueryCache.last_used_at <= bindparam("latest", type_=DateTime(timezone=True)),
+            )
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .returning(QueryCache.size_bytes)
+    .execution_options(synchronize_session=False)
+)
+_EVICTION_ROUNDS = 3
 
 
 async def write(
-    conn: AsyncConnection, key: str, team_id: int, payload: dict[str, Any], now: datetime
+    conn: AsyncConnection,
+    key: str,
+    team_id: int,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    saved: bool,
+    budget: int,
 ) -> None:
-    stmt = insert(QueryCache).values(cache_key=key, team_id=team_id, result=payload, last_refresh=now)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[QueryCache.cache_key], set_={"result": payload, "last_refresh": now}
-        )
-    )
+    """Store a result, then keep its team within `budget` bytes (in the same transaction)."""
+    values = {"key": key, "team_id": team_id, "result": payload, "now": now, "saved": saved}
+    total, rows, size = (await conn.execute(_WRITE, values)).one()
+    if size > budget:
+        # Larger than the whole budget: not kept, rather than emptying the team's cache to make room for it.
+        await conn.execute(_DELETE, {"keys": [key], "latest": now})
+        total, rows = total - size, rows - 1
+    if total > budget:
+        await _evict(conn, team_id, total - budget, total // rows)
+
+
+async def _evict(conn: AsyncConnection, team_id: int, excess: int, average: int) -> None:
+    """Delete the team's least valuable rows until `excess` bytes are freed. Twice the rows that the average
+    size says are needed are read as candidates; a round frees what the rows not skipped hold, the next
+    takes the following candidates. What is still over after that goes at the next write."""
+    limit = 2 * -(-excess // max(average, 1)) + 8
+    candidates = (await conn.execute(_CANDIDATES, {"team_id": team_id, "limit": limit})).all()
+    freed, taken = 0, 0
+    for _ in range(_EVICTION_ROUNDS):
+        victims, pending = [], 0
+        while taken < len(candidates) and freed + pending < excess:
+            victims.append(candidates[taken])
+            pending += candidates[taken][1]
+            taken += 1
+        if not victims:
+            return
+        keys, latest = [v[0] for v in victims], max(v[2] for v in victims)
+        freed += sum((await conn.execute(_DELETE, {"keys": keys, "latest": latest})).scalars())
+        if freed >= excess:
+            return
 
 
 async def lock_and_set_timeout(conn: AsyncConnection, key: str, timeout_ms: int) -> None:

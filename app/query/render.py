@@ -114,27 +114,34 @@ async def render_query(
     query: Any,
     mode: RefreshMode,
     *,
+    saved: bool,
     prefetched: dict[str, cache.CachedResult] | None = None,
     key: str | None = None,
 ) -> Rendered:
-    """Render `query` for `team` under `mode`. `prefetched` holds cache rows a caller already read in one
+    """Render `query` for `team` under `mode`. `saved`: the query is a saved insight's own, as its dashboards
+    and retrieve render it (not one made for a `filters_override` or `/query/`): its cached result is evicted
+    only after the team's ad-hoc ones. `prefetched` holds cache rows a caller already read in one
     statement for many queries (lists, dashboards); without it the row is read here. `key` is the query's
     cache key when the caller computed it already (hashing the canonical JSON twice per tile is waste)."""
     if key is None:
         key = cache_key_for(team, query)
     # The connection only when this call reads the cache itself: with `prefetched`, a cached tile then costs
     # no round trip into SQLAlchemy's greenlet at all (`_compute` takes the connection it needs).
-    hit = prefetched.get(key) if prefetched is not None else await cache.read(await session.connection(), key)
+    hit = (
+        prefetched.get(key)
+        if prefetched is not None
+        else await cache.read(await session.connection(), key, saved=saved)
+    )
     started = datetime.now(UTC)
     if mode is RefreshMode.FORCE_CACHE:
         return _from_cache(key, team, query, hit, is_cached=True) if hit else Rendered(key, team.timezone)
     if mode in USE_FRESH_CACHE and hit is not None and started - hit.last_refresh < target_age(query):
         return _from_cache(key, team, query, hit, is_cached=True)
-    return await _compute(session, team, query, key, started)
+    return await _compute(session, team, query, key, started, saved=saved)
 
 
 async def _compute(
-    session: AsyncSession, team: TeamInfo, query: Any, key: str, started: datetime
+    session: AsyncSession, team: TeamInfo, query: Any, key: str, started: datetime, *, saved: bool
 ) -> Rendered:
     """Compute under an advisory lock on the cache key: identical computations in any process run once; the
     ones that waited take the result the first one stored."""
@@ -142,7 +149,7 @@ async def _compute(
     conn = await session.connection()
     await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms)
     try:
-        hit = await cache.read(conn, key)
+        hit = await cache.read(conn, key, saved=saved)
         if hit is not None and hit.last_refresh >= started:
             return _from_cache(key, team, query, hit, is_cached=True)
         ctx = QueryContext(team_id=team.id, timezone=team.timezone, now=datetime.now(UTC))
@@ -157,7 +164,8 @@ async def _compute(
             "has_more": computed.has_more,
             "resolved_date_range": computed.resolved_date_range,
         }
-        await cache.write(conn, key, team.id, payload, ctx.now)
+        budget = settings.cache_budget_bytes_per_team
+        await cache.write(conn, key, team.id, payload, ctx.now, saved=saved, budget=budget)
         return _from_cache(key, team, query, cache.CachedResult(payload, ctx.now), is_cached=False)
     finally:
         await cache.reset_timeout(conn, settings.db_statement_timeout_ms)

@@ -42,12 +42,13 @@ async def render_saved(
     query: Any,
     mode: RefreshMode,
     *,
+    saved: bool,
     prefetched: dict[str, cache.CachedResult] | None = None,
     key: str | None = None,
 ) -> Rendered:
     """`render_query` whose unexpected failures are the query's `error` (logged with their traceback)."""
     try:
-        return await render_query(session, team, query, mode, prefetched=prefetched, key=key)
+        return await render_query(session, team, query, mode, saved=saved, prefetched=prefetched, key=key)
     except Exception as exc:
         if is_transient(exc):
             raise

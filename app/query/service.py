@@ -22,7 +22,8 @@ async def run_query(
     session: AsyncSession, access: TeamAccess, query: Any, mode: RefreshMode
 ) -> QueryResponse:
     team = TeamInfo(id=access.team.id, timezone=access.team.timezone)
-    rendered = await render_query(session, team, query, mode)
+    # A one-off query: its result is evicted before those of saved insights.
+    rendered = await render_query(session, team, query, mode, saved=False)
     if rendered.error is not None:
         if rendered.error["type"] == "QueryTimeout":
             raise QueryTimedOut(rendered.error["message"])
