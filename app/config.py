@@ -53,6 +53,23 @@ class Settings(BaseSettings):
     cache_target_age_s: int = Field(default=6 * 3600, alias="TILECAST_CACHE_TARGET_AGE_S", ge=0)
     # A client may ask for a fresh computation of the same result at most this often.
     min_refresh_interval_s: int = Field(default=60, alias="TILECAST_MIN_REFRESH_INTERVAL_S", ge=0)
+    # How much work one query may ask for: past a limit, `POST /query/` and saving an insight answer 400
+    # naming the field, and a dashboard tile carries the error. Breakdown values (`breakdown_limit`) x time
+    # buckets of one series, checked before any SQL runs (memory and time grow with it).
+    query_max_breakdown_points: int = Field(default=50_000, alias="TILECAST_QUERY_MAX_BREAKDOWN_POINTS", ge=1)
+    # Bytes of JSON of one computed result, measured while it is built, before it is stored (a backstop for
+    # many series or long ranges; PostgreSQL cannot store more than 255 MB in one jsonb value anyway).
+    query_max_result_bytes: int = Field(
+        default=20 * 1024 * 1024, alias="TILECAST_QUERY_MAX_RESULT_BYTES", ge=1
+    )
+    # Values in one property filter (`"value": [...]`).
+    query_max_filter_values: int = Field(default=10_000, alias="TILECAST_QUERY_MAX_FILTER_VALUES", ge=1)
+    # Bind parameters of one SQL statement, counted from the query's filters (up to 4 each) before anything
+    # is built. asyncpg refuses more than 32,767, but the bound is the event loop: SQLAlchemy compiles a
+    # statement there, in time proportional to its filters (~70 ms at 2,000 on 2 cores; ~0.5 s at 10,000).
+    query_max_parameters: int = Field(
+        default=2_000, alias="TILECAST_QUERY_MAX_PARAMETERS", ge=100, le=32_767
+    )
 
     @field_validator("public_url")
     @classmethod

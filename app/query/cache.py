@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import String, Text, any_, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import QueryCache
@@ -60,15 +60,30 @@ async def read_many(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, Cac
     return {k: CachedResult(payload=r, last_refresh=t) for k, r, t in rows}
 
 
-async def write(
-    conn: AsyncConnection, key: str, team_id: int, payload: dict[str, Any], now: datetime
-) -> None:
-    stmt = insert(QueryCache).values(cache_key=key, team_id=team_id, result=payload, last_refresh=now)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[QueryCache.cache_key], set_={"result": payload, "last_refresh": now}
-        )
-    )
+_WRITE = insert(QueryCache).values(
+    cache_key=bindparam("key"),
+    team_id=bindparam("team_id"),
+    # The engine's JSON text as it is: a large result is not serialized a second time, on the event loop.
+    result=cast(bindparam("result", type_=Text), JSONB),
+    last_refresh=bindparam("now"),
+)
+_WRITE = _WRITE.on_conflict_do_update(
+    index_elements=[QueryCache.cache_key],
+    set_={"result": _WRITE.excluded.result, "last_refresh": _WRITE.excluded.last_refresh},
+)
+
+
+def payload_json(payload: dict[str, Any], results: list[str] | None = None) -> str:
+    """The JSON of a cache payload; `results`, when given, holds the JSON of each of `payload["results"]`."""
+    if results is None:
+        return json.dumps(payload)
+    rest = json.dumps({k: v for k, v in payload.items() if k != "results"})
+    return '{"results": [' + ", ".join(results) + "], " + rest[1:]
+
+
+async def write(conn: AsyncConnection, key: str, team_id: int, payload: str, now: datetime) -> None:
+    """Store `payload`, a result's JSON text (`payload_json`)."""
+    await conn.execute(_WRITE, {"key": key, "team_id": team_id, "result": payload, "now": now})
 
 
 async def lock_and_set_timeout(conn: AsyncConnection, key: str, timeout_ms: int) -> None:

@@ -15,7 +15,7 @@ from app.config import get_settings
 from app.errors import ValidationFailed
 from app.query import cache, engine
 from app.query.backend import PostgresBackend
-from app.query.base import QueryContext, QueryError
+from app.query.base import QueryContext, QueryError, QueryLimits
 
 
 class RefreshMode(StrEnum):
@@ -72,6 +72,8 @@ class Rendered:
     next_allowed_client_refresh: datetime | None = None
     resolved_date_range: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    # The field to blame for `error`, as a 400's `attr` (`query__source__breakdownFilter__breakdown_limit`).
+    error_attr: str | None = None
 
 
 def _interval(query: Any) -> str | None:
@@ -101,6 +103,16 @@ def _from_cache(
         next_allowed_client_refresh=hit.last_refresh
         + timedelta(seconds=get_settings().min_refresh_interval_s),
         resolved_date_range=payload.get("resolved_date_range"),
+    )
+
+
+def query_limits() -> QueryLimits:
+    settings = get_settings()
+    return QueryLimits(
+        breakdown_points=settings.query_max_breakdown_points,
+        result_bytes=settings.query_max_result_bytes,
+        filter_values=settings.query_max_filter_values,
+        parameters=settings.query_max_parameters,
     )
 
 
@@ -145,19 +157,21 @@ async def _compute(
         hit = await cache.read(conn, key)
         if hit is not None and hit.last_refresh >= started:
             return _from_cache(key, team, query, hit, is_cached=True)
-        ctx = QueryContext(team_id=team.id, timezone=team.timezone, now=datetime.now(UTC))
+        ctx = QueryContext(
+            team_id=team.id, timezone=team.timezone, now=datetime.now(UTC), limits=query_limits()
+        )
         try:
             # A savepoint: a failed or cancelled statement must not abort the request's transaction.
             async with conn.begin_nested():
                 computed = await engine.compute(query, ctx, PostgresBackend(conn))
         except QueryError as exc:
-            return Rendered(cache_key=key, timezone=team.timezone, error=exc.as_dict())
+            return Rendered(cache_key=key, timezone=team.timezone, error=exc.as_dict(), error_attr=exc.attr())
         payload = {
             "results": computed.results,
             "has_more": computed.has_more,
             "resolved_date_range": computed.resolved_date_range,
         }
-        await cache.write(conn, key, team.id, payload, ctx.now)
+        await cache.write(conn, key, team.id, cache.payload_json(payload, computed.serialized), ctx.now)
         return _from_cache(key, team, query, cache.CachedResult(payload, ctx.now), is_cached=False)
     finally:
         await cache.reset_timeout(conn, settings.db_statement_timeout_ms)
