@@ -19,6 +19,7 @@ from app.models import Insight as InsightModel
 from app.pagination import Page
 from app.query import cache
 from app.query.render import RefreshMode, Rendered, TeamInfo, cache_key_for, render_query
+from app.query.service import validate_for_save
 from app.schemas import Paginated, UserBasic
 from app.tags import set_tags
 
@@ -161,6 +162,7 @@ async def _sync_dashboards(
 
 
 async def create_insight(session: AsyncSession, access: TeamAccess, data: InsightWrite) -> Insight:
+    await validate_for_save(data.query, access.team.timezone)
     now = datetime.now(UTC)
     insight = InsightModel(
         team_id=access.team.id,
@@ -195,6 +197,8 @@ async def update_insight(
     session: AsyncSession, access: TeamAccess, insight_id: int, data: InsightWrite
 ) -> Insight:
     given = data.model_fields_set
+    if "query" in given:
+        await validate_for_save(data.query, access.team.timezone)
     # A deleted insight is reachable only by the PATCH that restores it (as dashboards).
     restoring = "deleted" in given and not data.deleted
     row = await _get(session, access, insight_id, include_deleted=restoring)
