@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config import get_settings
 from app.main import create_app
+from app.query import memory
 from tests.events import event, ingest
 from tests.factories import Actor
 from tests.trends_helpers import absolute, node, post_query, trends_query, utc
@@ -499,3 +500,22 @@ async def test_json_nested_deep_inside_a_query_is_a_400(
     assert response.status_code == 400, response.text[:300]
     assert response.json()["attr"] == "query__display"
     assert "deep" in response.json()["detail"]
+
+
+async def test_a_large_result_gives_its_memory_back_once_computed(
+    client: httpx.AsyncClient, actor: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "_trim", lambda pad: calls.append(pad) or 1)
+    monkeypatch.setattr(memory, "DELAY_S", 0.01)
+    small = await post_query(client, actor, _with(**absolute("2025-03-01", "2025-03-07")))
+    assert small.status_code == 200
+    await asyncio.sleep(0.2)
+    assert calls == []  # a small result: nothing to give back
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    end = start + timedelta(hours=19_999)  # 20,000 hourly buckets: about 1.3 MB of JSON
+    date_range = {"date_from": start.isoformat(), "date_to": end.isoformat(), "explicitDate": True}
+    large = await post_query(client, actor, _with(interval="hour", dateRange=date_range))
+    assert large.status_code == 200 and len(large.content) > 1024 * 1024
+    await asyncio.sleep(0.2)
+    assert calls == [0]

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.errors import ValidationFailed
-from app.query import cache, engine
+from app.query import cache, engine, memory
 from app.query.backend import PostgresBackend
-from app.query.base import QueryContext, QueryError, QueryLimits
+from app.query.base import QueryContext, QueryError, QueryLimits, QueryTooLarge
 
 
 class RefreshMode(StrEnum):
@@ -165,13 +165,18 @@ async def _compute(
             async with conn.begin_nested():
                 computed = await engine.compute(query, ctx, PostgresBackend(conn))
         except QueryError as exc:
+            if isinstance(exc, QueryTooLarge):
+                memory.release_soon()  # it may have been refused at 20 MB, after building them
             return Rendered(cache_key=key, timezone=team.timezone, error=exc.as_dict(), error_attr=exc.attr())
         payload = {
             "results": computed.results,
             "has_more": computed.has_more,
             "resolved_date_range": computed.resolved_date_range,
         }
-        await cache.write(conn, key, team.id, cache.payload_json(payload, computed.serialized), ctx.now)
+        text = cache.payload_json(payload, computed.serialized)
+        await cache.write(conn, key, team.id, text, ctx.now)
+        if len(text) > memory.RELEASE_ABOVE_BYTES:
+            memory.release_soon()
         return _from_cache(key, team, query, cache.CachedResult(payload, ctx.now), is_cached=False)
     finally:
         await cache.reset_timeout(conn, settings.db_statement_timeout_ms)
