@@ -46,9 +46,17 @@ def _count_and_check_values(nodes: Any, path: Path, limits: QueryLimits) -> int:
     return count
 
 
+def statement_parameters(query: TrendsQuery, series: EventsNode) -> int:
+    """At most how many bind parameters the statement of `series` has: it carries the query's filters and
+    its own."""
+    filters = [query.properties, series.properties, series.fixedProperties]
+    return STATEMENT_PARAMETERS + FILTER_PARAMETERS * sum(
+        sum(1 for _ in _filters(nodes, ())) for nodes in filters
+    )
+
+
 def check_filters(query: TrendsQuery, limits: QueryLimits) -> None:
-    """Values per filter, and bind parameters per statement: each series' statement carries the query's
-    filters and its own."""
+    """Values per filter, and bind parameters per statement (`statement_parameters`)."""
     shared = _count_and_check_values(query.properties, ("properties",), limits)
     for index, series in enumerate(query.series):
         if not isinstance(series, EventsNode):

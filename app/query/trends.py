@@ -20,7 +20,7 @@ from app.query.backend import QueryBackend
 from app.query.base import ComputedResult, InvalidQuery, QueryContext
 from app.query.dates import ResolvedRange
 from app.query.filters import node_condition, properties_condition
-from app.query.limits import ResultBudget, check_points
+from app.query.limits import ResultBudget, check_points, statement_parameters
 from app.query.schema import PROPERTY_MATH, EventsNode, TrendsQuery
 from app.query.trends_sql import (
     NULL_LABEL,
@@ -36,11 +36,13 @@ WORLD_MAP_BREAKDOWN_LIMIT = 250
 # Ranks are compared as a 32-bit parameter; no range has this many values anyway.
 MAX_BREAKDOWN_LIMIT = 2**31 - 1
 _INVALID_REGEX = "2201B"  # PostgreSQL: invalid_regular_expression
+# Statements with more bind parameters than this (about 40 filters) are not kept compiled (backend.py).
+REUSABLE_PARAMETERS = 200
 
 
-async def _fetch(backend: QueryBackend, statement: Executable) -> Sequence[Any]:
+async def _fetch(backend: QueryBackend, statement: Executable, *, reusable: bool = True) -> Sequence[Any]:
     try:
-        return await backend.fetch(statement)
+        return await backend.fetch(statement, reusable=reusable)
     except DBAPIError as exc:
         # Python accepted the pattern (schema check) but PostgreSQL's regex dialect did not.
         if getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
@@ -319,7 +321,8 @@ async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend)
         for index, series in enumerate(query.series):
             assert isinstance(series, EventsNode)  # check_supported
             plan, statement = await asyncio.to_thread(_statement, query, series, ctx, period)
-            rows = await _fetch(backend, statement)
+            reusable = statement_parameters(query, series) <= REUSABLE_PARAMETERS
+            rows = await _fetch(backend, statement, reusable=reusable)
             shaped += await asyncio.to_thread(
                 _shape_serialized, query, series, index, rows, plan, period, echo, compare_label, budget
             )
