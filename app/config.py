@@ -66,9 +66,9 @@ class Settings(BaseSettings):
     query_max_filter_values: int = Field(default=10_000, alias="TILECAST_QUERY_MAX_FILTER_VALUES", ge=1)
     # Bind parameters of one SQL statement, counted from the query's filters (up to 4 each) before anything
     # is built. asyncpg refuses more than 32,767, but the bound is the event loop: SQLAlchemy compiles a
-    # statement there, in time proportional to its filters (on 2 cores, up to ~100 ms at 1,000 and ~330 ms
-    # at 2,000).
-    query_max_parameters: int = Field(default=1_000, alias="TILECAST_QUERY_MAX_PARAMETERS", ge=100, le=32_767)
+    # statement there, in time proportional to its filters: ~0.4 ms per filter of the costliest kind on
+    # 2 cores, so ~50 ms at 500, ~100 ms at 1,000.
+    query_max_parameters: int = Field(default=500, alias="TILECAST_QUERY_MAX_PARAMETERS", ge=100, le=32_767)
 
     @field_validator("public_url")
     @classmethod

@@ -493,6 +493,30 @@ def query_10000_values(base: str, keys: Keys, client: httpx.Client) -> Outcome:
     return query_outcome(base, keys, client, _values_filter(10_000), seed=True)
 
 
+@scenario("query-115-filters")
+def query_115_filters(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """The most property filters the parameter limit allows (115), of the costliest kind (a number and a
+    text each), on weekly active users by breakdown: computed, its statement compiled on the event loop."""
+    properties = [{"key": f"k{i}", "operator": "is_not", "value": [2, f"v{i}"]} for i in range(115)]
+    series = [{"kind": "EventsNode", "event": "$pageview", "math": "weekly_active"}]
+    query = trends(series=series, properties=properties, breakdownFilter={"breakdown": "$browser"})
+    return query_outcome(base, keys, client, query, seed=True)
+
+
+@scenario("query-5mb-of-filters")
+def query_5mb_of_filters(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """170,000 tiny filters, as many as a 5 MB body holds: parsed, then refused by the parameter limit."""
+    filter_json = '{"key": "k", "value": "v"}'
+    count = (5 * MB - 200) // (len(filter_json) + 2)
+    query = (
+        '{"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode"}], '
+        '"properties": [' + ", ".join([filter_json] * count) + "]}}"
+    )
+    outcome = query_outcome(base, keys, client, query)
+    outcome.note = f"{count:,} filters; " + outcome.note
+    return outcome
+
+
 @scenario("query-1e400")
 def query_1e400(base: str, keys: Keys, client: httpx.Client) -> Outcome:
     """`1e400` as a property filter value (Python's JSON reads it as infinity)."""

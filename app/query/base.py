@@ -19,7 +19,7 @@ class QueryLimits:
     # Values in one property filter.
     filter_values: int = 10_000
     # Bind parameters of one statement (asyncpg refuses more than 32,767; compiling costs time on the loop).
-    parameters: int = 1_000
+    parameters: int = 500
 
 
 @dataclass(frozen=True)
