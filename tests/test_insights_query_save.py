@@ -79,6 +79,9 @@ REFUSED_AT_SAVE = [
         None,
     ),
     (TRENDS_HEAD + ', "dateRange": {"date_from": "last tuesday"}}}', "query", "invalid_query"),
+    # Any kind, even one not implemented yet: JSON that could not be stored or served back.
+    ('{"kind": "InsightVizNode", "source": {"kind": "FunnelsQuery", "x": 1e400}}', "query__source__x", None),
+    ('{"kind": "FunnelsQuery", "a": ' + "[" * 300 + "]" * 300 + "}", "query__a", None),
 ]
 
 
