@@ -155,3 +155,11 @@ async def test_a_valid_trends_query_is_saved_as_given(client: httpx.AsyncClient,
         actor.url(f"insights/{made.json()['id']}/"), json={"name": "y"}, headers=actor.headers
     )
     assert patched.status_code == 200 and patched.json()["query"] == query
+
+
+async def test_an_unknown_insight_is_a_404_before_its_query_is_checked(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    body = {"query": _with(breakdownFilter={"breakdown": "b", "breakdown_limit": 10**9})}
+    response = await client.patch(actor.url("insights/999999/"), json=body, headers=actor.headers)
+    assert response.status_code == 404

@@ -197,11 +197,11 @@ async def update_insight(
     session: AsyncSession, access: TeamAccess, insight_id: int, data: InsightWrite
 ) -> Insight:
     given = data.model_fields_set
-    if "query" in given:
-        await validate_for_save(data.query, access.team.timezone)
     # A deleted insight is reachable only by the PATCH that restores it (as dashboards).
     restoring = "deleted" in given and not data.deleted
     row = await _get(session, access, insight_id, include_deleted=restoring)
+    if "query" in given:
+        await validate_for_save(data.query, access.team.timezone)
     insight = row.insight
     for name in _SIMPLE_FIELDS:
         if name in given:
