@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     cache_budget_bytes_per_team: int = Field(
         default=200 * 1024 * 1024, alias="TILECAST_CACHE_BUDGET_BYTES_PER_TEAM", ge=0
     )
+    # How much work one query may ask for: past a limit, `POST /query/` and saving an insight answer 400
+    # naming the field, and a dashboard tile carries the error. Breakdown values (`breakdown_limit`) x time
+    # buckets of one series, checked before any SQL runs (memory and time grow with it).
+    query_max_breakdown_points: int = Field(default=50_000, alias="TILECAST_QUERY_MAX_BREAKDOWN_POINTS", ge=1)
+    # Bytes of JSON of one computed result, measured while it is built, before it is stored (a backstop for
+    # many series or long ranges; PostgreSQL cannot store more than 255 MB in one jsonb value anyway).
+    query_max_result_bytes: int = Field(
+        default=20 * 1024 * 1024, alias="TILECAST_QUERY_MAX_RESULT_BYTES", ge=1
+    )
+    # Values in one property filter (`"value": [...]`).
+    query_max_filter_values: int = Field(default=10_000, alias="TILECAST_QUERY_MAX_FILTER_VALUES", ge=1)
+    # Bind parameters of one SQL statement, counted from the query's filters (up to 4 each) before anything
+    # is built. asyncpg refuses more than 32,767, but the bound is the event loop: SQLAlchemy compiles a
+    # statement there, in time proportional to its filters: ~0.4 ms per filter of the costliest kind on
+    # 2 cores, so ~50 ms at 500, ~100 ms at 1,000.
+    query_max_parameters: int = Field(default=500, alias="TILECAST_QUERY_MAX_PARAMETERS", ge=100, le=32_767)
 
     @field_validator("public_url")
     @classmethod

@@ -11,10 +11,11 @@ leftovers do not count in the next. While a scenario runs, a separate process
     counts as 1,000 ms).
 
 One table row per scenario: the status(es) the abusive request(s) got, how long the scenario took, the
-server's resident memory before it and at its peak, the worst `/_health` latency, next to the targets (peak
+server's resident memory before it, at its peak and at the end (half a second after the last answer: what
+the server still holds), the worst `/_health` latency, next to the targets (peak
 RSS under 400 MB, `/_health` under 200 ms throughout), and the longest time `/_health` went unanswered (from
 the start of a failed poll to the end of the next answered one). MB here is 2**20 bytes. It measures; it
-asserts nothing and exits 0. About a minute on 2 cores.
+asserts nothing and exits 0. About three minutes on 2 cores.
 
     python benchmarks/abuse.py [--only NAME[,NAME...]] [--pool-seconds 10] [--pool-concurrency 200] [--list]
 
@@ -31,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -528,6 +530,191 @@ def cache_flood(base: str, keys: Keys, client: httpx.Client) -> Outcome:
     )
 
 
+# --- queries ------------------------------------------------------------------------------------------
+
+SEED_EVENTS = 3_000
+SEED_NAMESPACE = uuid.UUID("5b0a0c4e-3c55-4d0e-9a8e-6d1f3c2b7a10")
+
+
+def seed_events(base: str, keys: Keys, client: httpx.Client) -> str:
+    """3,000 `$pageview`s over the last 7 days, each with its own `$browser` (3,000 breakdown values), sent
+    through `/batch/`. Their uuids are fixed: seeding again (each query scenario does) stores nothing new."""
+    now = datetime.now(UTC)
+    batch = [
+        {
+            "event": "$pageview",
+            "distinct_id": f"user-{i % 500}",
+            "timestamp": (now - timedelta(hours=i % 168, minutes=1)).isoformat(),
+            "uuid": str(uuid.uuid5(SEED_NAMESPACE, str(i))),
+            "properties": {"$browser": f"browser-{i}", "n": i},
+        }
+        for i in range(SEED_EVENTS)
+    ]
+    return status_of(client.post, f"{base}/batch/", json={"api_key": keys.project, "batch": batch})
+
+
+def trends(**source: Any) -> dict[str, Any]:
+    series = source.pop("series", [{"kind": "EventsNode", "event": "$pageview"}])
+    return {"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": series, **source}}
+
+
+def post_query(base: str, keys: Keys, client: httpx.Client, query: Any) -> tuple[str, str]:
+    """POST the query (a dict, or the JSON text of one) to `/query/` with `force_blocking`: the status, and
+    the error's `attr` and start of its `detail`, or the size of the answer."""
+    text = query if isinstance(query, str) else json.dumps(query)
+    body = '{"refresh": "force_blocking", "query": ' + text + "}"
+    headers = {"Authorization": f"Bearer {keys.personal}", "Content-Type": "application/json"}
+    try:
+        url = f"{base}/api/environments/{keys.team_id}/query/"
+        response = client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__, ""
+    if response.status_code == 200:
+        return "200", f"{len(response.content) / MB:.1f} MB answer"
+    try:
+        error = response.json()
+        return str(response.status_code), f"{error.get('attr')}: {str(error.get('detail'))[:60]}"
+    except ValueError:
+        return str(response.status_code), response.text[:60]
+
+
+def query_outcome(base: str, keys: Keys, client: httpx.Client, query: Any, seed: bool = False) -> Outcome:
+    note = ""
+    if seed:
+        note = f"seeded {SEED_EVENTS:,} events: {seed_events(base, keys, client)}; "
+    status, detail = post_query(base, keys, client, query)
+    return Outcome(status, note + detail)
+
+
+def last_days(days: int) -> dict[str, Any]:
+    """An explicit range of whole hours ending at the current hour: `days` x 24 + 1 hourly buckets."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    return {"date_from": start.isoformat(), "date_to": end.isoformat(), "explicitDate": True}
+
+
+@scenario("query-bd-5000-hourly")
+def query_breakdown_5000_hourly(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """`breakdown_limit` 5,000 over 7 days of hourly buckets, on 3,000 breakdown values (was 3 GB, then a
+    500: the result passed PostgreSQL's jsonb limit)."""
+    breakdown = {"breakdown": "$browser", "breakdown_limit": 5_000}
+    query = trends(interval="hour", dateRange={"date_from": "-7d"}, breakdownFilter=breakdown)
+    return query_outcome(base, keys, client, query, seed=True)
+
+
+@scenario("query-bd-20000")
+def query_breakdown_20000(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """`breakdown_limit` 20,000 over the default 7 days by day (was a 4.7 GB peak)."""
+    query = trends(breakdownFilter={"breakdown": "$browser", "breakdown_limit": 20_000})
+    return query_outcome(base, keys, client, query, seed=True)
+
+
+@scenario("query-bd-at-caps")
+def query_breakdown_at_caps(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """What stays allowed, at its largest: 5 series, each 250 breakdown values x 193 hourly buckets (48,250
+    points, under the 50,000 cap), an ~17 MB result (under the 20 MB cap), computed, stored and served."""
+    breakdown = {"breakdown": "$browser", "breakdown_limit": 250}
+    series = [{"kind": "EventsNode", "event": "$pageview", "custom_name": f"s{i}"} for i in range(5)]
+    query = trends(series=series, interval="hour", dateRange=last_days(8), breakdownFilter=breakdown)
+    return query_outcome(base, keys, client, query, seed=True)
+
+
+@scenario("query-result-over-cap")
+def query_result_over_cap(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """The same with 12 series (~40 MB of JSON): the result-size backstop stops it at 20 MB, unstored."""
+    breakdown = {"breakdown": "$browser", "breakdown_limit": 250}
+    series = [{"kind": "EventsNode", "event": "$pageview", "custom_name": f"s{i}"} for i in range(12)]
+    query = trends(series=series, interval="hour", dateRange=last_days(8), breakdownFilter=breakdown)
+    return query_outcome(base, keys, client, query, seed=True)
+
+
+@scenario("query-smooth-20000")
+def query_smoothing_20000(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """`smoothingIntervals` 20,000 over 20,000 hourly buckets (was 6 s of a blocked event loop)."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=19_999)
+    date_range = {"date_from": start.isoformat(), "date_to": end.isoformat(), "explicitDate": True}
+    query = trends(interval="hour", dateRange=date_range, trendsFilter={"smoothingIntervals": 20_000})
+    return query_outcome(base, keys, client, query, seed=True)
+
+
+def _values_filter(count: int) -> dict[str, Any]:
+    properties = [{"key": "$browser", "operator": "exact", "value": [f"browser-{i}" for i in range(count)]}]
+    return trends(properties=properties)
+
+
+@scenario("query-30000-values")
+def query_30000_values(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """One filter with 30,000 values (was 3 s of a blocked event loop)."""
+    return query_outcome(base, keys, client, _values_filter(30_000), seed=True)
+
+
+@scenario("query-40000-values")
+def query_40000_values(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """One filter with 40,000 values: more bind parameters than asyncpg allows (was a 500)."""
+    return query_outcome(base, keys, client, _values_filter(40_000), seed=True)
+
+
+@scenario("query-10000-values")
+def query_10000_values(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """One filter with 10,000 values, the most allowed: computed."""
+    return query_outcome(base, keys, client, _values_filter(10_000), seed=True)
+
+
+@scenario("query-115-filters")
+def query_115_filters(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """The most property filters the parameter limit allows (115), of the costliest kind (a number and a
+    text each), on weekly active users by breakdown: computed, its statement compiled on the event loop."""
+    properties = [{"key": f"k{i}", "operator": "is_not", "value": [2, f"v{i}"]} for i in range(115)]
+    series = [{"kind": "EventsNode", "event": "$pageview", "math": "weekly_active"}]
+    query = trends(series=series, properties=properties, breakdownFilter={"breakdown": "$browser"})
+    return query_outcome(base, keys, client, query, seed=True)
+
+
+@scenario("query-5mb-of-filters")
+def query_5mb_of_filters(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """170,000 tiny filters, as many as a 5 MB body holds: parsed, then refused by the parameter limit."""
+    filter_json = '{"key": "k", "value": "v"}'
+    count = (5 * MB - 200) // (len(filter_json) + 2)
+    query = (
+        '{"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode"}], '
+        '"properties": [' + ", ".join([filter_json] * count) + "]}}"
+    )
+    outcome = query_outcome(base, keys, client, query)
+    outcome.note = f"{count:,} filters; " + outcome.note
+    return outcome
+
+
+@scenario("query-1e400")
+def query_1e400(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """`1e400` as a property filter value (Python's JSON reads it as infinity)."""
+    query = (
+        '{"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode"}], '
+        '"properties": [{"key": "n", "operator": "exact", "value": 1e400}]}}'
+    )
+    return query_outcome(base, keys, client, query)
+
+
+@scenario("query-groups-200-deep")
+def query_groups_200_deep(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """Property groups nested 200 deep."""
+    group: dict[str, Any] = {"key": "$browser", "value": "x"}
+    for _ in range(200):
+        group = {"type": "AND", "values": [group]}
+    return query_outcome(base, keys, client, trends(properties=group))
+
+
+@scenario("query-json-300-deep")
+def query_json_300_deep(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """A display option nested 300 lists deep inside the query (pydantic's serializer stops at 255)."""
+    deep = "[" * 300 + "]" * 300
+    query = (
+        '{"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode"}], '
+        '"trendsFilter": {"goalLines": ' + deep + "}}}"
+    )
+    return query_outcome(base, keys, client, query)
+
+
 # --- measuring ----------------------------------------------------------------------------------------
 
 
@@ -616,6 +803,7 @@ def monitor(pid: int, base: str, conn: Connection) -> None:
 class Figures:
     rss_before_mb: float
     rss_peak_mb: float
+    rss_after_mb: float  # the last sample, SETTLE_S after the scenario's last answer: memory still held
     health_worst_ms: float
     health_polls: int
     failures: dict[str, int]  # failed /_health polls: "timeout", a status code or an error's name
@@ -644,6 +832,7 @@ def measuring(pid: int, base: str) -> Iterator[list[Figures]]:
             Figures(
                 rss_before_mb=rss[0] / MB if rss else float("nan"),
                 rss_peak_mb=max(rss) / MB if rss else float("nan"),
+                rss_after_mb=rss[-1] / MB if rss else float("nan"),
                 health_worst_ms=max(health, default=float("nan")),
                 health_polls=len(health),
                 failures=data["failures"],
@@ -660,6 +849,7 @@ COLUMNS = [
     ("took", 6),
     ("RSS before", 10),
     (f"peak RSS (< {RSS_TARGET_MB} MB)", 21),
+    ("RSS after", 9),
     (f"worst /_health (< {HEALTH_TARGET_MS} ms)", 26),
     ("/_health unanswered", 19),
     ("/_health polls (failed)", 23),
@@ -692,6 +882,7 @@ def figures_row(name: str, outcome: Outcome, seconds: float, figures: Figures, s
             f"{seconds:.1f} s",
             f"{figures.rss_before_mb:,.0f} MB",
             f"{figures.rss_peak_mb:,.0f} MB {'ok' if rss_ok else 'OVER'}",
+            f"{figures.rss_after_mb:,.0f} MB",
             f"{worst} {'ok' if health_ok else 'OVER'}",
             f"{figures.health_unanswered_s:.2f} s",
             polls,

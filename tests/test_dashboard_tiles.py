@@ -9,6 +9,8 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import DashboardTile, Text
+from app.query.render import RefreshMode, TeamInfo
+from app.query.saved import cache_keys, render_saved
 from tests.events import event, ingest
 from tests.factories import Actor
 from tests.resources import INSIGHT_KEYS, new_dashboard, trends
@@ -324,10 +326,20 @@ async def test_a_stored_query_that_cannot_compute_is_only_its_tiles_error(
     assert response.status_code == 200, response.text
     errors = {t["insight"]["name"]: t.get("error") for t in response.json()["tiles"]}
     assert errors["good"] is None
-    assert errors["bad"] == {"type": "QueryError", "message": "This insight's query could not be computed."}
+    assert errors["bad"]["type"] == "ValidationError"
+    assert "out of range" in errors["bad"]["message"]
     single = await client.get(
         actor.url(f"insights/{bad.json()['id']}/"), params={"refresh": "blocking"}, headers=actor.headers
     )
     assert single.status_code == 200
-    assert single.json()["error"]["type"] == "QueryError"
+    assert single.json()["error"]["type"] == "ValidationError"
     assert good.status_code == 201
+
+
+async def test_an_unforeseen_failure_is_the_saved_querys_error(db: AsyncSession, actor: Actor) -> None:
+    """Whatever goes wrong rendering a saved query (here: a query no JSON encoder takes, which no request can
+    build) becomes its error, never an exception out of the dashboard."""
+    team = TeamInfo(id=actor.team.id, timezone="UTC")
+    rendered = await render_saved(db, team, {"kind": object()}, RefreshMode.BLOCKING, saved=True)
+    assert rendered.error == {"type": "QueryError", "message": "This insight's query could not be computed."}
+    assert cache_keys(team, {1: {"kind": object()}, 2: trends()}).keys() == {2}

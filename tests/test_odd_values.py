@@ -42,7 +42,7 @@ async def test_json_nested_too_deep_in_an_insight_query_is_a_400(
         actor.url("insights/"), content=body, headers={**actor.headers, "Content-Type": "application/json"}
     )
     assert response.status_code == 400
-    assert response.json()["attr"] == "query"
+    assert response.json()["attr"].startswith("query")  # naming where it nests too deep
 
 
 async def test_a_lone_surrogate_in_an_enum_field_is_a_400(client: httpx.AsyncClient, actor: Actor) -> None:

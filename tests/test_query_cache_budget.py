@@ -240,7 +240,9 @@ async def _concurrent_evictions(url: str) -> tuple[set[str], set[str], float]:
         async with engine.begin() as conn:
             for i, key in enumerate(["old1", "old2", "new1", "new2"]):
                 stamp = then + timedelta(minutes=i)
-                await cache.write(conn, key, team, {"results": [0]}, stamp, saved=False, budget=10**9)
+                await cache.write(
+                    conn, key, team, cache.payload_json({"results": [0]}), stamp, saved=False, budget=10**9
+                )
         size = await _scalar(engine, "SELECT size_bytes FROM query_cache WHERE cache_key = 'old1'")
         async with engine.connect() as a, engine.connect() as b:
             await a.begin()
@@ -256,8 +258,12 @@ async def _concurrent_evictions(url: str) -> tuple[set[str], set[str], float]:
             started = time.perf_counter()
             now = datetime.now(UTC)
             await asyncio.gather(
-                cache.write(a, "fromA", team, {"results": [0]}, now, saved=False, budget=4 * size),
-                cache.write(b, "fromB", team, {"results": [0]}, now, saved=False, budget=4 * size),
+                cache.write(
+                    a, "fromA", team, cache.payload_json({"results": [0]}), now, saved=False, budget=4 * size
+                ),
+                cache.write(
+                    b, "fromB", team, cache.payload_json({"results": [0]}), now, saved=False, budget=4 * size
+                ),
             )
             took = time.perf_counter() - started
             await a.commit()
@@ -266,7 +272,9 @@ async def _concurrent_evictions(url: str) -> tuple[set[str], set[str], float]:
         async with engine.begin() as conn:
             after_both = set((await conn.execute(text(keys))).scalars())
             now = datetime.now(UTC)
-            await cache.write(conn, "next", team, {"results": [0]}, now, saved=False, budget=4 * size)
+            await cache.write(
+                conn, "next", team, cache.payload_json({"results": [0]}), now, saved=False, budget=4 * size
+            )
             after_next = set((await conn.execute(text(keys))).scalars())
         return after_both, after_next, took
     finally:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.schemas import UserBasic
-from app.validation import BodyId, IdList, SafeStr, SafeStr400, TagList, reject_nul
+from app.validation import BodyId, IdList, SafeStr, SafeStr400, TagList, reject_nul, reject_nul_in_query
 
 
 class DashboardTileBasic(BaseModel):
@@ -96,7 +96,7 @@ class InsightWrite(BaseModel):
     name: SafeStr400 | None = None
     derived_name: SafeStr400 | None = None
     description: Annotated[SafeStr, Field(max_length=400)] | None = None
-    query: Annotated[Any, AfterValidator(reject_nul), AfterValidator(_query_object)] = None
+    query: Annotated[Any, AfterValidator(reject_nul_in_query), AfterValidator(_query_object)] = None
     filters: Annotated[Any, AfterValidator(reject_nul)] = None
     order: BodyId | None = None
     deleted: bool | None = None

@@ -22,6 +22,7 @@ from app.pagination import Page
 from app.query import cache
 from app.query.render import RefreshMode, Rendered, TeamInfo
 from app.query.saved import cache_keys, render_saved
+from app.query.service import validate_for_save
 from app.schemas import Paginated, UserBasic
 from app.tags import set_tags
 
@@ -192,6 +193,7 @@ async def _sync_dashboards(
 async def create_insight(session: AsyncSession, access: TeamAccess, data: InsightWrite) -> Insight:
     if data.dashboards:
         require_scopes(access, "dashboard:write")  # its tiles change those dashboards
+    await validate_for_save(data.query, access.team.timezone)
     now = datetime.now(UTC)
     insight = InsightModel(
         team_id=access.team.id,
@@ -233,6 +235,8 @@ async def update_insight(
         raise PermissionDenied(CANNOT_EDIT_INSIGHT)
     if data.dashboards is not None and set(data.dashboards) != {t["dashboard_id"] for t in row.tiles}:
         require_scopes(access, "dashboard:write")  # tiles added to or removed from dashboards
+    if "query" in given:
+        await validate_for_save(data.query, access.team.timezone)
     insight = row.insight
     for name in _SIMPLE_FIELDS:
         if name in given:

@@ -4,6 +4,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """How much work one query may ask for (settings `TILECAST_QUERY_MAX_*`; these defaults are theirs)."""
+
+    # Breakdown values (`breakdown_limit`) x time buckets of one series and period; without a breakdown, the
+    # buckets alone.
+    breakdown_points: int = 50_000
+    # The JSON of a computed result, measured before it is stored.
+    result_bytes: int = 20 * MB
+    # Values in one property filter.
+    filter_values: int = 10_000
+    # Bind parameters of one statement (asyncpg refuses more than 32,767; compiling costs time on the loop).
+    parameters: int = 500
+
 
 @dataclass(frozen=True)
 class QueryContext:
@@ -13,19 +30,31 @@ class QueryContext:
     team_id: int
     timezone: str
     now: datetime
+    limits: QueryLimits = QueryLimits()
+
+
+Path = tuple[str | int, ...]
 
 
 class QueryError(Exception):
-    """A query that cannot be computed. Rendered as a tile/insight `error` `{type, message}` or a 400."""
+    """A query that cannot be computed. Rendered as a tile/insight `error` `{type, message}` or a 400.
+
+    `path` is where in the query the problem is (`("breakdownFilter", "breakdown_limit")`), relative to the
+    query the engine was given, when one field is to blame; it becomes the 400's `attr`."""
 
     type = "QueryError"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.path = path
 
     def as_dict(self) -> dict[str, str]:
         return {"type": self.type, "message": self.message}
+
+    def attr(self, prefix: str = "query") -> str:
+        """The field to blame as a 400's `attr`: `query__source__breakdownFilter__breakdown_limit`."""
+        return "__".join([prefix, *(str(part) for part in self.path or ())])
 
 
 class InvalidQuery(QueryError):
@@ -40,6 +69,12 @@ class UnsupportedQuery(QueryError):
     type = "UnsupportedQuery"
 
 
+class QueryTooLarge(QueryError):
+    """The query asks for more work than a limit allows (`QueryLimits`); the message names the limit."""
+
+    type = "QueryTooLarge"
+
+
 class QueryTimeout(QueryError):
     type = "QueryTimeout"
 
@@ -49,6 +84,8 @@ class ComputedResult:
     """The engine's answer for one query: PostHog's `results` list and what goes around it."""
 
     results: list[dict[str, Any]]
+    # Each result's JSON, when the engine serialized them already (to measure them): stored as it is.
+    serialized: list[str] | None = None
     has_more: bool = False
     resolved_date_range: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

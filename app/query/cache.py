@@ -131,7 +131,8 @@ def _build_write() -> Any:
     key = bindparam("key", type_=String)
     team_id = bindparam("team_id", type_=Integer)
     now = bindparam("now", type_=DateTime(timezone=True))
-    result = select(bindparam("result", type_=JSONB).label("r")).subquery("s").c.r
+    # The engine's JSON text as it is: a large result is not serialized a second time, on the event loop.
+    result = select(cast(bindparam("result", type_=SAText), JSONB).label("r")).subquery("s").c.r
     source = select(
         key,
         team_id,
@@ -206,17 +207,26 @@ _DELETE = (
 _EVICTION_ROUNDS = 3
 
 
+def payload_json(payload: dict[str, Any], results: list[str] | None = None) -> str:
+    """The JSON of a cache payload; `results`, when given, holds the JSON of each of `payload["results"]`."""
+    if results is None:
+        return json.dumps(payload)
+    rest = json.dumps({k: v for k, v in payload.items() if k != "results"})
+    return '{"results": [' + ", ".join(results) + "], " + rest[1:]
+
+
 async def write(
     conn: AsyncConnection,
     key: str,
     team_id: int,
-    payload: dict[str, Any],
+    payload: str,
     now: datetime,
     *,
     saved: bool,
     budget: int,
 ) -> None:
-    """Store a result, then keep its team within `budget` bytes (in the same transaction)."""
+    """Store a result's JSON text (`payload_json`), then keep its team within `budget` bytes (in the same
+    transaction)."""
     values = {"key": key, "team_id": team_id, "result": payload, "now": now, "saved": saved}
     total, rows, size = (await conn.execute(_WRITE, values)).one()
     if size > budget:

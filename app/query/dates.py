@@ -142,7 +142,8 @@ class ResolvedRange:
         while current <= last:
             out.append(current)
             if len(out) > MAX_BUCKETS:
-                raise InvalidQuery(f"The date range has more than {MAX_BUCKETS} {self.interval} intervals.")
+                message = f"The date range has more than {MAX_BUCKETS} {self.interval} intervals."
+                raise InvalidQuery(message, path=("dateRange",))
             try:
                 current = step(self.interval, current)
             except (OverflowError, ValueError):

@@ -1,11 +1,27 @@
-"""Dispatch by query kind: parse, then compute on a backend. TrendsQuery is the one kind implemented."""
+"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery is the one kind implemented.
 
+`prepare` is everything decided from the query alone (its JSON, kind, schema, what the engine supports, the
+limits on its filters); `validate` adds what the clock and the team's timezone decide (its date range and
+buckets), which is all an insight's query is checked against when it is saved; `compute` runs it.
+"""
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.query.backend import QueryBackend
-from app.query.base import ComputedResult, InvalidQuery, QueryContext, UnsupportedQuery
-from app.query.schema import parse_trends
-from app.query.trends import compute_trends
+from app.query.base import (
+    ComputedResult,
+    InvalidQuery,
+    QueryContext,
+    QueryError,
+    QueryLimits,
+    UnsupportedQuery,
+)
+from app.query.limits import check_filters
+from app.query.schema import TrendsQuery, check_json, check_supported, parse_trends
+from app.query.trends import check_trends, compute_trends
 
 
 def _source(query: Any) -> Any:
@@ -14,16 +30,48 @@ def _source(query: Any) -> Any:
     return query
 
 
-async def compute(query: Any, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
-    """Compute an insight query (`InsightVizNode` wrapping a source, or a bare source)."""
+@contextmanager
+def _from_root(query: Any) -> Iterator[None]:
+    """Errors found inside the TrendsQuery name their field from the query's root (`source.…` if wrapped)."""
+    try:
+        yield
+    except QueryError as exc:
+        if exc.path is not None and _source(query) is not query:
+            exc.path = ("source", *exc.path)
+        raise
+
+
+def prepare(query: Any, limits: QueryLimits) -> TrendsQuery:
+    """The parsed TrendsQuery, or the first reason it cannot be computed. CPU only, no database: run it in a
+    thread for a large query."""
     if not isinstance(query, dict) or not isinstance(query.get("kind"), str):
         raise InvalidQuery("The query must be an object with a `kind`.")
+    check_json(query)
     source = _source(query)
     if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
         raise InvalidQuery("An InsightVizNode needs a `source` query with a `kind`.")
     if source["kind"] != "TrendsQuery":
         raise UnsupportedQuery(f"{source['kind']} is not supported")
-    return await compute_trends(parse_trends(query), ctx, backend)
+    with _from_root(query):
+        parsed = parse_trends(query)
+        # Limits first: a query over them is refused even when it also asks for something not supported yet.
+        check_filters(parsed, limits)
+        check_supported(parsed)
+    return parsed
+
+
+def validate(query: Any, ctx: QueryContext) -> None:
+    """Raise what `compute` would refuse before running any SQL (`date_from: "all"` counted from now)."""
+    parsed = prepare(query, ctx.limits)
+    with _from_root(query):
+        check_trends(parsed, ctx)
+
+
+async def compute(query: Any, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
+    """Compute an insight query (`InsightVizNode` wrapping a source, or a bare source)."""
+    parsed = await asyncio.to_thread(prepare, query, ctx.limits)
+    with _from_root(query):
+        return await compute_trends(parsed, ctx, backend)
 
 
 def query_interval(query: Any) -> str | None:

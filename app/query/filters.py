@@ -4,11 +4,32 @@ Every key, value and pattern is a bound parameter. A property is read as text (`
 strings as they are, numbers and booleans as their JSON text, JSON null and a missing key as NULL. As in
 HogQL, a negative operator (`is_not`, `not_icontains`, `not_regex`) matches events without the property,
 and a positive one does not.
+
+A list of values is bound as one array (`= ANY(…)`, `~ ANY(…)`), not as one condition per value: the
+statement, its bind parameters and the time to build and compile it stay the same for 2 values or 10,000.
+Every filter binds at most FILTER_PARAMETERS parameters, which is what the parameter limit counts.
 """
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, false, func, literal, not_, or_, true
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Float,
+    Text,
+    and_,
+    any_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from app.models import Event
 from app.query.schema import PropertyFilter, PropertyGroupFilter, PropertyNode, as_number
@@ -35,21 +56,44 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-def _equals(text: ColumnElement[str], value: Any) -> ColumnElement[bool]:
-    """`exact` for one value: text equality, and for a number also numeric equality (10 matches 10.0)."""
-    same_text = text == literal(_scalar_text(value))
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        # coalesce: a non-numeric property must not turn the whole condition NULL (and its negation too)
-        return or_(same_text, func.coalesce(as_float(text) == literal(float(value), Float), false()))
-    return same_text
+# The key; the value or values; for numbers, the numeric pattern and the float value(s) (see `_equals`).
+FILTER_PARAMETERS = 4
 
 
-def _positive(text: ColumnElement[str], operator: str, value: Any) -> ColumnElement[bool]:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _equals(text: ColumnElement[str], values: list[Any]) -> ColumnElement[bool]:
+    """`exact`: text equality with any value, and for numbers also numeric equality (10 matches 10.0)."""
+    texts = list(dict.fromkeys(_scalar_text(value) for value in values))
+    numbers = list(dict.fromkeys(float(value) for value in values if _is_number(value)))
+    same_text = text == (literal(texts[0]) if len(texts) == 1 else any_(literal(texts, ARRAY(Text))))
+    if not numbers:
+        return same_text
+    number = as_float(text)
+    if len(numbers) == 1:
+        same_number = number == literal(numbers[0], Float)
+    else:
+        same_number = number == any_(literal(numbers, ARRAY(Float)))
+    # coalesce: a non-numeric property must not turn the whole condition NULL (and its negation too)
+    return or_(same_text, func.coalesce(same_number, false()))
+
+
+def _positive(text: ColumnElement[str], operator: str, values: list[Any]) -> ColumnElement[bool]:
+    """Whether the property matches any of `values` under `exact`, `icontains` or `regex`."""
     if operator == "exact":
-        return _equals(text, value)
+        return _equals(text, values)
+    patterns = [_scalar_text(value) for value in values]
     if operator == "icontains":
-        return func.strpos(func.lower(text), func.lower(literal(_scalar_text(value)))) > 0
-    return text.regexp_match(literal(_scalar_text(value)))  # regex
+        lowered = func.lower(text)
+        if len(patterns) == 1:
+            return func.strpos(lowered, func.lower(literal(patterns[0]))) > 0
+        needle = func.unnest(literal(patterns, ARRAY(Text))).column_valued("needle")
+        return exists(select(literal(1)).where(func.strpos(lowered, func.lower(needle)) > 0))
+    if len(patterns) == 1:  # regex
+        return text.regexp_match(literal(patterns[0]))
+    return text.op("~")(any_(literal(patterns, ARRAY(Text))))
 
 
 _NEGATED = {"is_not": "exact", "not_icontains": "icontains", "not_regex": "regex"}
@@ -69,12 +113,15 @@ def property_condition(node: PropertyFilter) -> ColumnElement[bool]:
         condition: ColumnElement[bool] = getattr(as_float(text), _COMPARISONS[operator])(bound)
         return condition
     values = node.value if isinstance(node.value, list) else [node.value]
+    if not values:
+        # Nothing to match: a positive operator matches no event, a negative one every event.
+        return true() if operator in _NEGATED else false()
     positive = _NEGATED.get(operator, operator)
-    matches = [_positive(text, positive, value) for value in values]
+    matches = _positive(text, positive, values)
     if operator in _NEGATED:
         # None of the values matches: missing properties included.
-        return or_(text.is_(None), not_(or_(false(), *matches)))
-    return or_(false(), *matches)
+        return or_(text.is_(None), not_(matches))
+    return matches
 
 
 def node_condition(node: PropertyGroupFilter | PropertyFilter) -> ColumnElement[bool]:

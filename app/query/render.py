@@ -4,18 +4,22 @@ Insights, dashboard tiles, streams, shares and snapshots all call `render_query`
 DESIGN.md: without a job queue the async modes compute in the request like `blocking`.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
-from app.errors import ValidationFailed
-from app.query import cache, engine
+from app.errors import ValidationFailed, is_transient
+from app.query import cache, engine, memory
 from app.query.backend import PostgresBackend
-from app.query.base import QueryContext, QueryError
+from app.query.base import QueryContext, QueryError, QueryLimits, QueryTooLarge
+
+logger = logging.getLogger("tilecast.query")
 
 
 class RefreshMode(StrEnum):
@@ -72,6 +76,8 @@ class Rendered:
     next_allowed_client_refresh: datetime | None = None
     resolved_date_range: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    # The field to blame for `error`, as a 400's `attr` (`query__source__breakdownFilter__breakdown_limit`).
+    error_attr: str | None = None
 
 
 def _interval(query: Any) -> str | None:
@@ -101,6 +107,16 @@ def _from_cache(
         next_allowed_client_refresh=hit.last_refresh
         + timedelta(seconds=get_settings().min_refresh_interval_s),
         resolved_date_range=payload.get("resolved_date_range"),
+    )
+
+
+def query_limits() -> QueryLimits:
+    settings = get_settings()
+    return QueryLimits(
+        breakdown_points=settings.query_max_breakdown_points,
+        result_bytes=settings.query_max_result_bytes,
+        filter_values=settings.query_max_filter_values,
+        parameters=settings.query_max_parameters,
     )
 
 
@@ -152,20 +168,35 @@ async def _compute(
         hit = await cache.read(conn, key, saved=saved)
         if hit is not None and hit.last_refresh >= started:
             return _from_cache(key, team, query, hit, is_cached=True)
-        ctx = QueryContext(team_id=team.id, timezone=team.timezone, now=datetime.now(UTC))
+        ctx = QueryContext(
+            team_id=team.id, timezone=team.timezone, now=datetime.now(UTC), limits=query_limits()
+        )
         try:
             # A savepoint: a failed or cancelled statement must not abort the request's transaction.
             async with conn.begin_nested():
                 computed = await engine.compute(query, ctx, PostgresBackend(conn))
         except QueryError as exc:
-            return Rendered(cache_key=key, timezone=team.timezone, error=exc.as_dict())
+            if isinstance(exc, QueryTooLarge):
+                memory.release_soon()  # it may have been refused at 20 MB, after building them
+            return Rendered(cache_key=key, timezone=team.timezone, error=exc.as_dict(), error_attr=exc.attr())
         payload = {
             "results": computed.results,
             "has_more": computed.has_more,
             "resolved_date_range": computed.resolved_date_range,
         }
-        budget = settings.cache_budget_bytes_per_team
-        await cache.write(conn, key, team.id, payload, ctx.now, saved=saved, budget=budget)
+        text = cache.payload_json(payload, computed.serialized)
+        # A savepoint too: a write the database refuses leaves the request's transaction usable (the result
+        # is still answered, just not kept).
+        try:
+            async with conn.begin_nested():
+                budget = settings.cache_budget_bytes_per_team
+                await cache.write(conn, key, team.id, text, ctx.now, saved=saved, budget=budget)
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise
+            logger.warning("a computed result was not cached: %s", type(exc.orig or exc).__name__)
+        if len(text) > memory.RELEASE_ABOVE_BYTES:
+            memory.release_soon()
         return _from_cache(key, team, query, cache.CachedResult(payload, ctx.now), is_cached=False)
     finally:
         await cache.reset_timeout(conn, settings.db_statement_timeout_ms)

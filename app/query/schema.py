@@ -8,12 +8,15 @@ drawing (`InsightVizNode`, `trendsFilter`) and refused everywhere else, since th
 numbers.
 """
 
+import math
 import re
+import sys
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
 
-from app.query.base import InvalidQuery, UnsupportedQuery
+from app.query.base import InvalidQuery, Path, UnsupportedQuery
 
 Interval = Literal["minute", "hour", "day", "week", "month"]
 
@@ -217,27 +220,84 @@ def _format_error(error: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
-def _check_text(value: Any, where: str) -> None:
-    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates: refuse them up front."""
+# JSON nested deeper than this is no query (PostHog's own are about ten levels deep): refused before anything
+# recurses into it, and long before a response echoing it would pass the serializer's 255 levels.
+MAX_QUERY_DEPTH = 64
+_FLOAT_MAX = sys.float_info.max
+
+
+def _where(path: Path) -> str:
+    return ".".join(str(part) for part in path) or "query"
+
+
+def _scalar_problem(value: Any) -> str | None:
+    """What is wrong with a JSON scalar that no query may hold, or None."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise InvalidQuery(f"Invalid query: {where or 'query'}: text must not contain NUL characters")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidQuery(f"Invalid query: {where or 'query'}: text is not valid Unicode") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, where)
-            _check_text(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_text(item, f"{where}.{index}")
+            return "text must not contain NUL characters"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text is not valid Unicode"
+        return None
+    if isinstance(value, bool) or value is None:
+        return None
+    # JSON's 1e400 arrives as inf, and an integer of 400 digits as an int no float can hold.
+    if (isinstance(value, float) and not math.isfinite(value)) or (
+        isinstance(value, int) and abs(value) > _FLOAT_MAX
+    ):
+        return "the number is out of range (numbers must be finite, at most 1.8e308 in magnitude)"
+    return None
+
+
+def _shallow(path: Path) -> Path:
+    """Where a too-deep value starts, as a field: the path up to its first list index, at most 3 keys."""
+    out: list[str | int] = []
+    for part in path[:3]:
+        if isinstance(part, int):
+            break
+        out.append(part)
+    return tuple(out)
+
+
+def check_json(raw: Any) -> None:
+    """Refuse what no query of any kind may hold, naming where it is: text PostgreSQL cannot store, numbers
+    beyond float range, nesting deeper than MAX_QUERY_DEPTH. Iterative (a stack of iterators), so a deep
+    value cannot exhaust Python's stack, and paths are only built for what is refused."""
+    problem = _scalar_problem(raw)
+    if problem is not None:
+        raise InvalidQuery(f"Invalid query: {problem}", path=())
+    if not isinstance(raw, dict | list):
+        return
+    stack: list[tuple[Iterator[tuple[str | int, Any]], Path]] = [(_children(raw), ())]
+    while stack:
+        children, path = stack[-1]
+        for key, item in children:
+            if isinstance(key, str) and (problem := _scalar_problem(key)) is not None:
+                raise InvalidQuery(f"Invalid query: {_where(path)}: {problem}", path=path)
+            if isinstance(item, dict | list):
+                inner = (*path, key)
+                if len(inner) >= MAX_QUERY_DEPTH:
+                    field = _shallow(inner)
+                    deep = f"is nested more than {MAX_QUERY_DEPTH} levels deep"
+                    raise InvalidQuery(f"Invalid query: {_where(field)} {deep}", path=field)
+                stack.append((_children(item), inner))
+                break
+            if (problem := _scalar_problem(item)) is not None:
+                inner = (*path, key)
+                raise InvalidQuery(f"Invalid query: {_where(inner)}: {problem}", path=inner)
+        else:
+            stack.pop()
+
+
+def _children(value: dict[str, Any] | list[Any]) -> Iterator[tuple[str | int, Any]]:
+    return iter(value.items()) if isinstance(value, dict) else enumerate(value)
 
 
 def parse_trends(raw: dict[str, Any]) -> TrendsQuery:
-    """Parse a `TrendsQuery` or an `InsightVizNode` wrapping one; raise `InvalidQuery`/`UnsupportedQuery`."""
-    _check_text(raw, "")
+    """Parse a `TrendsQuery` or an `InsightVizNode` wrapping one (that passed `check_json`) into its models;
+    raise `InvalidQuery`. What the engine supports is `check_supported`'s to say."""
     try:
         if raw.get("kind") == "InsightVizNode":
             query = InsightVizNode.model_validate(raw).source
@@ -245,7 +305,6 @@ def parse_trends(raw: dict[str, Any]) -> TrendsQuery:
             query = TrendsQuery.model_validate(raw)
     except ValidationError as exc:
         raise InvalidQuery(f"Invalid query: {_format_error(exc)}") from None
-    check_supported(query)
     return query
 
 
@@ -382,7 +441,7 @@ def as_number(value: Any, key: str) -> float:
         raise InvalidQuery(f"property filter on '{key}': a number is needed")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidQuery(f"property filter on '{key}': {value!r} is not a number") from None
     if number != number or number in (float("inf"), float("-inf")):
         raise InvalidQuery(f"property filter on '{key}': {value!r} is not a finite number")

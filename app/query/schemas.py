@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.validation import reject_nul
+from app.validation import reject_nul_in_query
 
 
 class QueryRequest(BaseModel):
@@ -26,7 +26,7 @@ class QueryRequest(BaseModel):
         },
     )
 
-    query: Annotated[dict[str, Any], AfterValidator(reject_nul)] = Field(
+    query: Annotated[dict[str, Any], AfterValidator(reject_nul_in_query)] = Field(
         description="A query node, e.g. a `TrendsQuery` or an `InsightVizNode`."
     )
     refresh: str | None = Field(

@@ -1,12 +1,17 @@
-"""PostHog's query endpoint: run one query for the team and answer in its response shape (§B.8)."""
+"""PostHog's query endpoint: run one query for the team and answer in its response shape (§B.8); and the
+check of an insight's query when it is saved."""
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.errors import AppError, ValidationFailed
-from app.query.render import RefreshMode, TeamInfo, render_query
+from app.query import engine
+from app.query.base import QueryContext, QueryError, UnsupportedQuery
+from app.query.render import RefreshMode, TeamInfo, query_limits, render_query
 from app.query.schemas import QueryResponse
 
 
@@ -15,7 +20,31 @@ class QueryTimedOut(AppError):
     code = "query_timeout"
 
 
-_ERROR_CODES = {"UnsupportedQuery": "unsupported_query", "ValidationError": "invalid_query"}
+_ERROR_CODES = {
+    "UnsupportedQuery": "unsupported_query",
+    "ValidationError": "invalid_query",
+    "QueryTooLarge": "query_too_large",
+}
+
+
+def _refused(error_type: str, message: str, attr: str | None) -> ValidationFailed:
+    return ValidationFailed(message, attr=attr or "query", code=_ERROR_CODES.get(error_type, "invalid_query"))
+
+
+async def validate_for_save(query: Any, timezone: str) -> None:
+    """Refuse (400 naming the field) an insight query of a kind the engine implements that fails its schema
+    or breaks a limit, and any query holding JSON no query may (too deep, numbers beyond float range, text
+    PostgreSQL cannot store). Kinds and fields not implemented yet pass: they are stored, and render as a
+    tile error naming them."""
+    if query is None:
+        return
+    ctx = QueryContext(team_id=0, timezone=timezone, now=datetime.now(UTC), limits=query_limits())
+    try:
+        await asyncio.to_thread(engine.validate, query, ctx)
+    except UnsupportedQuery:
+        pass
+    except QueryError as exc:
+        raise _refused(exc.type, exc.message, exc.attr()) from None
 
 
 async def run_query(
@@ -27,11 +56,7 @@ async def run_query(
     if rendered.error is not None:
         if rendered.error["type"] == "QueryTimeout":
             raise QueryTimedOut(rendered.error["message"])
-        raise ValidationFailed(
-            rendered.error["message"],
-            attr="query",
-            code=_ERROR_CODES.get(rendered.error["type"], "invalid_query"),
-        )
+        raise _refused(rendered.error["type"], rendered.error["message"], rendered.error_attr)
     return QueryResponse(
         results=rendered.result,
         hasMore=rendered.has_more,

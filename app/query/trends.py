@@ -1,5 +1,11 @@
-"""TrendsQuery: plan each series, run one statement per series and period, shape PostHog's results (B.7)."""
+"""TrendsQuery: plan each series, run one statement per series and period, shape PostHog's results (B.7).
 
+The Python work around the statements (resolving buckets, building a statement, shaping and serializing
+thousands of rows) runs in worker threads, so the event loop only waits on the database; `limits` bounds all
+of it before it starts, and the result's size while it grows.
+"""
+
+import asyncio
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,6 +20,7 @@ from app.query.backend import QueryBackend
 from app.query.base import ComputedResult, InvalidQuery, QueryContext
 from app.query.dates import ResolvedRange
 from app.query.filters import node_condition, properties_condition
+from app.query.limits import ResultBudget, check_points, statement_parameters
 from app.query.schema import PROPERTY_MATH, EventsNode, TrendsQuery
 from app.query.trends_sql import (
     NULL_LABEL,
@@ -29,11 +36,13 @@ WORLD_MAP_BREAKDOWN_LIMIT = 250
 # Ranks are compared as a 32-bit parameter; no range has this many values anyway.
 MAX_BREAKDOWN_LIMIT = 2**31 - 1
 _INVALID_REGEX = "2201B"  # PostgreSQL: invalid_regular_expression
+# Statements with more bind parameters than this (about 40 filters) are not kept compiled (backend.py).
+REUSABLE_PARAMETERS = 200
 
 
-async def _fetch(backend: QueryBackend, statement: Executable) -> Sequence[Any]:
+async def _fetch(backend: QueryBackend, statement: Executable, *, reusable: bool = True) -> Sequence[Any]:
     try:
-        return await backend.fetch(statement)
+        return await backend.fetch(statement, reusable=reusable)
     except DBAPIError as exc:
         # Python accepted the pattern (schema check) but PostgreSQL's regex dialect did not.
         if getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
@@ -51,19 +60,25 @@ def _effective_math(series: EventsNode, interval: str) -> str:
     return math_name
 
 
-def _breakdown(query: TrendsQuery) -> Breakdown | None:
+def _breakdown_limit(query: TrendsQuery) -> int | None:
+    """How many breakdown values keep their own series, None without a breakdown."""
     breakdown_filter = query.breakdownFilter
     if breakdown_filter is None or not breakdown_filter.enabled:
         return None
-    assert isinstance(breakdown_filter.breakdown, str)  # check_supported
     if query.display == "WorldMap":
-        limit = WORLD_MAP_BREAKDOWN_LIMIT
-    else:
-        limit = breakdown_filter.breakdown_limit or DEFAULT_BREAKDOWN_LIMIT
+        return WORLD_MAP_BREAKDOWN_LIMIT
+    return breakdown_filter.breakdown_limit or DEFAULT_BREAKDOWN_LIMIT
+
+
+def _breakdown(query: TrendsQuery) -> Breakdown | None:
+    limit = _breakdown_limit(query)
+    if limit is None:
+        return None
+    assert query.breakdownFilter is not None and isinstance(query.breakdownFilter.breakdown, str)
     return Breakdown(
-        key=breakdown_filter.breakdown,
+        key=query.breakdownFilter.breakdown,
         limit=min(limit, MAX_BREAKDOWN_LIMIT),
-        normalize_url=bool(breakdown_filter.breakdown_normalize_url),
+        normalize_url=bool(query.breakdownFilter.breakdown_normalize_url),
     )
 
 
@@ -129,11 +144,15 @@ def _action(series: EventsNode, index: int, period: ResolvedRange) -> dict[str, 
 
 
 def _smooth(data: list[Any], intervals: int, counts: bool) -> list[Any]:
-    """Each value becomes the floor of the mean of the last `intervals` buckets (fewer at the start)."""
+    """Each value becomes the floor of the mean of the last `intervals` buckets (fewer at the start): a
+    running sum, so any window costs one pass."""
     out: list[Any] = []
-    for i in range(len(data)):
-        window = data[max(0, i - intervals + 1) : i + 1]
-        floored = math.floor(sum(window) / len(window))
+    running: Any = 0
+    for i, value in enumerate(data):
+        running += value
+        if i >= intervals:
+            running -= data[i - intervals]
+        floored = math.floor(running / min(i + 1, intervals))
         out.append(floored if counts else float(floored))
     return out
 
@@ -247,16 +266,17 @@ async def compute_trends(query: TrendsQuery, ctx: QueryContext, backend: QueryBa
         raise InvalidQuery("A date in the query is out of range.") from None
 
 
-async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
+Periods = list[tuple[ResolvedRange, str | None]]
+
+
+def resolve_periods(query: TrendsQuery, ctx: QueryContext, earliest: datetime | None) -> Periods:
+    """The current period, and the previous one when comparing, each with its buckets resolved and within
+    the limits (`earliest`: the team's first event, for `date_from: "all"`)."""
     tz = _timezone(ctx.timezone)
-    total_value = query.is_total_value
     # Total-value displays resolve their dates as daily ones (B.7).
-    interval = "day" if total_value else (query.interval or "day")
+    interval = "day" if query.is_total_value else (query.interval or "day")
     date_range = query.dateRange
     date_from = date_range.date_from if date_range else None
-    earliest = None
-    if date_from == "all":
-        earliest = (await _fetch(backend, earliest_statement(ctx.team_id)))[0][0]
     current = dates.resolve(
         date_from,
         date_range.date_to if date_range else None,
@@ -267,31 +287,79 @@ async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend)
         exact_time_range=query.display == "BoldNumber",
         earliest=earliest,
     )
-    periods: list[tuple[ResolvedRange, str | None]] = [(current, None)]
+    periods: Periods = [(current, None)]
     compare = query.compareFilter
     if compare is not None and compare.compare and date_from != "all":
         previous = dates.previous_period(current, compare.compare_to, ctx.now)
         periods = [(current, "current"), (previous, "previous")]
+    for period, _ in periods:
+        # Refuse an oversized range before running anything (`buckets` raises past MAX_BUCKETS).
+        check_points(query, period, _breakdown_limit(query), ctx.limits)
+    return periods
 
+
+def check_trends(query: TrendsQuery, ctx: QueryContext) -> None:
+    """Everything `compute_trends` refuses before it runs SQL, without a database: `date_from: "all"` is
+    taken to start now (the team's first event is not known here)."""
+    try:
+        resolve_periods(query, ctx, ctx.now)
+    except OverflowError:
+        raise InvalidQuery("A date in the query is out of range.") from None
+
+
+async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
+    date_range = query.dateRange
+    earliest = None
+    if date_range is not None and date_range.date_from == "all":
+        earliest = (await _fetch(backend, earliest_statement(ctx.team_id)))[0][0]
+    periods = await asyncio.to_thread(resolve_periods, query, ctx, earliest)
+    current = periods[0][0]
     echo = _filter_echo(query, current)
-    results: list[dict[str, Any]] = []
+    budget = ResultBudget(ctx.limits.result_bytes)
+    shaped: list[tuple[dict[str, Any], str]] = []
     for period, compare_label in periods:
-        period.buckets  # noqa: B018 - refuse an oversized range before running anything
         for index, series in enumerate(query.series):
             assert isinstance(series, EventsNode)  # check_supported
-            plan = _plan(query, series, ctx, interval)
-            rows = _Series(await _fetch(backend, series_statement(plan, period)), plan)
-            results.extend(_shape(query, series, index, rows, period, echo, compare_label))
+            plan, statement = await asyncio.to_thread(_statement, query, series, ctx, period)
+            reusable = statement_parameters(query, series) <= REUSABLE_PARAMETERS
+            rows = await _fetch(backend, statement, reusable=reusable)
+            shaped += await asyncio.to_thread(
+                _shape_serialized, query, series, index, rows, plan, period, echo, compare_label, budget
+            )
 
-    has_more = any(result.get("breakdown_value") == OTHER_LABEL for result in results)
+    has_more = any(result.get("breakdown_value") == OTHER_LABEL for result, _ in shaped)
     breakdown_filter = query.breakdownFilter
     if has_more and breakdown_filter is not None and breakdown_filter.breakdown_hide_other_aggregation:
-        results = [result for result in results if result.get("breakdown_value") != OTHER_LABEL]
+        shaped = [(result, text) for result, text in shaped if result.get("breakdown_value") != OTHER_LABEL]
     return ComputedResult(
-        results=results,
+        results=[result for result, _ in shaped],
+        serialized=[text for _, text in shaped],
         has_more=has_more,
         resolved_date_range={
             "date_from": dates.iso(current.date_from),
             "date_to": dates.iso(current.date_to),
         },
     )
+
+
+def _statement(
+    query: TrendsQuery, series: EventsNode, ctx: QueryContext, period: ResolvedRange
+) -> tuple[SeriesPlan, Executable]:
+    plan = _plan(query, series, ctx, period.interval)
+    return plan, series_statement(plan, period)
+
+
+def _shape_serialized(
+    query: TrendsQuery,
+    series: EventsNode,
+    index: int,
+    rows: Sequence[Any],
+    plan: SeriesPlan,
+    period: ResolvedRange,
+    echo: dict[str, Any],
+    compare_label: str | None,
+    budget: ResultBudget,
+) -> list[tuple[dict[str, Any], str]]:
+    """One series' results with their JSON, counted against the result's size limit."""
+    results = _shape(query, series, index, _Series(rows, plan), period, echo, compare_label)
+    return [(result, budget.serialize(result)) for result in results]

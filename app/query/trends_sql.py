@@ -39,6 +39,9 @@ OTHER_LABEL = "$$_posthog_breakdown_other_$$"
 # breakdown_normalize_url: trailing "/", "?" and "#" are not part of the page.
 _URL_TRAILER = r"[/?#]+$"
 ACTIVE_WINDOWS = {"weekly_active": timedelta(days=7), "monthly_active": timedelta(days=30)}
+# Bind parameters of a series statement besides its filters' (team, event, dates, buckets, breakdown, math):
+# an upper bound over every shape below, which the parameter limit adds to the filters' own.
+STATEMENT_PARAMETERS = 40
 
 
 @dataclass(frozen=True)
