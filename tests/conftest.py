@@ -8,7 +8,9 @@ its own. Tests whose data must be visible to other connections use `committed_da
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import httpx
@@ -143,3 +145,27 @@ async def actor(db: AsyncSession) -> Actor:
 async def other_actor(db: AsyncSession) -> Actor:
     """Someone in another organization and team."""
     return await make_actor(db)
+
+
+@pytest.fixture
+def configured(
+    app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Any]]:
+    """`async with configured(TILECAST_X="1") as client:` a client of an app built under those settings,
+    sharing the test's transaction."""
+
+    @asynccontextmanager
+    async def client_for(**env: str) -> AsyncIterator[httpx.AsyncClient]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        other = create_app()
+        other.state.engine = app.state.engine
+        other.state.sessionmaker = app.state.sessionmaker
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+    yield client_for
+    monkeypatch.undo()
+    get_settings.cache_clear()

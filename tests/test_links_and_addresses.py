@@ -2,17 +2,15 @@
 URL when one is set, forwarded headers honoured only from configured proxies, and credentials that cannot
 be encoded refused as credentials."""
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings, get_settings
-from app.main import create_app
+from app.config import Settings
 from app.models import Event
 from tests.factories import Actor
 
@@ -61,34 +59,11 @@ def test_a_public_url_must_be_an_http_url(monkeypatch: pytest.MonkeyPatch, bad: 
         Settings()
 
 
-@pytest.fixture
-def configured_app(
-    app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., AsyncIterator[httpx.AsyncClient]]]:
-    """A client of an app created under the given TILECAST_* variables, sharing the test's transaction."""
-
-    async def client_for(**env: str) -> AsyncIterator[httpx.AsyncClient]:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        other = create_app()
-        other.state.engine = app.state.engine
-        other.state.sessionmaker = app.state.sessionmaker
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=other), base_url="http://testserver"
-        ) as c:
-            yield c
-
-    yield client_for
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
 async def test_public_url_builds_the_links_whatever_the_host(
-    client: httpx.AsyncClient, actor: Actor, configured_app: Callable[..., Any]
+    client: httpx.AsyncClient, actor: Actor, configured: Callable[..., Any]
 ) -> None:
     await two_dashboards(client, actor)
-    async for other in configured_app(TILECAST_PUBLIC_URL="https://dash.example.com/"):
+    async with configured(TILECAST_PUBLIC_URL="https://dash.example.com/") as other:
         page = await other.get(
             actor.url("dashboards/"),
             params={"limit": 1},
@@ -98,11 +73,11 @@ async def test_public_url_builds_the_links_whatever_the_host(
 
 
 async def test_a_configured_proxy_sets_scheme_and_client_address(
-    client: httpx.AsyncClient, actor: Actor, db: AsyncSession, configured_app: Callable[..., Any]
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession, configured: Callable[..., Any]
 ) -> None:
     await two_dashboards(client, actor)
     # httpx's ASGI transport connects from 127.0.0.1.
-    async for other in configured_app(TILECAST_TRUSTED_PROXIES="127.0.0.1"):
+    async with configured(TILECAST_TRUSTED_PROXIES="127.0.0.1") as other:
         page = await other.get(
             actor.url("dashboards/"),
             params={"limit": 1},

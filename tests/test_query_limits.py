@@ -3,19 +3,16 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import event as sa_event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import get_settings
-from app.main import create_app
 from app.query import memory
 from tests.events import event, ingest
 from tests.factories import Actor
@@ -39,30 +36,6 @@ async def raw_query(client: httpx.AsyncClient, actor: Actor, query_json: str) ->
     body = '{"refresh": "force_blocking", "query": ' + query_json + "}"
     headers = {**actor.headers, "Content-Type": "application/json"}
     return await client.post(actor.url("query/"), content=body.encode(), headers=headers)
-
-
-@pytest.fixture
-def configured(
-    app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Any]]:
-    """`async with configured(TILECAST_X="1") as client:` a client of an app built under those settings,
-    sharing the test's transaction."""
-
-    @asynccontextmanager
-    async def client_for(**env: str) -> AsyncIterator[httpx.AsyncClient]:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        other = create_app()
-        other.state.engine = app.state.engine
-        other.state.sessionmaker = app.state.sessionmaker
-        transport = httpx.ASGITransport(app=other)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
-
-    yield client_for
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 @asynccontextmanager
@@ -532,6 +505,7 @@ async def test_json_nested_deep_inside_a_query_is_a_400(
 async def test_a_large_result_gives_its_memory_back_once_computed(
     client: httpx.AsyncClient, actor: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await asyncio.sleep(memory.DELAY_S + 0.1)  # a trim an earlier test's large result scheduled runs first
     calls: list[int] = []
     monkeypatch.setattr(memory, "_trim", lambda pad: calls.append(pad) or 1)
     monkeypatch.setattr(memory, "DELAY_S", 0.01)

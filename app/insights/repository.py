@@ -36,19 +36,10 @@ class ListFilters:
     search: str | None = None
 
 
-def _tiles_column() -> ScalarSelect[Any]:
-    """The insight's live tiles on live dashboards, as a JSON array column (NULL when none)."""
+def _over_live_tiles(column: Any) -> ScalarSelect[Any]:
+    """`column` aggregated over the insight's live tiles on live dashboards (NULL when none)."""
     return (
-        select(
-            func.json_agg(
-                aggregate_order_by(
-                    func.json_build_object(
-                        "id", DashboardTile.id, "dashboard_id", DashboardTile.dashboard_id, "deleted", False
-                    ),
-                    DashboardTile.id,
-                )
-            )
-        )
+        select(column)
         .select_from(DashboardTile)
         .join(Dashboard, Dashboard.id == DashboardTile.dashboard_id)
         .where(
@@ -59,22 +50,19 @@ def _tiles_column() -> ScalarSelect[Any]:
         .correlate(Insight)
         .scalar_subquery()
     )
+
+
+def _tiles_column() -> ScalarSelect[Any]:
+    """The insight's live tiles on live dashboards, as a JSON array column."""
+    tile = func.json_build_object(
+        "id", DashboardTile.id, "dashboard_id", DashboardTile.dashboard_id, "deleted", False
+    )
+    return _over_live_tiles(func.json_agg(aggregate_order_by(tile, DashboardTile.id)))
 
 
 def _restriction_column() -> ScalarSelect[Any]:
-    """The highest restriction level of the live dashboards the insight is live on (NULL when none)."""
-    return (
-        select(func.max(Dashboard.restriction_level))
-        .select_from(DashboardTile)
-        .join(Dashboard, Dashboard.id == DashboardTile.dashboard_id)
-        .where(
-            DashboardTile.insight_id == Insight.id,
-            func.coalesce(DashboardTile.deleted, False).is_(False),
-            Dashboard.deleted.is_(False),
-        )
-        .correlate(Insight)
-        .scalar_subquery()
-    )
+    """The highest restriction level of the live dashboards the insight is live on."""
+    return _over_live_tiles(func.max(Dashboard.restriction_level))
 
 
 # Built once (see app/dashboards/repository.py): the insight, its creator and last editor, tags, tiles and
