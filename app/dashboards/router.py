@@ -19,6 +19,7 @@ from app.dashboards.schemas import (
     DashboardWrite,
     MoveTile,
 )
+from app.dashboards.views import ViewsDep
 from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
 from app.pagination import PageDep
@@ -78,9 +79,10 @@ async def list_dashboards(
     page: PageDep,
     fmt: FormatDep,
     filters: Annotated[ListFilters, Depends(get_list_filters)],
+    views: ViewsDep,
 ) -> Paginated[DashboardBasic] | PlainTextResponse:
     """List the team's dashboards, pinned first, then by name."""
-    return render(fmt, await service.list_dashboards(session, access, page, filters))
+    return render(fmt, await service.list_dashboards(session, access, page, filters, views))
 
 
 @router.post("/", name="dashboards_create", response_model=Dashboard, status_code=status.HTTP_201_CREATED)
@@ -102,6 +104,7 @@ async def retrieve_dashboard(
     access: DashboardRead,
     fmt: FormatDep,
     overrides: OverridesDep,
+    views: ViewsDep,
     refresh: Annotated[str | None, Query(description=REFRESH_DESCRIPTION)] = None,
     layout_size: Annotated[
         Literal["sm", "xs"], Query(description="The layout whose positions order the tiles.")
@@ -109,7 +112,8 @@ async def retrieve_dashboard(
 ) -> Dashboard | PlainTextResponse:
     """Retrieve a dashboard with its tiles; records the access and the caller's view."""
     mode = parse_refresh(refresh)
-    return render(fmt, await service.retrieve_dashboard(session, access, id, overrides, mode, layout_size))
+    dashboard = await service.retrieve_dashboard(session, access, id, overrides, views, mode, layout_size)
+    return render(fmt, dashboard)
 
 
 @router.patch("/{id}/", name="dashboards_partial_update", response_model=Dashboard)
