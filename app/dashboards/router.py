@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from app.auth.dependencies import TeamAccess, scoped
 from app.dashboards import service
 from app.dashboards.repository import ListFilters
+from app.dashboards.responses import dashboard_response
 from app.dashboards.schemas import (
     Collaborator,
     CollaboratorCreate,
@@ -92,9 +93,10 @@ async def create_dashboard(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: CreateBody,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Create a dashboard, optionally duplicating another with `use_dashboard`."""
-    return render(fmt, await service.create_dashboard(session, access, data, overrides))
+    created = await service.create_dashboard(session, access, data, overrides)
+    return dashboard_response(fmt, created, status.HTTP_201_CREATED)
 
 
 @router.get("/{id}/", name="dashboards_retrieve", response_model=Dashboard)
@@ -109,11 +111,11 @@ async def retrieve_dashboard(
     layout_size: Annotated[
         Literal["sm", "xs"], Query(description="The layout whose positions order the tiles.")
     ] = "sm",
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Retrieve a dashboard with its tiles; records the access and the caller's view."""
     mode = parse_refresh(refresh)
     dashboard = await service.retrieve_dashboard(session, access, id, overrides, views, mode, layout_size)
-    return render(fmt, dashboard)
+    return dashboard_response(fmt, dashboard)
 
 
 @router.patch("/{id}/", name="dashboards_partial_update", response_model=Dashboard)
@@ -124,9 +126,9 @@ async def partial_update_dashboard(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: UpdateBody,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Update some fields; `{"deleted": true}` soft-deletes the dashboard, `{"deleted": false}` restores."""
-    return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
+    return dashboard_response(fmt, await service.update_dashboard(session, access, id, data, overrides))
 
 
 @router.put("/{id}/", name="dashboards_update", response_model=Dashboard)
@@ -137,9 +139,9 @@ async def update_dashboard(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: UpdateBody,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Update a dashboard (fields left out keep their values, as in PostHog)."""
-    return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
+    return dashboard_response(fmt, await service.update_dashboard(session, access, id, data, overrides))
 
 
 add_hard_delete_refusal(router, "dashboards_destroy", "dashboard:write")
@@ -153,9 +155,9 @@ async def move_tile(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: MoveTile,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Move a tile to another dashboard; answers with this (the source) dashboard."""
-    return render(fmt, await service.move_tile(session, access, id, data, overrides))
+    return dashboard_response(fmt, await service.move_tile(session, access, id, data, overrides))
 
 
 @router.get("/{dashboard_id}/collaborators/", name="dashboards_collaborators_list")

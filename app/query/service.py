@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.errors import AppError, ValidationFailed
-from app.query import engine
+from app.query import cache, engine
 from app.query.base import QueryContext, QueryError, UnsupportedQuery
 from app.query.render import RefreshMode, TeamInfo, query_limits, render_query
 from app.query.schemas import QueryResponse
@@ -58,7 +58,7 @@ async def run_query(
             raise QueryTimedOut(rendered.error["message"])
         raise _refused(rendered.error["type"], rendered.error["message"], rendered.error_attr)
     return QueryResponse(
-        results=rendered.result,
+        results=cache.decoded(rendered.result),
         hasMore=rendered.has_more,
         is_cached=rendered.is_cached,
         last_refresh=rendered.last_refresh,
