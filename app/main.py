@@ -1,6 +1,7 @@
 """The FastAPI application: lifespan (database, embedded PostgreSQL), routers, error handlers."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
 from app.config import get_settings
+from app.dashboards.views import ViewRecorder
 from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
@@ -63,9 +65,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(url, settings)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    views: ViewRecorder = app.state.views
+    flusher = asyncio.create_task(views.run())
     try:
         yield
     finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        # The views noted within the last minute: written before the engine goes.
+        try:
+            await views.flush(everything=True)
+        except Exception:  # logged by flush
+            logger.error("%d dashboard views were not written at shutdown", views.pending)
         await engine.dispose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -83,6 +95,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         redirect_slashes=False,
     )
+    # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
+    app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)

@@ -1358,6 +1358,7 @@ async def test_retrieve_statement_count_does_not_grow_with_tags(
         assert len((await retrieve(client, actor, ten)).json()["tags"]) == 10
 
     assert with_one() == with_ten(), (with_one(), with_ten())
-    # key, team + membership, the dashboard (creator, tags, privilege, view), the access/view upsert, its
-    # insight tiles and its text tiles; plus the SAVEPOINT/RELEASE of the test's request session.
-    assert with_ten() == 6 + 2
+    # key, team + membership, the dashboard (creator, tags, privilege, view), its insight tiles and its text
+    # tiles; plus the SAVEPOINT/RELEASE of the test's request session. The view is not written again within
+    # the minute (the warm-up wrote it, after its response: tests/test_dashboard_views.py).
+    assert with_ten() == 5 + 2

@@ -45,3 +45,22 @@ async def test_unstorable_text_in_filters_override_is_a_400(client: httpx.AsyncC
     )
     assert response.status_code == 400, response.text
     assert response.json()["attr"] == "filters_override"
+
+
+async def test_a_cached_result_is_the_computed_one(client: httpx.AsyncClient, actor: Actor) -> None:
+    query = {
+        "kind": "TrendsQuery",
+        "series": [{"kind": "EventsNode", "event": "$pageview"}],
+        "dateRange": {"date_from": "-7d"},
+    }
+    computed = await client.post(actor.url("query/"), json={"query": query}, headers=actor.headers)
+    cached = await client.post(actor.url("query/"), json={"query": query}, headers=actor.headers)
+    assert computed.status_code == cached.status_code == 200, cached.text
+    assert cached.headers["content-type"] == "application/json"
+    first, second = computed.json(), cached.json()
+    assert (first["is_cached"], second["is_cached"]) == (False, True)
+    assert second["results"] == first["results"] and len(second["results"]) == 1
+    assert list(second) == list(first)
+    assert {k: v for k, v in second.items() if k != "is_cached"} == {
+        k: v for k, v in first.items() if k != "is_cached"
+    }

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    DateTime,
     Integer,
     Row,
     Select,
@@ -20,6 +19,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
     values,
 )
@@ -148,29 +148,42 @@ async def get_dashboards(
     return _rows((await session.execute(stmt, {"caller_id": user_id})).all())
 
 
-def _build_record_view() -> Any:
-    now = bindparam("now", type_=DateTime(timezone=True))
-    dashboard_id = bindparam("dashboard_id", type_=Integer)
-    touch = (
-        update(Dashboard)
-        .where(Dashboard.id == dashboard_id)
-        .values(last_accessed_at=now)
-        .execution_options(synchronize_session=False)
-        .cte("touch")
+# Views noted by retrieves, written in one statement (`app.dashboards.views`): each dashboard's
+# `last_accessed_at` and each caller's view, never moved back (another process may have written a later one).
+# The dashboards are locked in id order, so that processes writing the same dashboards cannot deadlock; views
+# of dashboards or users gone since are dropped.
+_RECORD_VIEWS = text(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:dashboard_ids AS integer[]), CAST(:user_ids AS integer[]),
+                             CAST(:times AS timestamptz[])) AS v(dashboard_id, user_id, viewed_at)
+    ), latest AS (
+        SELECT dashboard_id, max(viewed_at) AS at FROM v GROUP BY dashboard_id
+    ), locked AS (
+        SELECT d.id FROM dashboard d WHERE d.id IN (SELECT dashboard_id FROM latest)
+        ORDER BY d.id FOR NO KEY UPDATE
+    ), touch AS (
+        UPDATE dashboard d SET last_accessed_at = GREATEST(d.last_accessed_at, latest.at)
+        FROM latest WHERE d.id = latest.dashboard_id AND d.id IN (SELECT id FROM locked)
     )
-    view = insert(DashboardView).values(
-        user_id=bindparam("user_id", type_=Integer), dashboard_id=dashboard_id, viewed_at=now
-    )
-    view = view.on_conflict_do_update(index_elements=["user_id", "dashboard_id"], set_={"viewed_at": now})
-    return view.add_cte(touch)
+    INSERT INTO dashboard_view (user_id, dashboard_id, viewed_at)
+    SELECT v.user_id, v.dashboard_id, v.viewed_at FROM v
+    WHERE EXISTS (SELECT FROM locked WHERE locked.id = v.dashboard_id)
+      AND EXISTS (SELECT FROM app_user u WHERE u.id = v.user_id)
+    ORDER BY v.dashboard_id, v.user_id
+    ON CONFLICT (user_id, dashboard_id)
+    DO UPDATE SET viewed_at = GREATEST(dashboard_view.viewed_at, excluded.viewed_at)
+    """
+)
 
 
-_RECORD_VIEW = _build_record_view()
-
-
-async def record_view(session: AsyncSession, dashboard_id: int, user_id: int, now: datetime) -> None:
-    """`last_accessed_at` of the dashboard and the caller's own `last_viewed_at`, in one statement."""
-    await session.execute(_RECORD_VIEW, {"dashboard_id": dashboard_id, "user_id": user_id, "now": now})
+async def record_views(session: AsyncSession, views: Sequence[tuple[int, int, datetime]]) -> None:
+    """`(dashboard id, user id, moment)` views: `last_accessed_at` and each caller's `last_viewed_at`."""
+    if views:
+        dashboard_ids, user_ids, times = (list(column) for column in zip(*views, strict=True))
+        await session.execute(
+            _RECORD_VIEWS, {"dashboard_ids": dashboard_ids, "user_ids": user_ids, "times": times}
+        )
 
 
 async def theme_visible(session: AsyncSession, team_id: int, theme_id: int) -> bool:

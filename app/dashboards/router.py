@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from app.auth.dependencies import TeamAccess, scoped
 from app.dashboards import service
 from app.dashboards.repository import ListFilters
+from app.dashboards.responses import dashboard_response
 from app.dashboards.schemas import (
     Collaborator,
     CollaboratorCreate,
@@ -19,6 +20,7 @@ from app.dashboards.schemas import (
     DashboardWrite,
     MoveTile,
 )
+from app.dashboards.views import ViewsDep
 from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
 from app.pagination import PageDep
@@ -78,9 +80,10 @@ async def list_dashboards(
     page: PageDep,
     fmt: FormatDep,
     filters: Annotated[ListFilters, Depends(get_list_filters)],
+    views: ViewsDep,
 ) -> Paginated[DashboardBasic] | PlainTextResponse:
     """List the team's dashboards, pinned first, then by name."""
-    return render(fmt, await service.list_dashboards(session, access, page, filters))
+    return render(fmt, await service.list_dashboards(session, access, page, filters, views))
 
 
 @router.post("/", name="dashboards_create", response_model=Dashboard, status_code=status.HTTP_201_CREATED)
@@ -90,9 +93,10 @@ async def create_dashboard(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: CreateBody,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Create a dashboard, optionally duplicating another with `use_dashboard`."""
-    return render(fmt, await service.create_dashboard(session, access, data, overrides))
+    created = await service.create_dashboard(session, access, data, overrides)
+    return dashboard_response(fmt, created, status.HTTP_201_CREATED)
 
 
 @router.get("/{id}/", name="dashboards_retrieve", response_model=Dashboard)
@@ -102,14 +106,16 @@ async def retrieve_dashboard(
     access: DashboardRead,
     fmt: FormatDep,
     overrides: OverridesDep,
+    views: ViewsDep,
     refresh: Annotated[str | None, Query(description=REFRESH_DESCRIPTION)] = None,
     layout_size: Annotated[
         Literal["sm", "xs"], Query(description="The layout whose positions order the tiles.")
     ] = "sm",
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Retrieve a dashboard with its tiles; records the access and the caller's view."""
     mode = parse_refresh(refresh)
-    return render(fmt, await service.retrieve_dashboard(session, access, id, overrides, mode, layout_size))
+    dashboard = await service.retrieve_dashboard(session, access, id, overrides, views, mode, layout_size)
+    return dashboard_response(fmt, dashboard)
 
 
 @router.patch("/{id}/", name="dashboards_partial_update", response_model=Dashboard)
@@ -120,9 +126,9 @@ async def partial_update_dashboard(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: UpdateBody,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Update some fields; `{"deleted": true}` soft-deletes the dashboard, `{"deleted": false}` restores."""
-    return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
+    return dashboard_response(fmt, await service.update_dashboard(session, access, id, data, overrides))
 
 
 @router.put("/{id}/", name="dashboards_update", response_model=Dashboard)
@@ -133,9 +139,9 @@ async def update_dashboard(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: UpdateBody,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Update a dashboard (fields left out keep their values, as in PostHog)."""
-    return render(fmt, await service.update_dashboard(session, access, id, data, overrides))
+    return dashboard_response(fmt, await service.update_dashboard(session, access, id, data, overrides))
 
 
 add_hard_delete_refusal(router, "dashboards_destroy", "dashboard:write")
@@ -149,9 +155,9 @@ async def move_tile(
     fmt: FormatDep,
     overrides: OverridesDep,
     data: MoveTile,
-) -> Dashboard | PlainTextResponse:
+) -> Response:
     """Move a tile to another dashboard; answers with this (the source) dashboard."""
-    return render(fmt, await service.move_tile(session, access, id, data, overrides))
+    return dashboard_response(fmt, await service.move_tile(session, access, id, data, overrides))
 
 
 @router.get("/{dashboard_id}/collaborators/", name="dashboards_collaborators_list")

@@ -34,6 +34,7 @@ from app.dashboards.schemas import (
 )
 from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, creates_tile, duplicate_tiles
 from app.dashboards.tiles import render_tiles
+from app.dashboards.views import ViewRecorder
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
@@ -133,11 +134,17 @@ async def _full(
 
 
 async def list_dashboards(
-    session: AsyncSession, access: TeamAccess, page: Page, filters: ListFilters
+    session: AsyncSession, access: TeamAccess, page: Page, filters: ListFilters, views: ViewRecorder
 ) -> Paginated[DashboardBasic]:
     rows, count = await repository.list_dashboards(
         session, access.team.id, access.user.id, filters, page.limit, page.offset
     )
+    for row in rows:
+        # Views this process noted and has not written yet.
+        accessed, row.last_viewed_at = views.overlay(
+            row.dashboard.id, access.user.id, row.dashboard.last_accessed_at, row.last_viewed_at
+        )
+        set_committed_value(row.dashboard, "last_accessed_at", accessed)
     nxt, prev = page.links(count)
     return Paginated[DashboardBasic](
         count=count, next=nxt, previous=prev, results=[to_basic(row, access) for row in rows]
@@ -156,13 +163,16 @@ async def retrieve_dashboard(
     access: TeamAccess,
     dashboard_id: int,
     overrides: Overrides,
+    views: ViewRecorder,
     mode: RefreshMode = RefreshMode.FORCE_CACHE,
     layout_size: str = "sm",
 ) -> Dashboard:
     """The dashboard with its tiles; without `refresh` their results come from the cache only."""
     row = await _get(session, access, dashboard_id)
     now = datetime.now(UTC)
-    await repository.record_view(session, dashboard_id, access.user.id, now)
+    # Written after the response, at most once a minute per dashboard and caller (`app.dashboards.views`):
+    # this transaction takes no row lock, so concurrent retrieves of one dashboard do not queue.
+    views.note(dashboard_id, access.user.id, now)
     set_committed_value(row.dashboard, "last_accessed_at", now)
     row.last_viewed_at = now
     return await _full(session, access, row, overrides, mode, layout_size)

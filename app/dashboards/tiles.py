@@ -106,7 +106,7 @@ async def render_tiles(
             key = keys.get(row.tile.id)
             rendered = await render_saved(session, team, query, mode, saved=saved, prefetched=hits, key=key)
             _remember(hits, rendered)
-        insight = insight_schema(row.insight, access, rendered)
+        insight = insight_schema(row.insight, access, rendered, raw_result=True)
         if query is not row.insight.insight.query:
             # Filters applied: the tile shows the query it was rendered from (a copy only then).
             insight = insight.model_copy(update={"query": query})

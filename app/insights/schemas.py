@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from app.query.cache import RawJSON
 from app.schemas import UserBasic
 from app.validation import BodyId, IdList, SafeStr, SafeStr400, TagList, reject_nul, reject_nul_in_query
 
@@ -55,6 +56,17 @@ class Insight(BaseModel):
     error: dict[str, str] | None = Field(
         default=None, description="Why `result` could not be computed: `{type, message}` (Tilecast)."
     )
+    # `result` as the cache's JSON text, when the serializer passes it through (`result` is None meanwhile).
+    _raw_result: RawJSON | None = PrivateAttr(default=None)
+
+    @property
+    def raw_result(self) -> RawJSON | None:
+        return self._raw_result
+
+    def with_decoded_result(self) -> None:
+        """`result` as Python values (for a serializer that does not pass the JSON text through)."""
+        if self._raw_result is not None:
+            self.result, self._raw_result = self._raw_result.value(), None
 
     def to_text(self) -> str:
         return f"#{self.id} {self.short_id}  {self.name or self.derived_name or '(untitled)'}"

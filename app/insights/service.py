@@ -43,10 +43,16 @@ def _team(access: TeamAccess) -> TeamInfo:
     return TeamInfo(id=access.team.id, timezone=access.team.timezone)
 
 
-def to_schema(row: InsightRow, access: TeamAccess, rendered: Rendered | None) -> Insight:
+def to_schema(
+    row: InsightRow, access: TeamAccess, rendered: Rendered | None, *, raw_result: bool = False
+) -> Insight:
+    """The insight's payload. With `raw_result`, a result read from the cache stays JSON text (`raw_result`)
+    for a serializer that passes it through; otherwise it is decoded."""
     i = row.insight
     tiles = [DashboardTileBasic(**t) for t in row.tiles]
-    return Insight(
+    result = rendered.result if rendered else None
+    raw = result if raw_result and isinstance(result, cache.RawJSON) else None
+    insight = Insight(
         id=i.id,
         short_id=i.short_id,
         name=i.name,
@@ -61,7 +67,7 @@ def to_schema(row: InsightRow, access: TeamAccess, rendered: Rendered | None) ->
         last_refresh=rendered.last_refresh if rendered else None,
         cache_target_age=rendered.cache_target_age if rendered else None,
         next_allowed_client_refresh=rendered.next_allowed_client_refresh if rendered else None,
-        result=rendered.result if rendered else None,
+        result=None if raw is not None else cache.decoded(result),
         hasMore=rendered.has_more if rendered else None,
         created_at=i.created_at,
         created_by=UserBasic.of(i.created_by),
@@ -81,6 +87,8 @@ def to_schema(row: InsightRow, access: TeamAccess, rendered: Rendered | None) ->
         is_cached=rendered.is_cached if rendered else False,
         error=rendered.error if rendered else None,
     )
+    insight._raw_result = raw
+    return insight
 
 
 async def _render(

@@ -49,8 +49,34 @@ def lock_id(key: str) -> int:
     return int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
 
 
+class RawJSON:
+    """A result's JSON text as PostgreSQL holds it: responses pass it through as it is (`orjson.Fragment`),
+    never decoded and encoded again; `value()` decodes it (once) where Python needs the values."""
+
+    __slots__ = ("_value", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._value: Any = _UNDECODED
+
+    def value(self) -> Any:
+        if self._value is _UNDECODED:
+            self._value = json.loads(self.text)
+        return self._value
+
+
+_UNDECODED = object()
+
+
+def decoded(value: Any) -> Any:
+    """A result as Python values, whether it was read as JSON text or computed."""
+    return value.value() if isinstance(value, RawJSON) else value
+
+
 @dataclass(frozen=True)
 class CachedResult:
+    """`payload`: `results` (a `RawJSON` when read from the cache), `has_more`, `resolved_date_range`."""
+
     payload: dict[str, Any]
     last_refresh: datetime
 
@@ -58,12 +84,15 @@ class CachedResult:
 # A row's use stamp is rewritten by a read at most this often: repeated reads within it write nothing.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
+# `results` as the text PostgreSQL holds (never decoded on the read path); the two small fields decoded.
 _COLUMNS = (
     QueryCache.cache_key,
-    QueryCache.result,
+    cast(QueryCache.result["results"], SAText),
     QueryCache.last_refresh,
     QueryCache.last_used_at,
     QueryCache.saved,
+    QueryCache.result["has_more"].as_boolean(),
+    QueryCache.result["resolved_date_range"],
 )
 # Built once, the keys bound as one array parameter: the statement text is the same for any number of keys.
 _KEYS = bindparam("keys", type_=ARRAY(String))
@@ -103,11 +132,22 @@ async def _hits(
     saved read found an ad-hoc row), so that repeated reads write nothing."""
     now = datetime.now(UTC)
     cutoff = now - LAST_USED_RESOLUTION
-    # Rows as read by `_READ` / `_READ_MANY`: key, result, last_refresh, last_used_at, saved.
+    # Rows as read by `_READ` / `_READ_MANY`: key, results, last_refresh, last_used_at, saved, has_more,
+    # resolved_date_range.
     stale = [row[0] for row in rows if row[3] < cutoff or (saved and not row[4])]
     if stale:
         await conn.execute(_TOUCH, {"keys": stale, "now": now, "cutoff": cutoff, "saved": saved})
-    return {row[0]: CachedResult(payload=row[1], last_refresh=row[2]) for row in rows}
+    return {
+        row[0]: CachedResult(
+            payload={
+                "results": None if row[1] is None else RawJSON(row[1]),
+                "has_more": row[5],
+                "resolved_date_range": row[6],
+            },
+            last_refresh=row[2],
+        )
+        for row in rows
+    }
 
 
 async def read(conn: AsyncConnection, key: str, *, saved: bool) -> CachedResult | None:

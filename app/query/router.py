@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.auth.dependencies import TeamAccess, scoped
 from app.db import SessionDep
@@ -15,8 +15,8 @@ router = APIRouter(prefix="/query", tags=["query"])
 QueryRead = Annotated[TeamAccess, scoped("query:read")]
 
 
-@router.post("/", name="query_create")
-async def run_query(data: QueryRequest, session: SessionDep, access: QueryRead) -> QueryResponse:
+@router.post("/", name="query_create", response_model=QueryResponse)
+async def run_query(data: QueryRequest, session: SessionDep, access: QueryRead) -> Response:
     """Run a query (TrendsQuery, or an InsightVizNode wrapping one) and return its results."""
     mode = parse_refresh(data.refresh, default=RefreshMode.BLOCKING)
-    return await service.run_query(session, access, data.query, mode)
+    return (await service.run_query(session, access, data.query, mode)).json_response()

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.errors import AppError, ValidationFailed
-from app.query import engine
+from app.query import cache, engine
 from app.query.base import QueryContext, QueryError, UnsupportedQuery
 from app.query.render import RefreshMode, TeamInfo, query_limits, render_query
 from app.query.schemas import QueryResponse
@@ -57,8 +57,9 @@ async def run_query(
         if rendered.error["type"] == "QueryTimeout":
             raise QueryTimedOut(rendered.error["message"])
         raise _refused(rendered.error["type"], rendered.error["message"], rendered.error_attr)
-    return QueryResponse(
-        results=rendered.result,
+    raw = rendered.result if isinstance(rendered.result, cache.RawJSON) else None
+    response = QueryResponse(
+        results=None if raw is not None else rendered.result,
         hasMore=rendered.has_more,
         is_cached=rendered.is_cached,
         last_refresh=rendered.last_refresh,
@@ -68,3 +69,5 @@ async def run_query(
         timezone=rendered.timezone,
         resolved_date_range=rendered.resolved_date_range,
     )
+    response._raw_results = raw
+    return response
