@@ -153,18 +153,18 @@ def _shape(value: Any) -> Any:
     return None
 
 
-def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{path}.{k}: only in Tilecast" for k in a.keys() - b.keys()]
         out += [f"{path}.{k}: only in bare" for k in b.keys() - a.keys()]
         for k in a.keys() & b.keys():
-            out += _differences(a[k], b[k], f"{path}.{k}")
+            out += differences(a[k], b[k], f"{path}.{k}")
         return out
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} vs {len(b)} items"]
         return [
-            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")
+            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")
         ]
     return [] if a == b else [f"{path}: {a!r:.60} vs {b!r:.60}"]
 
@@ -180,7 +180,7 @@ def compare_bodies(tilecast: bytes, bare: bytes) -> None:
     for body in (t, b):
         body.pop("last_accessed_at")
         body.pop("last_viewed_at")
-    diffs = _differences(t, b)
+    diffs = differences(t, b)
     print(f"values differing (besides the access times): {len(diffs)}")
     for line in diffs[:10]:
         print(f"  {line}")

@@ -9,6 +9,7 @@ load generator the earlier figures used (`loadgen.py`), which matters when clien
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -45,6 +46,8 @@ class WrkResult:
     mean_ms: float = float("nan")
     statuses: dict[int, int] = field(default_factory=dict)
     socket_errors: int = 0
+    # CPU seconds wrk itself used (user + system): the load generator shares the machine's cores.
+    client_cpu_s: float = 0.0
 
     @property
     def ok(self) -> int:
@@ -103,7 +106,10 @@ def run(
             str(LUA),
             url,
         ]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
@@ -118,6 +124,7 @@ def run(
         mean_ms=latency["mean"] / 1000,
         statuses={int(k): int(v) for k, v in report["statuses"].items()},
         socket_errors=sum(int(v) for v in report["socket_errors"].values()),
+        client_cpu_s=cpu,
     )
 
 
@@ -139,4 +146,5 @@ def median(name: str, results: Iterable[WrkResult]) -> WrkResult:
         mean_ms=statistics.median(r.mean_ms for r in runs),
         statuses=statuses,
         socket_errors=sum(r.socket_errors for r in runs),
+        client_cpu_s=sum(r.client_cpu_s for r in runs),
     )
