@@ -1,33 +1,31 @@
-"""Capture throughput: batches of 100 events through `POST /batch/`, compared with a raw COPY of those rows.
+"""Capture through `POST /batch/` under wrk, next to a raw `COPY` of the same rows, in one run.
 
-Starts `tilecast serve` (one worker) on PostgreSQL: DATABASE_URL when set (use a throwaway database),
-otherwise an embedded server in a temporary data directory. Builds every request body first (distinct
-uuids, so that no event is skipped as a retry), then 4 senders on keep-alive connections post them until all
-are sent or the time is up. Then COPYs the same rows (fresh uuids) into `events` with asyncpg's
-`copy_records_to_table` on the same database. Prints events/s, per-request latency and rows/s.
+Starts PostgreSQL (DATABASE_URL when set: use a throwaway database; else an embedded server in a temporary
+directory), and `tilecast serve` once per `--workers` count (1 and 2 by default). Builds `--bodies` distinct
+request bodies of `--batch` events each (~430 bytes an event, shaped like posthog-python's, without `uuid`:
+the server gives each event its own, so a body sent again stores new rows), which wrk's script sends in
+turn. Then `--rounds` rounds, the order reversed every other round: each Tilecast server takes `--seconds`
+of wrk load (events/s: the 2xx answers times `--batch`, checked against the rows stored), and asyncpg's
+`copy_records_to_table` COPYs `--copy-rows` rows of the same events (fresh uuids) into `events` on the same
+database. Prints each run and a table of the medians: events/s, request p50 and p99, the ratio to COPY's
+rows/s, and whether capture reaches 50% of it. Every non-2xx answer counts as an error.
 
-    python benchmarks/bench_ingestion.py [--events 200000] [--batch 100] [--senders 4] [--seconds 120]
+    python benchmarks/bench_ingestion.py [--rounds 3] [--seconds 10] [--workers 1,2] [--batch 100]
+        [--bodies 200] [--copy-rows 200000] [--connections 32] [--threads 2]
 
-Recorded 2026-11-26 (x86_64, 2 cores shared by sender, server and PostgreSQL; Python 3.11.7; embedded
-PostgreSQL 18.6 over its Unix socket; 200,000 events of ~430 bytes, 43 KiB per request), two runs:
-
-    capture via /batch/    18,900 and 20,900 events/s   (189-209 req/s, p50 17-19 ms, p99 76-80 ms, 0 errors)
-    raw COPY               58,100 and 62,300 rows/s
-
-Capture's own Python work (decode, parse, per-event rules, JSON out) is about 1.1 ms per 100-event request;
-the rest is HTTP, the one INSERT … SELECT FROM unnest(…) statement and its commit. Stdlib `json` only:
-a faster JSON library would save a fraction of that millisecond, not worth a dependency at this rate.
+Earlier figures (the Python load generator, `loadgen.py`, 4 senders; 2026-11-26, x86_64, 2 cores, embedded
+PostgreSQL 18.6): 18,900 and 20,900 events/s through /batch/ against 58,100 and 62,300 rows/s for COPY.
 """
 
 import argparse
 import asyncio
 import json
-import signal
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,21 +35,21 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from harness import TILECAST, create_key, free_port, machine_line, start_database, wait_ready
-from loadgen import Result, _read_response
+import wrk
+from harness import create_key, machine_line, start_database, tilecast_process
 
 from app.db import async_url
 
 BROWSERS = ["Chrome", "Firefox", "Safari", "Edge"]
 EVENTS = ["$pageview", "$pageview", "$pageview", "signed up", "order placed", "$autocapture"]
+TARGET_RATE = 0.5
 
 
 def make_event(n: int, now: datetime) -> dict[str, Any]:
-    """An event shaped like posthog-python's: a dozen properties, a client timestamp, a uuid."""
+    """An event shaped like posthog-python's: a dozen properties and a client timestamp (no uuid)."""
     return {
         "event": EVENTS[n % len(EVENTS)],
         "distinct_id": f"user-{n % 5000}",
-        "uuid": str(uuid.uuid4()),
         "timestamp": (now - timedelta(seconds=n % 86_400)).isoformat(),
         "properties": {
             "$browser": BROWSERS[n % len(BROWSERS)],
@@ -68,53 +66,27 @@ def make_event(n: int, now: datetime) -> dict[str, Any]:
     }
 
 
-def build_bodies(token: str, events: int, batch: int) -> tuple[list[bytes], list[dict[str, Any]]]:
+def build_bodies(token: str, bodies: int, batch: int) -> tuple[list[bytes], list[dict[str, Any]]]:
     now = datetime.now(UTC)
-    all_events = [make_event(n, now) for n in range(events)]
-    bodies = []
-    for start in range(0, events, batch):
+    events = [make_event(n, now) for n in range(bodies * batch)]
+    out = []
+    for start in range(0, len(events), batch):
         payload = {
             "api_key": token,
-            "batch": all_events[start : start + batch],
+            "batch": events[start : start + batch],
             "historical_migration": False,
             "sent_at": now.isoformat(),
         }
-        bodies.append(json.dumps(payload).encode())
-    return bodies, all_events
+        out.append(json.dumps(payload, separators=(",", ":")).encode())
+    return out, events
 
 
-async def _sender(host: str, port: int, queue: list[bytes], until: float, result: Result) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while queue and time.perf_counter() < until:
-            body = queue.pop()
-            head = (
-                f"POST /batch/ HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                f"User-Agent: bench/1\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            start = time.perf_counter()
-            writer.write(head + body)
-            status = await _read_response(reader)
-            result.latencies_ms.append((time.perf_counter() - start) * 1000)
-            result.requests += 1
-            if status != 200:
-                result.errors += 1
-    finally:
-        writer.close()
+def _dsn(database_url: str) -> str:
+    return async_url(database_url).set(drivername="postgresql").render_as_string(False)
 
 
-async def send_all(base: str, bodies: list[bytes], senders: int, seconds: float) -> Result:
-    host, port = base.removeprefix("http://").split(":")
-    queue = list(reversed(bodies))
-    result = Result("POST /batch/")
-    start = time.perf_counter()
-    await asyncio.gather(*(_sender(host, int(port), queue, start + seconds, result) for _ in range(senders)))
-    result.seconds = time.perf_counter() - start
-    return result
-
-
-async def copy_rows(database_url: str, team_id: int, events: list[dict[str, Any]]) -> tuple[int, float]:
-    """COPY the same rows (new uuids, so none collides) in one statement; returns (rows, seconds)."""
+async def copy_rows(database_url: str, team_id: int, events: list[dict[str, Any]], rows: int) -> float:
+    """COPY `rows` rows of `events` (cycled, fresh uuids) in one statement; returns its seconds."""
     records = [
         (
             team_id,
@@ -124,9 +96,9 @@ async def copy_rows(database_url: str, team_id: int, events: list[dict[str, Any]
             datetime.fromisoformat(e["timestamp"]),
             json.dumps(e["properties"]),
         )
-        for e in events
+        for e in (events[i % len(events)] for i in range(rows))
     ]
-    conn = await asyncpg.connect(async_url(database_url).set(drivername="postgresql").render_as_string(False))
+    conn = await asyncpg.connect(_dsn(database_url))
     try:
         start = time.perf_counter()
         await conn.copy_records_to_table(
@@ -134,80 +106,115 @@ async def copy_rows(database_url: str, team_id: int, events: list[dict[str, Any]
             records=records,
             columns=["team_id", "uuid", "event", "distinct_id", "timestamp", "properties"],
         )
-        return len(records), time.perf_counter() - start
+        return time.perf_counter() - start
     finally:
         await conn.close()
 
 
 async def count_events(database_url: str, team_id: int) -> int:
-    conn = await asyncpg.connect(async_url(database_url).set(drivername="postgresql").render_as_string(False))
+    conn = await asyncpg.connect(_dsn(database_url))
     try:
         return int(await conn.fetchval("SELECT count(*) FROM events WHERE team_id = $1", team_id))
     finally:
         await conn.close()
 
 
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--senders", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=120.0, help="stop sending after this long")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", default="1,2", help="Tilecast worker counts, e.g. 1 or 1,2")
+    parser.add_argument("--batch", type=int, default=100, help="events per request")
+    parser.add_argument("--bodies", type=int, default=200, help="distinct request bodies, sent in turn")
+    parser.add_argument("--copy-rows", type=int, default=200_000, help="rows per COPY")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    wrk.require_wrk()
+    workers = [int(w) for w in args.workers.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-"))
     database_url, env, embedded = start_database(work)
-    proc = None
     try:
         info = create_key(env, work)
         token, team_id = info["project_api_key"], info["team_id"]
-
         t0 = time.perf_counter()
-        bodies, events = build_bodies(token, args.events, args.batch)
+        bodies, events = build_bodies(token, args.bodies, args.batch)
         print(
             f"built {len(bodies)} bodies of {args.batch} events "
             f"({sum(map(len, bodies)) / len(bodies) / 1024:.1f} KiB each) in {time.perf_counter() - t0:.1f} s"
         )
-        print(machine_line(embedded is not None))
+        with ExitStack() as stack:
+            servers = []
+            for n in workers:
+                base, _ = stack.enter_context(tilecast_process(env, work, n))
+                # One request first: the workers' pools and prepared statements are then ready.
+                for body in bodies[:4]:
+                    httpx.post(f"{base}/batch/", content=body, timeout=60).raise_for_status()
+                servers.append((f"POST /batch/, {n} worker{'s' if n > 1 else ''}", base))
+            print(
+                f"{machine_line(embedded is not None)}; wrk -t{args.threads} -c{args.connections}, "
+                f"{args.rounds} rounds of {args.seconds:.0f} s per server, COPY of {args.copy_rows:,} rows"
+            )
+            captured: dict[str, list[tuple[float, wrk.WrkResult]]] = {name: [] for name, _ in servers}
+            copied: list[float] = []
+            steps = [*servers, ("COPY", "")]
+            for r in range(args.rounds):
+                for name, base in steps if r % 2 == 0 else reversed(steps):
+                    if name == "COPY":
+                        seconds = asyncio.run(copy_rows(database_url, team_id, events, args.copy_rows))
+                        copied.append(args.copy_rows / seconds)
+                        print(f"round {r + 1}  raw COPY: {copied[-1]:,.0f} rows/s", flush=True)
+                        continue
+                    before = asyncio.run(count_events(database_url, team_id))
+                    result = wrk.run(
+                        name,
+                        f"{base}/batch/",
+                        seconds=args.seconds,
+                        headers={"Content-Type": "application/json", "User-Agent": "bench/1"},
+                        method="POST",
+                        bodies=bodies,
+                        threads=args.threads,
+                        connections=args.connections,
+                    )
+                    # Requests still in flight when wrk stops are stored too: at least every answered one.
+                    time.sleep(1)
+                    stored = asyncio.run(count_events(database_url, team_id)) - before
+                    if stored < result.ok * args.batch:
+                        raise SystemExit(f"{stored:,} rows stored for {result.ok:,} answers of 2xx")
+                    rate = result.ok * args.batch / result.seconds
+                    captured[name].append((rate, result))
+                    print(f"round {r + 1}  {result.line()}   {rate:,.0f} events/s", flush=True)
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [TILECAST, "serve", "--port", str(port), "--workers", "1"],
-            env=env,
-            cwd=work,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_ready(base, proc)
-        # One request first: the worker's pool and prepared statement are then ready.
-        httpx.post(f"{base}/batch/", content=bodies.pop()).raise_for_status()
-        before = asyncio.run(count_events(database_url, team_id))
-
-        result = asyncio.run(send_all(base, bodies, args.senders, args.seconds))
-        stored = asyncio.run(count_events(database_url, team_id)) - before
-        sent = (result.requests - result.errors) * args.batch
-        print(result.line())
+        copy_rate = statistics.median(copied)
+        print()
+        print("| path | events/s | p50 | p99 | ratio to COPY | target met | errors |")
+        print("|---|---:|---:|---:|---:|---|---:|")
+        for name, runs in captured.items():
+            rate = statistics.median(e for e, _ in runs)
+            m = wrk.median(name, (r for _, r in runs))
+            met = "yes" if rate / copy_rate >= TARGET_RATE else "no"
+            print(
+                f"| {name} | {rate:,.0f} | {_ms(m.p50_ms)} | {_ms(m.p99_ms)} | {rate / copy_rate:.0%} "
+                f"| {met} | {m.errors} |"
+            )
         print(
-            f"capture via /batch/: {sent / result.seconds:,.0f} events/s "
-            f"({sent:,} events in {result.seconds:.1f} s, {args.senders} senders, {args.batch} per request; "
-            f"{stored:,} rows stored)"
+            f"| raw COPY ({args.copy_rows:,} rows in one statement) | {copy_rate:,.0f} | — | — | — | — | — |"
         )
-
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        proc = None
-        rows, seconds = asyncio.run(copy_rows(database_url, team_id, events[: max(sent, args.batch)]))
         print(
-            f"raw COPY (asyncpg copy_records_to_table): {rows / seconds:,.0f} rows/s "
-            f"({rows:,} rows in {seconds:.1f} s)"
+            f"medians of {args.rounds} rounds; p50/p99 per request of {args.batch} events; target: capture "
+            f"≥ {TARGET_RATE:.0%} of COPY's rows/s. errors: non-2xx and socket errors, all runs."
         )
+        spent = sum(r.client_cpu_s for runs in captured.values() for _, r in runs)
+        wall = sum(r.seconds for runs in captured.values() for _, r in runs)
+        print(f"wrk itself used {spent / wall:.2f} CPU cores on average while measuring (of 2)")
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
         if embedded is not None:
             embedded.stop()
 

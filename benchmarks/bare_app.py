@@ -1,19 +1,26 @@
-"""The stack's own limit for a dashboard retrieve: Starlette + asyncpg, no ORM, no validation, no auth.
+"""The stack's own limit for Tilecast's read path: Starlette + asyncpg + orjson; no ORM, validation or auth.
 
-One endpoint, `GET /api/environments/{team}/dashboards/{id}/`, answers with the JSON body Tilecast gives for
-a dashboard without `filters` whose tiles have no `filters_overrides`, read from the same tables:
+Three endpoints answer with the JSON body Tilecast gives, read from the same tables:
 
-1. the dashboard row (with its creator, team timezone and tags);
-2. its live tiles, each joined with its insight or text (creators, editors, tags, the object's tiles);
-3. the cached results of those insights from `query_cache`. The cache key is a hash of the canonical query
-   JSON (as Tilecast computes it), which SQL cannot rebuild byte for byte, so the keys are computed here
-   between statements 2 and 3.
+- `GET /api/environments/{team}/dashboards/{id}/`, a dashboard without `filters` whose tiles have no
+  `filters_overrides`:
+  1. the dashboard row (with its creator, team timezone and tags);
+  2. its live tiles, each joined with its insight or text (creators, editors, tags, the object's tiles);
+  3. the cached results of those insights from `query_cache`. The cache key is a hash of the canonical query
+     JSON (as Tilecast computes it), which SQL cannot rebuild byte for byte, so the keys are computed here
+     between statements 2 and 3.
+- `GET /api/environments/{team}/dashboards/?limit=&offset=`: one statement (the page, its creators, tags and
+  the total as a window count).
+- `POST /api/environments/{team}/query/` with `{"query": …}`: a fresh cached result (two statements: the
+  team's timezone, which is part of the cache key, then the cache row); 404 when there is none (this app
+  computes nothing).
 
-JSON columns are decoded with `json.loads` and the body encoded with `json.dumps`, as any Python service
-would. It writes nothing (Tilecast records the caller's view), checks no key (Tilecast reads the key and the
-caller's membership) and reports the caller as the dashboard's editor. Used by bench_dashboard_tiles.py:
+JSON columns are decoded and the body encoded with orjson. It writes nothing (Tilecast records the
+caller's view of a dashboard), checks no key (Tilecast reads the key and the caller's membership), reports
+the caller as the dashboard's editor, and takes the dashboard's creator as the caller for `last_viewed_at` in
+the list. Used by bench_read_path.py:
 
-    BARE_DATABASE_URL=postgresql://… uvicorn --app-dir benchmarks bare_tiles_app:app --port 8001
+    BARE_DATABASE_URL=postgresql://… uvicorn --app-dir benchmarks bare_app:app --port 8001
 """
 
 import hashlib
@@ -25,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,6 +41,7 @@ from starlette.routing import Route
 CACHE_TARGET_AGE = timedelta(hours=6)
 CACHE_TARGET_AGE_HOURLY = timedelta(hours=1)
 MIN_REFRESH_INTERVAL = timedelta(seconds=60)
+_NOT_FOUND = b'{"detail":"Not found."}'
 _MISSING = 100
 
 
@@ -112,6 +121,7 @@ def _user(row: asyncpg.Record, prefix: str) -> dict[str, Any] | None:
 
 
 def _cache_key(team_id: int, timezone: str, query: Any) -> str:
+    # Tilecast's key, byte for byte: the standard library's canonical JSON (orjson's differs in floats).
     canonical = json.dumps(query, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{team_id}\x1f{timezone}\x1f{canonical}".encode()).hexdigest()
 
@@ -194,7 +204,7 @@ async def retrieve(request: Request) -> Response:
     async with pool.acquire() as conn:
         d = await conn.fetchrow(DASHBOARD_SQL, dashboard_id, team_id)
         if d is None:
-            return Response(b'{"detail":"Not found."}', status_code=404, media_type="application/json")
+            return Response(_NOT_FOUND, status_code=404, media_type="application/json")
         rows = await conn.fetch(TILES_SQL, dashboard_id)
         timezone = d["timezone"]
         keys = {
@@ -261,13 +271,123 @@ async def retrieve(request: Request) -> Response:
         "persisted_variables": variables or None,
         "tiles": tiles,
     }
-    encoded = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    return Response(encoded, media_type="application/json")
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+LIST_SQL = f"""
+SELECT d.id, d.name, d.description, d.pinned, d.created_at, d.last_accessed_at, d.deleted, d.creation_mode,
+       d.restriction_level, d.last_refresh, d.team_id, {_user_columns("u", "c_")}, v.viewed_at,
+       (SELECT array_agg(tag.name ORDER BY tag.name) FROM tagged_item ti JOIN tag ON tag.id = ti.tag_id
+         WHERE ti.dashboard_id = d.id) AS tags,
+       count(*) OVER () AS total
+FROM dashboard d
+LEFT JOIN app_user u ON u.id = d.created_by_id
+LEFT JOIN dashboard_view v ON v.dashboard_id = d.id AND v.user_id = d.created_by_id
+WHERE d.team_id = $1 AND NOT d.deleted AND d.creation_mode <> 'unlisted'
+ORDER BY d.pinned DESC, d.name ASC NULLS LAST, d.id
+LIMIT $2 OFFSET $3
+"""
+
+
+def _page_links(request: Request, limit: int, offset: int, count: int) -> tuple[str | None, str | None]:
+    """DRF's LimitOffsetPagination links, as Tilecast gives them."""
+    url = request.url.remove_query_params("personal_api_key")
+    nxt = None
+    if offset + limit < count:
+        nxt = str(url.include_query_params(limit=limit, offset=offset + limit))
+    prev = None
+    if offset > 0:
+        if offset - limit <= 0:
+            prev = str(url.include_query_params(limit=limit).remove_query_params("offset"))
+        else:
+            prev = str(url.include_query_params(limit=limit, offset=offset - limit))
+    return nxt, prev
+
+
+async def list_dashboards(request: Request) -> Response:
+    team_id = int(request.path_params["team"])
+    limit = min(int(request.query_params.get("limit", 100)), 1000)
+    offset = int(request.query_params.get("offset", 0))
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(LIST_SQL, team_id, limit, offset)
+    if rows:
+        count = rows[0]["total"]
+    else:
+        async with pool.acquire() as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM dashboard WHERE team_id = $1 AND NOT deleted "
+                "AND creation_mode <> 'unlisted'",
+                team_id,
+            )
+    nxt, prev = _page_links(request, limit, offset, count)
+    results = [
+        {
+            "id": d["id"],
+            "name": d["name"],
+            "description": d["description"],
+            "pinned": d["pinned"],
+            "created_at": _iso(d["created_at"]),
+            "created_by": _user(d, "c_"),
+            "last_accessed_at": _iso(d["last_accessed_at"]),
+            "last_viewed_at": _iso(d["viewed_at"]),
+            "is_shared": False,
+            "deleted": d["deleted"],
+            "creation_mode": d["creation_mode"],
+            "tags": d["tags"] or [],
+            "restriction_level": d["restriction_level"],
+            "effective_restriction_level": d["restriction_level"],
+            "effective_privilege_level": 37,
+            "user_access_level": "editor",
+            "access_control_version": "v2" if d["restriction_level"] <= 21 else "v1",
+            "last_refresh": _iso(d["last_refresh"]),
+            "team_id": d["team_id"],
+        }
+        for d in rows
+    ]
+    body = {"count": count, "next": nxt, "previous": prev, "results": results}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def query(request: Request) -> Response:
+    team_id = int(request.path_params["team"])
+    payload = orjson.loads(await request.body())
+    q = payload["query"]
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn:
+        timezone = await conn.fetchval("SELECT timezone FROM team WHERE id = $1", team_id)
+        if timezone is None:
+            return Response(_NOT_FOUND, status_code=404, media_type="application/json")
+        key = _cache_key(team_id, timezone, q)
+        hit = await conn.fetchrow(
+            "SELECT result, last_refresh FROM query_cache WHERE cache_key = $1 AND team_id = $2", key, team_id
+        )
+    target = CACHE_TARGET_AGE_HOURLY if _hourly(q) else CACHE_TARGET_AGE
+    if hit is None or datetime.now(UTC) - hit["last_refresh"] >= target:
+        return Response(_NOT_FOUND, status_code=404, media_type="application/json")
+    result, last_refresh = hit["result"], hit["last_refresh"]
+    body = {
+        "results": result.get("results"),
+        "hasMore": bool(result.get("has_more")),
+        "is_cached": True,
+        "last_refresh": _iso(last_refresh),
+        "next_allowed_client_refresh": _iso(last_refresh + MIN_REFRESH_INTERVAL),
+        "cache_key": key,
+        "cache_target_age": _iso(last_refresh + target),
+        "timezone": timezone,
+        "resolved_date_range": result.get("resolved_date_range"),
+        "query_status": None,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _encode(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=_encode, decoder=orjson.loads, schema="pg_catalog")
 
 
 @asynccontextmanager
@@ -282,6 +402,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 app = Starlette(
-    routes=[Route("/api/environments/{team:int}/dashboards/{id:int}/", retrieve)],
+    routes=[
+        Route("/api/environments/{team:int}/dashboards/{id:int}/", retrieve),
+        Route("/api/environments/{team:int}/dashboards/", list_dashboards),
+        Route("/api/environments/{team:int}/query/", query, methods=["POST"]),
+    ],
     lifespan=lifespan,
 )
