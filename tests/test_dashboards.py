@@ -1339,8 +1339,9 @@ async def test_list_statement_count_does_not_grow_with_the_page(
     assert all(len(d["tags"]) in (2, 3) for d in page["results"])
 
     assert large() == small(), (small(), large())
-    # key, team + membership, count, page; plus the SAVEPOINT/RELEASE of the test's request session.
-    assert large() == 4 + 2
+    # key + team + membership (one statement), count, page; plus the SAVEPOINT/RELEASE of the test's request
+    # session.
+    assert large() == 3 + 2
 
 
 async def test_retrieve_statement_count_does_not_grow_with_tags(
@@ -1358,6 +1359,6 @@ async def test_retrieve_statement_count_does_not_grow_with_tags(
         assert len((await retrieve(client, actor, ten)).json()["tags"]) == 10
 
     assert with_one() == with_ten(), (with_one(), with_ten())
-    # key, team + membership, the dashboard (creator, tags, privilege, view), the access/view upsert, its
-    # insight tiles and its text tiles; plus the SAVEPOINT/RELEASE of the test's request session.
-    assert with_ten() == 6 + 2
+    # key + team + membership (one statement), the dashboard (creator, tags, privilege, view), the access/view
+    # upsert, its insight tiles and its text tiles; plus the SAVEPOINT/RELEASE of the test's request session.
+    assert with_ten() == 5 + 2
