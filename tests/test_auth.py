@@ -8,11 +8,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts import add_member, create_personal_api_key
 from app.models import MEMBER
 from tests.factories import Actor, make_actor
+from tests.statements import recorded_statements
 
 NOT_AUTHENTICATED = {
     "type": "authentication_error",
@@ -287,6 +288,46 @@ async def test_last_used_at_is_refreshed_after_an_hour(
     used = (await key_row(db, actor.user.id))["last_used_at"]
     assert used > old
     assert used >= before - timedelta(seconds=1)
+
+
+# --- cost -------------------------------------------------------------------------------------------------
+
+
+def _queries(statements: list[str]) -> list[str]:
+    # The test's transaction turns each request's transaction into a savepoint: not a query.
+    skipped = ("SAVEPOINT", "RELEASE", "ROLLBACK TO")
+    return [s for s in statements if not s.lstrip().upper().startswith(skipped)]
+
+
+async def test_key_user_team_and_membership_come_in_one_statement(
+    client: httpx.AsyncClient, db: AsyncSession, actor: Actor, other_actor: Actor, engine: AsyncEngine
+) -> None:
+    await set_key_columns(db, actor.user.id, last_used_at=datetime.now(UTC) - timedelta(minutes=5))
+    with recorded_statements(engine) as listed:
+        assert (await client.get(actor.url("dashboards/"), headers=actor.headers)).status_code == 200
+    auth = [s for s in _queries(listed) if "personal_api_key" in s]
+    assert len(auth) == 1 and "organization_membership" in auth[0] and "JOIN team" in auth[0]
+    # Refused at the team (another organization's), or for a scope: the lookup is the whole request.
+    with recorded_statements(engine) as refused:
+        response = await client.get(other_actor.url("dashboards/"), headers=actor.headers)
+    assert response.status_code == 403 and response.json() == permission_denied(NO_PROJECT_ACCESS)
+    assert len(_queries(refused)) == 1
+    limited = await create_personal_api_key(db, actor.user, scopes=["insight:read"])
+    await db.commit()
+    await set_key_columns(db, actor.user.id, last_used_at=datetime.now(UTC))
+    with recorded_statements(engine) as unscoped:
+        response = await client.get(actor.url("dashboards/"), headers=bearer(limited))
+    assert response.status_code == 403 and response.json() == missing_scope("dashboard:read")
+    assert len(_queries(unscoped)) == 1
+
+
+async def test_last_used_at_is_written_once_for_many_requests(
+    client: httpx.AsyncClient, actor: Actor, engine: AsyncEngine
+) -> None:
+    with recorded_statements(engine) as sql:
+        for _ in range(3):
+            assert (await client.get(actor.url("dashboards/"), headers=actor.headers)).status_code == 200
+    assert len([s for s in sql if s.lstrip().upper().startswith("UPDATE PERSONAL_API_KEY")]) == 1
 
 
 # --- scopes -------------------------------------------------------------------------------------------------

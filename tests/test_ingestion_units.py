@@ -266,3 +266,45 @@ def test_a_large_payload_stops_being_parsed_past_the_event_limit(monkeypatch: py
     with pytest.raises(CaptureError) as refused:
         parse_json(five.encode() + b", {}, this is not json", 5)
     assert refused.value.status_code == 413
+
+
+# --- decode_events: orjson where it gives json's answer, the standard library elsewhere -------------------
+
+
+def _decoded_properties(body: bytes) -> list[object]:
+    from app.config import get_settings
+    from app.ingestion.service import decode_events
+
+    request = RawRequest("/batch/", {}, "application/json", None, body)
+    _, events = decode_events(request, get_settings(), NOON, None)
+    return [json.loads(e.properties_json) for e in events]
+
+
+def _batch(*properties: str) -> bytes:
+    events = ",".join(f'{{"event": "e", "distinct_id": "d", "properties": {p}}}' for p in properties)
+    return f'{{"api_key": "phc_k", "batch": [{events}]}}'.encode()
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        '{"n": 123456789012345678901234, "m": -9223372036854775809, "u": 18446744073709551615}',
+        '{"f": 1.5e300, "g": -0.0, "h": 0.1, "i": 5e-324, "b": true, "z": null}',
+        '{"s": "\\u00e9\\ud83d\\ude00", "t": "\u00e9t\u00e9 \U0001f600", "e": "\\n\\"\\\\"}',
+        '{"a": {"b": [1, {"c": 2}], "d": "x"}, "a2": 1, "a2": 2}',
+        json.dumps({"deep": json.loads("[" * 300 + "]" * 300)}),  # past orjson's depth for writing
+    ],
+)
+def test_decoded_properties_are_what_json_loads_gives(properties: str) -> None:
+    assert _decoded_properties(_batch(properties, properties)) == [json.loads(properties)] * 2
+
+
+def test_a_number_too_large_for_a_double_is_refused_not_stored_as_null() -> None:
+    with pytest.raises(CaptureError) as refused:
+        _decoded_properties(_batch('{"ok": 1}', '{"x": 1e400}'))
+    assert refused.value.status_code == 400
+
+
+def test_nul_and_lone_surrogates_are_replaced_in_a_batch_orjson_would_refuse() -> None:
+    got = _decoded_properties(_batch('{"k\\u0000": "\\ud800", "n": [{"x": "a\\u0000"}]}'))
+    assert got == [{"k\ufffd": "\ufffd", "n": [{"x": "a\ufffd"}]}]

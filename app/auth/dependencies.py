@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPBearer, SecurityScopes
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository
@@ -80,21 +81,35 @@ async def _find_key(request: Request) -> tuple[str, str] | None:
     return None
 
 
-async def get_principal(
-    request: Request, session: SessionDep, _bearer: Annotated[object, Depends(bearer_scheme)] = None
-) -> Principal:
+async def _credentials(request: Request) -> tuple[str, str]:
+    """The candidate key and where it came from (401 when the request carries none)."""
     found = await _find_key(request)
     if found is None:
         raise NotAuthenticated()
-    value, source = found
-    # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
-    key = await repository.get_key_with_user(session, hash_key_value(value)) if value.isascii() else None
-    if key is None:
-        raise AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
+    return found
+
+
+def _invalid_key(source: str) -> AuthenticationFailed:
+    return AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
+
+
+async def _record_use(session: AsyncSession, key: PersonalAPIKey) -> None:
+    """Write `last_used_at` at most once an hour per key (PostHog's resolution)."""
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         await repository.touch_key(session, key.id, now)
         set_committed_value(key, "last_used_at", now)  # already written: no second UPDATE at flush
+
+
+async def get_principal(
+    request: Request, session: SessionDep, _bearer: Annotated[object, Depends(bearer_scheme)] = None
+) -> Principal:
+    value, source = await _credentials(request)
+    # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
+    key = await repository.get_key_with_user(session, hash_key_value(value)) if value.isascii() else None
+    if key is None:
+        raise _invalid_key(source)
+    await _record_use(session, key)
     return Principal(user=key.user, key=key)
 
 
@@ -125,20 +140,36 @@ ProjectIdPath = Annotated[
 
 
 async def get_team_access(
-    security_scopes: SecurityScopes, project_id: ProjectIdPath, principal: PrincipalDep, session: SessionDep
+    security_scopes: SecurityScopes,
+    project_id: ProjectIdPath,
+    request: Request,
+    session: SessionDep,
+    _bearer: Annotated[object, Depends(bearer_scheme)] = None,
 ) -> TeamAccess:
-    """The caller may act on the URL's team with every scope the route asks for (see `scoped`)."""
-    require_scopes(principal, *security_scopes.scopes)
+    """The caller may act on the URL's team with every scope the route asks for (see `scoped`).
+
+    The key, its user, the team and the user's membership come in one statement; the checks then run in the
+    order the answers are owed: bad credentials (401), a missing scope (403), no access to the team (403)."""
+    value, source = await _credentials(request)
     team_id = _parse_team_id(project_id)
-    scoped_teams = principal.key.scoped_teams
+    found = (
+        await repository.get_principal_for_team(session, hash_key_value(value), team_id)
+        if value.isascii()
+        else None
+    )
+    if found is None:
+        raise _invalid_key(source)
+    key, team, level = found
+    await _record_use(session, key)
+    principal = Principal(user=key.user, key=key)
+    require_scopes(principal, *security_scopes.scopes)
+    scoped_teams = key.scoped_teams
     if team_id is None or (scoped_teams and team_id not in scoped_teams):
         raise PermissionDenied(NO_PROJECT_ACCESS)
-    found = await repository.get_team_with_membership(session, team_id, principal.user.id)
-    team, level = found if found is not None else (None, None)
     if team is None or level is None:
         # An unknown team answers like a team of someone else's: existence is not disclosed.
         raise PermissionDenied(NO_PROJECT_ACCESS)
-    scoped_orgs = principal.key.scoped_organizations
+    scoped_orgs = key.scoped_organizations
     if scoped_orgs and str(team.organization_id) not in scoped_orgs:
         raise PermissionDenied(NO_PROJECT_ACCESS)
     return TeamAccess(principal=principal, team=team, membership_level=level)

@@ -1,12 +1,13 @@
 """Queries for authentication: keys with their users, teams with the caller's membership.
 
-Every request runs the first and the last of these, so their statements are built once, with bound
-parameters (building a statement costs more than running one of these lookups).
+Every request runs one of these lookups, so their statements are built once, with bound parameters
+(building a statement costs more than running one of these lookups). A request on a team's URL finds its
+key, the key's user, the team and the user's membership in one round trip (`get_principal_for_team`).
 """
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, bindparam, select, update
+from sqlalchemy import DateTime, Integer, String, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -43,6 +44,37 @@ _TEAM_WITH_MEMBERSHIP = (
     )
     .where(Team.id == bindparam("team_id", type_=Integer))
 )
+
+
+# The key by its hash (the unique index on secure_value: one indexed read), its user, and, outer-joined, the
+# URL's team and the user's membership level in the team's organization. A key that is unknown or whose user
+# is inactive selects no row; an unknown team (or a team id that is no integer: NULL) leaves the team's
+# columns NULL; a team of an organization the user is not in leaves the level NULL.
+_PRINCIPAL_FOR_TEAM = (
+    select(PersonalAPIKey, Team, OrganizationMembership.level)
+    .join(PersonalAPIKey.user)
+    .outerjoin(Team, Team.id == bindparam("team_id", type_=Integer))
+    .outerjoin(
+        OrganizationMembership,
+        and_(
+            OrganizationMembership.organization_id == Team.organization_id,
+            OrganizationMembership.user_id == User.id,
+        ),
+    )
+    .options(contains_eager(PersonalAPIKey.user))
+    .where(PersonalAPIKey.secure_value == bindparam("secure_value", type_=String), User.is_active.is_(True))
+)
+
+
+async def get_principal_for_team(
+    session: AsyncSession, secure_value: str, team_id: int | None
+) -> tuple[PersonalAPIKey, Team | None, int | None] | None:
+    """The key (with its user), the team `team_id` (None if there is none) and the user's membership level in
+    its organization (None when not a member), in one statement; None when no active user has this key."""
+    row = (
+        await session.execute(_PRINCIPAL_FOR_TEAM, {"secure_value": secure_value, "team_id": team_id})
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 async def get_key_with_user(session: AsyncSession, secure_value: str) -> PersonalAPIKey | None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
+
 from app.ingestion.errors import CaptureError
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -176,29 +178,60 @@ class TooManyEvents(CaptureError):
         super().__init__(413, f"maximum event count exceeded: more than {limit} events in one request")
 
 
-def parse_json(raw: bytes, max_events: int) -> tuple[Any, str]:
-    """The parsed payload, and its text (kept for a cheap scan for characters jsonb refuses).
+# jsonb refuses NUL and lone surrogates, which JSON can only carry as `\u` escapes: a payload with none of
+# these escapes needs no cleaning (the common case, checked in one scan of its bytes).
+_SUSPICIOUS_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# orjson reads an integer past 64 bits as a float (the standard library keeps it exact): a payload with a
+# run of 19 digits (in a number, or just in a string) is left to the standard library. Found by mapping every
+# digit to 0 and looking for 19 zeros: twenty times faster than a regex over digits.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
 
+
+def _has_long_digit_run(raw: bytes) -> bool:
+    return _LONG_DIGITS in raw.translate(_DIGITS_TO_ZERO)
+
+
+def may_hold_refused_characters(raw: bytes) -> bool:
+    """Whether the JSON text may carry NUL or lone surrogates (as escapes), which jsonb refuses."""
+    return b"\\u" in raw and _SUSPICIOUS_ESCAPE.search(raw) is not None
+
+
+def parse_json(raw: bytes, max_events: int) -> tuple[Any, bool]:
+    """The parsed payload, and whether it was parsed by orjson with nothing to clean (else it may hold NUL
+    or lone surrogates, which jsonb refuses, and floats too large for a double, which orjson would write as
+    null: the caller cleans it and encodes it with the standard library).
+
+    A payload up to `WALK_ABOVE_BYTES` without suspicious escapes or long digit runs is parsed by orjson,
+    whose result is then exactly `json.loads`'s; anything orjson refuses is parsed again by the standard
+    library, which gives the answer (it also refuses, with its own message, or, for 1e400, returns inf).
     Past `WALK_ABOVE_BYTES`, a list of events (the payload itself, or an envelope's `batch`) is read one
     event at a time and refused as soon as it holds more than `max_events`: a 40 KB gzip body can carry
     400,000 tiny events, which would take hundreds of megabytes and a long, uninterruptible parse. Every
     value is parsed by the standard library's decoder, so the result is exactly `json.loads`'s."""
+    payload: Any
+    small = len(raw) <= WALK_ABOVE_BYTES
+    if small and not may_hold_refused_characters(raw) and not _has_long_digit_run(raw):
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            _check_count(payload, max_events)
+            return payload, True
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CaptureError(400, "failed to parse request: payload is not valid UTF-8") from exc
-    payload: Any
-    if len(raw) <= WALK_ABOVE_BYTES:
+    if small:
         # Small enough to parse whole in a few milliseconds (and faster so: the decoder shares key strings
         # across the document), then count.
         try:
             payload = _decoder.decode(text)
         except (ValueError, RecursionError) as exc:
             raise CaptureError(400, f"failed to parse request: {exc}") from exc
-        events = payload.get("batch") if isinstance(payload, dict) else payload
-        if isinstance(events, list) and len(events) > max_events:
-            raise TooManyEvents(max_events)
-        return payload, text
+        _check_count(payload, max_events)
+        return payload, False
     try:
         i = _skip(text, 0)
         if text.startswith("[", i):
@@ -211,7 +244,13 @@ def parse_json(raw: bytes, max_events: int) -> tuple[Any, str]:
             raise json.JSONDecodeError("Extra data", text, i)
     except (ValueError, RecursionError) as exc:
         raise CaptureError(400, f"failed to parse request: {exc}") from exc
-    return payload, text
+    return payload, False
+
+
+def _check_count(payload: Any, max_events: int) -> None:
+    events = payload.get("batch") if isinstance(payload, dict) else payload
+    if isinstance(events, list) and len(events) > max_events:
+        raise TooManyEvents(max_events)
 
 
 def _skip(text: str, i: int) -> int:
