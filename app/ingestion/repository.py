@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from sqlalchemy import text
@@ -51,8 +52,10 @@ _CAPTURE_COUNTED = text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+class NewEvent(NamedTuple):
+    """One row to store. A tuple: capture builds a hundred per request, and a tuple is the cheapest record
+    to build and to turn into the insert's columns (`zip(*events)`)."""
+
     uuid: UUID
     event: str
     distinct_id: str
@@ -73,13 +76,14 @@ async def insert_events_for_token(
 ) -> Stored | None:
     """Store `events` for the team whose project API key is `token`, or None if no team has this key (then
     nothing was stored). With a `rate_limit` (events a minute), nothing is stored once the count passes it."""
+    uuids, names, distinct_ids, timestamps, properties = zip(*events, strict=True) if events else ((),) * 5
     params = {
         "token": token,
-        "uuids": [e.uuid for e in events],
-        "events": [e.event for e in events],
-        "distinct_ids": [e.distinct_id for e in events],
-        "timestamps": [e.timestamp for e in events],
-        "properties": [e.properties_json for e in events],
+        "uuids": uuids,
+        "events": names,
+        "distinct_ids": distinct_ids,
+        "timestamps": timestamps,
+        "properties": properties,
     }
     if rate_limit:
         result = await session.execute(_CAPTURE_COUNTED, {**params, "n": len(events), "limit": rate_limit})
