@@ -16,8 +16,8 @@ _INSERT_ROWS = """
         INSERT INTO events (team_id, uuid, event, distinct_id, timestamp, properties)
         SELECT t.id, rows.u, rows.e, rows.d, rows.ts, CAST(rows.p AS jsonb)
         FROM {source}, unnest(
-            CAST($2 AS uuid[]), CAST($3 AS text[]), CAST($4 AS text[]),
-            CAST($5 AS timestamptz[]), CAST($6 AS text[])
+            CAST(string_to_array($2, ',') AS uuid[]), CAST($3 AS text[]), CAST($4 AS text[]),
+            CAST($5 AS timestamptz[]), string_to_array($6, E'\\n')
         ) AS rows(u, e, d, ts, p)
         {condition}
         ON CONFLICT (team_id, uuid) DO NOTHING
@@ -72,7 +72,14 @@ async def insert_events_for_token(
     """Store `events` for the team whose project API key is `token`, or None if no team has this key (then
     nothing was stored). With a `rate_limit` (events a minute), nothing is stored once the count passes it."""
     uuids, names, distinct_ids, timestamps, properties = zip(*events, strict=True) if events else ((),) * 5
-    args: tuple[Any, ...] = (token, uuids, names, distinct_ids, timestamps, properties)
+    # The uuids and the properties travel as one text each, split by the server: asyncpg checks every
+    # element of an array parameter against abstract base classes (a quarter of a microsecond each), which
+    # was a tenth of the insert's CPU. A uuid's text has no comma. A raw newline in JSON text can only be
+    # whitespace between tokens (in a string it is escaped): where one is found, a space replaces it.
+    joined = "\n".join(properties)
+    if joined.count("\n") != len(properties) - 1 and properties:
+        joined = "\n".join(p.replace("\n", " ") for p in properties)
+    args: tuple[Any, ...] = (token, ",".join(map(str, uuids)), names, distinct_ids, timestamps, joined)
     if rate_limit:
         row = await _fetchrow(session, _CAPTURE_COUNTED, (*args, len(events), rate_limit))
     else:
