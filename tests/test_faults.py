@@ -120,6 +120,27 @@ async def test_lost_connections_are_503_then_recover(fault_database: str, admin_
         assert (await client.get(actor.url("dashboards/"), headers=actor.headers)).status_code == 200
 
 
+async def test_capture_on_lost_connections_is_503_then_recovers(fault_database: str, admin_url: str) -> None:
+    # Capture's insert runs on asyncpg directly: a dead connection must still leave the pool, and be a 503.
+    async with running(fault_database) as (_, engine, client):
+        actor = await new_actor(engine)
+        body = {"api_key": actor.team.api_token, "batch": [{"event": "e", "distinct_id": "d"}]}
+        assert (await client.post("/batch/", json=body)).status_code == 200
+        admin = await asyncpg.connect(plain(admin_url))
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                make_url(fault_database).database,
+            )
+        finally:
+            await admin.close()
+        lost = await client.post("/batch/", json=body)
+        assert lost.status_code == 503
+        assert lost.text == "transient error, please retry"
+        assert (await client.post("/batch/", json=body)).status_code == 200
+
+
 async def test_no_database_at_all_is_503_for_the_api_and_capture() -> None:
     async with running("postgresql://nobody@127.0.0.1:9/nowhere") as (_, _engine, client):
         response = await client.get(

@@ -3,6 +3,7 @@
 import base64
 import gzip
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -117,6 +118,27 @@ def test_times_beyond_datetimes_range_are_parsed_exactly() -> None:
 )
 def test_parse_timestamp_accepts(raw: str, expected: datetime) -> None:
     assert parse_timestamp(raw) == instant(expected)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2024-01-31T12:00:00.123Z",
+        "2024-01-31T12:00:00.123456z",
+        "2024-01-31T12:00:00+03",
+        "2024-01-31T12:00:00.5-05:30",
+        "2024-01-31T12:00:00",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59.999999-14:00",
+        "2024-02-30T00:00:00Z",
+        "2024-01-31T25:00:00Z",
+        "2024-01-31T12:00:00ZZ",
+        "2024-01-31T12:00:00\u3000",
+    ],
+)
+def test_parse_timestamp_fast_path_agrees_with_the_rules(raw: str) -> None:
+    # A leading space takes the string past the fast path (the rules strip it): the answers must agree.
+    assert parse_timestamp(raw) == parse_timestamp(" " + raw)
 
 
 @pytest.mark.parametrize("raw", ["99999-01-01T00:00:00Z", "13/32/2023", "", "  ", "soon", None, True, [], {}])
@@ -308,3 +330,24 @@ def test_a_number_too_large_for_a_double_is_refused_not_stored_as_null() -> None
 def test_nul_and_lone_surrogates_are_replaced_in_a_batch_orjson_would_refuse() -> None:
     got = _decoded_properties(_batch('{"k\\u0000": "\\ud800", "n": [{"x": "a\\u0000"}]}'))
     assert got == [{"k\ufffd": "\ufffd", "n": [{"x": "a\ufffd"}]}]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0190a0b4-1c2d-7e3f-8a4b-5c6d7e8f9012",
+        "0190A0B4-1C2D-7E3F-8A4B-5C6D7E8F9012",
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "{0190a0b4-1c2d-7e3f-8a4b-5c6d7e8f9012}",
+        "urn:uuid:0190a0b4-1c2d-7e3f-8a4b-5c6d7e8f9012",
+        "0190a0b41c2d7e3f8a4b5c6d7e8f9012",
+    ],
+)
+def test_event_uuids_read_as_uuid_reads_them(raw: str) -> None:
+    from app.ingestion.service import _event_uuid
+
+    parsed = _event_uuid(raw)
+    assert isinstance(parsed, uuid.UUID)
+    expected = uuid.UUID(raw)
+    assert parsed == expected and parsed.bytes == expected.bytes and str(parsed) == str(expected)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -58,6 +59,10 @@ def _encode_properties_fast(properties: dict[str, Any]) -> str:
         return _encode_properties(properties)
 
 
+_MILLIS_MASK = (1 << 48) - 1
+# The canonical spelling, the one SDKs send; `uuid.UUID` reads others too (braces, `urn:uuid:`, no hyphens).
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
 _encode_distinct_id = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
@@ -92,12 +97,14 @@ def _clean(value: Any) -> Any:
 
 
 def uuid7() -> uuid.UUID:
-    """A time-ordered UUIDv7, as PostHog's capture generates for events sent without a uuid."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
-    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
-    return uuid.UUID(int=value)
+    """A time-ordered UUIDv7, as PostHog's capture generates for events sent without a uuid: 48 bits of
+    milliseconds, the version (7), 12 random bits, the variant (0b10), 62 random bits. Built as asyncpg's
+    UUID (a `uuid.UUID`) from its bytes, which costs a fraction of `uuid.UUID(int=...)`."""
+    millis = (time.time_ns() // 1_000_000) & _MILLIS_MASK
+    rand = os.urandom(10)
+    return PgUUID(  # type: ignore[no-any-return]
+        millis.to_bytes(6, "big") + bytes((0x70 | rand[0] & 0x0F, rand[1], 0x80 | rand[2] & 0x3F)) + rand[3:]
+    )
 
 
 def split_payload(payload: Any) -> tuple[bool, Any, list[Any]]:
@@ -179,12 +186,15 @@ def _distinct_id(raw: dict[str, Any], properties: dict[str, Any]) -> str:
     return text[:MAX_DISTINCT_ID]
 
 
-def _event_uuid(raw: dict[str, Any]) -> uuid.UUID:
-    value = raw.get("uuid")
+def _event_uuid(value: Any) -> uuid.UUID:
+    """The event's `uuid` field as a UUID (a new UUIDv7 when absent or empty)."""
     if value is None or value == "":
         return uuid7()
     if not isinstance(value, str):
         raise CaptureError(400, "failed to parse request: uuid must be a string")
+    if len(value) == 36 and _CANONICAL_UUID.fullmatch(value):
+        # asyncpg's UUID (a `uuid.UUID`) parses the canonical form ten times faster, to the same value.
+        return PgUUID(value)  # type: ignore[no-any-return]
     try:
         return uuid.UUID(value)
     except ValueError as exc:
@@ -211,24 +221,35 @@ def to_event(
     client_ip: str | None,
     encode: Encoder = _encode_properties,
 ) -> NewEvent | None:
-    """One stored row from one raw event, or None for events capture drops (`$performance_event`)."""
-    if not isinstance(raw, dict):
-        raise CaptureError(400, "failed to parse request: an event must be an object")
-    name = raw.get("event")
-    if name is None or name == "":
-        raise CaptureError(400, "event submitted with an empty event name")
-    if not isinstance(name, str):
-        raise CaptureError(400, "failed to parse request: event must be a string")
+    """One stored row from one raw event, or None for events capture drops (`$performance_event`).
+
+    Written for speed (it runs for every event; a hundred per request): each key is looked up once, and the
+    common case (string distinct_id, no uuid or a canonical one, no offset or clock skew) takes no detour.
+    The checks, and the order they fail in, are those of the rules in the helpers it calls."""
+    if type(raw) is not dict:
+        if not isinstance(raw, dict):
+            raise CaptureError(400, "failed to parse request: an event must be an object")
+    get = raw.get
+    name = get("event")
+    if type(name) is not str or not name:
+        if name is None or name == "":
+            raise CaptureError(400, "event submitted with an empty event name")
+        if not isinstance(name, str):
+            raise CaptureError(400, "failed to parse request: event must be a string")
     if name in DROPPED_EVENTS:
         return None
-    properties = raw.get("properties")
+    properties = get("properties")
     if properties is None:
         properties = {}
-    elif not isinstance(properties, dict):
+    elif type(properties) is not dict and not isinstance(properties, dict):
         raise CaptureError(400, "failed to parse request: properties must be an object")
 
-    distinct_id = _distinct_id(raw, properties)
-    event_uuid = _event_uuid(raw)
+    distinct_id = get("distinct_id")
+    if type(distinct_id) is str and distinct_id and "\x00" not in distinct_id:
+        distinct_id = distinct_id[:MAX_DISTINCT_ID]
+    else:
+        distinct_id = _distinct_id(raw, properties)
+    event_uuid = _event_uuid(get("uuid"))
 
     cookieless = properties.get("$cookieless_mode")
     if cookieless is not None and not isinstance(cookieless, bool):
@@ -236,26 +257,21 @@ def to_event(
 
     # Top-level `$set`/`$set_once` are merged into the properties' own, their keys winning (PostHog's
     # ingestion does the same before storing).
-    for key in ("$set", "$set_once"):
-        top = raw.get(key)
-        if top is None:
-            continue
-        if not isinstance(top, dict):
-            raise CaptureError(400, f"failed to parse request: {key} must be an object")
-        existing = properties.get(key)
-        properties[key] = {**existing, **top} if isinstance(existing, dict) else top
+    if "$set" in raw or "$set_once" in raw:
+        _merge_set(raw, properties)
 
-    clock_skew = raw.get("$clock_skew")
+    clock_skew = get("$clock_skew")
     if "$clock_skew" in properties:
         skew_in_properties = properties.pop("$clock_skew")
         clock_skew = skew_in_properties if clock_skew is None else clock_skew
+    offset = get("offset")
     timestamp = event_time(
-        parse_timestamp(raw.get("timestamp")),
-        _integer(raw.get("offset"), "offset"),
+        parse_timestamp(get("timestamp")),
+        None if offset is None else _integer(offset, "offset"),
         sent_at,
         now,
         ignore_sent_at=properties.get("$ignore_sent_at") is True,
-        clock_skew_ms=_integer(clock_skew, "$clock_skew"),
+        clock_skew_ms=None if clock_skew is None else _integer(clock_skew, "$clock_skew"),
     )
 
     if sent_at_text is not None:
@@ -266,13 +282,18 @@ def to_event(
         properties_json = encode(properties)
     except ValueError as exc:  # a number too large for a double became infinity
         raise CaptureError(400, f"failed to parse request: {exc}") from exc
-    return NewEvent(
-        uuid=event_uuid,
-        event=name[:MAX_EVENT_NAME],
-        distinct_id=distinct_id,
-        timestamp=timestamp,
-        properties_json=properties_json,
-    )
+    return NewEvent(event_uuid, name[:MAX_EVENT_NAME], distinct_id, timestamp, properties_json)
+
+
+def _merge_set(raw: dict[str, Any], properties: dict[str, Any]) -> None:
+    for key in ("$set", "$set_once"):
+        top = raw.get(key)
+        if top is None:
+            continue
+        if not isinstance(top, dict):
+            raise CaptureError(400, f"failed to parse request: {key} must be an object")
+        existing = properties.get(key)
+        properties[key] = {**existing, **top} if isinstance(existing, dict) else top
 
 
 def build_events(
