@@ -1,6 +1,7 @@
 """Response schemas shared by several resources."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,8 +25,22 @@ class UserBasic(BaseModel):
     role_at_organization: str | None
 
     @classmethod
-    def of(cls, user: User | None) -> "UserBasic | None":
-        return None if user is None else cls.model_validate(user)
+    def of(cls, user: "User | UserBasic | None") -> "UserBasic | None":
+        if user is None or isinstance(user, UserBasic):
+            return user
+        return cls.model_validate(user)
+
+    @classmethod
+    def from_columns(cls, values: Sequence[Any]) -> "UserBasic | None":
+        """From the values of `USER_BASIC_FIELDS` as the database returned them (trusted: not validated
+        again); None when the user is absent (an outer join's NULL id)."""
+        if values[0] is None:
+            return None
+        return cls.model_construct(**dict(zip(USER_BASIC_FIELDS, values, strict=True)))
+
+
+# The columns of a `UserBasic`, in order (what `UserBasic.from_columns` takes).
+USER_BASIC_FIELDS = tuple(UserBasic.model_fields)
 
 
 T = TypeVar("T")

@@ -27,7 +27,12 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager, defer, selectinload
 
-from app.insights.repository import INSIGHT_ROWS, InsightRow, insight_row
+from app.insights.repository import (
+    INSIGHT_RECORD_WIDTH,
+    INSIGHT_RECORDS,
+    InsightRow,
+    insight_record_row,
+)
 from app.models import (
     Dashboard,
     DashboardPrivilege,
@@ -227,9 +232,24 @@ async def get_collaborator(
 # --- tiles ------------------------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class TileRecord:
+    """A tile's display columns, read as they are (no ORM object)."""
+
+    id: int
+    layouts: dict[str, Any] | None
+    color: str | None
+    filters_overrides: dict[str, Any] | None
+    show_description: bool | None
+    transparent_background: bool | None
+
+
+_TILE_COLUMNS = tuple(getattr(DashboardTile, name) for name in TileRecord.__dataclass_fields__)
+
+
 @dataclass
 class InsightTileRow:
-    tile: DashboardTile
+    tile: TileRecord
     insight: InsightRow
 
 
@@ -245,10 +265,11 @@ def _live(tile_deleted: Any) -> Any:
     return func.coalesce(tile_deleted, False).is_(False)
 
 
-# A dashboard's insight tiles: the insight as the insights resource loads it, plus the tile. Tiles of deleted
-# insights are hidden (reference §1.2). Built once; the dashboard id is a parameter.
+# A dashboard's insight tiles: the insight as the insights resource reads it, plus the tile, as plain
+# columns (rendering changes neither). Tiles of deleted insights are hidden (reference §1.2). Built once; the
+# dashboard id is a parameter.
 _INSIGHT_TILES = (
-    INSIGHT_ROWS.add_columns(DashboardTile)
+    INSIGHT_RECORDS.add_columns(*_TILE_COLUMNS)
     .join(DashboardTile, DashboardTile.insight_id == Insight.id)
     .where(
         DashboardTile.dashboard_id == bindparam("dashboard_id", type_=Integer),
@@ -256,7 +277,6 @@ _INSIGHT_TILES = (
         Insight.deleted.is_(False),
     )
     .order_by(Insight.order.asc().nulls_last(), DashboardTile.id)
-    .execution_options(populate_existing=True)
 )
 
 
@@ -306,8 +326,8 @@ async def load_tiles(
     """Every live tile of a dashboard in two statements, whatever their number."""
     params = {"dashboard_id": dashboard_id}
     insight_rows = [
-        InsightTileRow(tile=tile, insight=insight_row(insight, tags, tiles, restriction))
-        for insight, tags, tiles, restriction, tile in (await session.execute(_INSIGHT_TILES, params)).all()
+        InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row))
+        for row in (await session.execute(_INSIGHT_TILES, params)).all()
     ]
     text_rows = [
         TextTileRow(tile=tile, text=text, text_tiles=others or [])

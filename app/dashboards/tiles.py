@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.dashboards import repository
-from app.dashboards.repository import TextTileRow
+from app.dashboards.repository import TextTileRow, TileRecord
 from app.dashboards.schemas import TextContent, Tile
 from app.insights.schemas import DashboardTileBasic
 from app.insights.service import to_schema as insight_schema
@@ -52,8 +52,9 @@ def _text(row: TextTileRow) -> TextContent:
     )
 
 
-def _tile(tile: DashboardTile, order: int, **content: Any) -> Tile:
-    return Tile(
+def _tile(tile: DashboardTile | TileRecord, order: int, **content: Any) -> Tile:
+    # Trusted values (the database's and the serializers'): built without validation.
+    return Tile.model_construct(
         id=tile.id,
         layouts=tile.layouts or {},
         color=tile.color,
@@ -98,7 +99,7 @@ async def render_tiles(
     saved = not filters_override
     hits = await cache.read_many(await session.connection(), list(keys.values()), saved=saved)
 
-    pending: list[tuple[DashboardTile, dict[str, Any]]] = []
+    pending: list[tuple[DashboardTile | TileRecord, dict[str, Any]]] = []
     for row in insight_rows:
         query = queries[row.tile.id]
         rendered = None

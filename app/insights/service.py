@@ -46,13 +46,15 @@ def _team(access: TeamAccess) -> TeamInfo:
 def to_schema(
     row: InsightRow, access: TeamAccess, rendered: Rendered | None, *, raw_result: bool = False
 ) -> Insight:
-    """The insight's payload. With `raw_result`, a result read from the cache stays JSON text (`raw_result`)
-    for a serializer that passes it through; otherwise it is decoded."""
+    """The insight's payload (from the ORM object or its plain columns). With `raw_result`, a result read
+    from the cache stays JSON text (`raw_result`) for a serializer that passes it through; otherwise it is
+    decoded."""
     i = row.insight
-    tiles = [DashboardTileBasic(**t) for t in row.tiles]
+    tiles = [DashboardTileBasic.model_construct(**t) for t in row.tiles]
     result = rendered.result if rendered else None
     raw = result if raw_result and isinstance(result, cache.RawJSON) else None
-    insight = Insight(
+    # Every value is already of its field's type (the database's or ours): built without validation.
+    insight = Insight.model_construct(
         id=i.id,
         short_id=i.short_id,
         name=i.name,
@@ -246,6 +248,7 @@ async def update_insight(
     if "query" in given:
         await validate_for_save(data.query, access.team.timezone)
     insight = row.insight
+    assert isinstance(insight, InsightModel)  # `_get` loads the ORM object
     for name in _SIMPLE_FIELDS:
         if name in given:
             setattr(insight, name, getattr(data, name) if name != "description" else (data.description or ""))
