@@ -6,7 +6,7 @@ No paywalls: `effective_restriction_level` is always the stored `restriction_lev
 from dataclasses import dataclass
 
 from app.auth.dependencies import TeamAccess
-from app.dashboards.repository import DashboardRow
+from app.dashboards.repository import DashboardListRow, DashboardRow
 from app.dashboards.schemas import PrivilegeLevel, RestrictionLevel
 from app.errors import PermissionDenied
 
@@ -29,7 +29,7 @@ class DashboardAccess:
         return "editor" if self.can_edit else "viewer"
 
 
-def access_for(row: DashboardRow, access: TeamAccess) -> DashboardAccess:
+def access_for(row: DashboardRow | DashboardListRow, access: TeamAccess) -> DashboardAccess:
     dashboard = row.dashboard
     restriction = RestrictionLevel(dashboard.restriction_level)
     can_restrict = access.is_admin or dashboard.created_by_id == access.user.id

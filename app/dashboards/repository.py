@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, contains_eager, defer, selectinload
+from sqlalchemy.orm import aliased, contains_eager, selectinload
 
 from app.insights.repository import (
     INSIGHT_RECORD_WIDTH,
@@ -45,6 +45,7 @@ from app.models import (
     Text,
     User,
 )
+from app.schemas import USER_BASIC_FIELDS, UserBasic
 from app.tags import tag_names
 
 
@@ -53,6 +54,40 @@ class DashboardRow:
     """A dashboard with what its serializers need about the calling user."""
 
     dashboard: Dashboard
+    privilege_level: int | None
+    last_viewed_at: datetime | None
+    tags: list[str]
+
+
+@dataclass(slots=True)
+class DashboardRecord:
+    """A dashboard's list columns, read as they are (no ORM object), its creator already a `UserBasic`."""
+
+    created_by: UserBasic | None
+    id: int
+    team_id: int
+    name: str | None
+    description: str
+    pinned: bool
+    created_at: datetime
+    created_by_id: int | None
+    deleted: bool
+    last_accessed_at: datetime | None
+    last_refresh: datetime | None
+    creation_mode: str
+    restriction_level: int
+
+
+_RECORD_COLUMNS = tuple(
+    getattr(Dashboard, name) for name in DashboardRecord.__dataclass_fields__ if name != "created_by"
+)
+
+
+@dataclass
+class DashboardListRow:
+    """A dashboard of a list, with what its serializer needs about the calling user."""
+
+    dashboard: DashboardRecord
     privilege_level: int | None
     last_viewed_at: datetime | None
     tags: list[str]
@@ -91,10 +126,45 @@ def _build_rows_select() -> Select[Dashboard, int, datetime, list[str]]:
 
 
 _ROWS = _build_rows_select()
-# The list serializer shows none of the JSON columns: they are neither fetched nor decoded.
-_LIST_ROWS = _ROWS.options(
-    *(defer(c, raiseload=True) for c in (Dashboard.filters, Dashboard.variables, Dashboard.breakdown_colors))
-).order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
+
+
+def _build_list_select() -> Select[Any]:
+    """The list's rows as plain columns (`DashboardRecord`'s, then the creator's `USER_BASIC_FIELDS`, the
+    caller's privilege and last view, the tags): none of the JSON columns, no ORM object."""
+    creator = aliased(User)
+    caller = bindparam("caller_id", type_=Integer)
+    return (
+        select(
+            *_RECORD_COLUMNS,
+            *(getattr(creator, name) for name in USER_BASIC_FIELDS),
+            DashboardPrivilege.level,
+            DashboardView.viewed_at,
+            tag_names(TaggedItem.dashboard_id, Dashboard.id).correlate(Dashboard),
+        )
+        .select_from(Dashboard)
+        .outerjoin(creator, creator.id == Dashboard.created_by_id)
+        .outerjoin(
+            DashboardPrivilege,
+            (DashboardPrivilege.dashboard_id == Dashboard.id) & (DashboardPrivilege.user_id == caller),
+        )
+        .outerjoin(
+            DashboardView, (DashboardView.dashboard_id == Dashboard.id) & (DashboardView.user_id == caller)
+        )
+        .order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
+    )
+
+
+_LIST_ROWS = _build_list_select()
+_OWN = len(_RECORD_COLUMNS)
+_USER_END = _OWN + len(USER_BASIC_FIELDS)
+
+
+def _list_row(values: Sequence[Any]) -> DashboardListRow:
+    level, viewed, tags = values[_USER_END:]
+    record = DashboardRecord(UserBasic.from_columns(values[_OWN:_USER_END]), *values[:_OWN])
+    return DashboardListRow(dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
+
+
 _ONE_ROW = _ROWS.where(
     Dashboard.team_id == bindparam("team_id"), Dashboard.id == bindparam("dashboard_id")
 ).execution_options(populate_existing=True)
@@ -112,7 +182,7 @@ def _rows(
 
 async def list_dashboards(
     session: AsyncSession, team_id: int, user_id: int, filters: ListFilters, limit: int, offset: int
-) -> tuple[list[DashboardRow], int]:
+) -> tuple[list[DashboardListRow], int]:
     conditions = [Dashboard.team_id == team_id, Dashboard.deleted.is_(False)]
     if filters.creation_mode is not None:
         conditions.append(Dashboard.creation_mode == filters.creation_mode)
@@ -131,7 +201,7 @@ async def list_dashboards(
         await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))
     ).scalar_one()
     stmt = _LIST_ROWS.where(*conditions).limit(limit).offset(offset)
-    return _rows((await session.execute(stmt, {"caller_id": user_id})).all()), count
+    return [_list_row(row) for row in (await session.execute(stmt, {"caller_id": user_id})).all()], count
 
 
 async def get_dashboard(

@@ -19,7 +19,7 @@ from app.dashboards.access import (
     ensure_can_edit,
     ensure_can_manage_collaborators,
 )
-from app.dashboards.repository import DashboardRow, ListFilters
+from app.dashboards.repository import DashboardListRow, DashboardRow, ListFilters
 from app.dashboards.schemas import (
     Collaborator,
     CollaboratorCreate,
@@ -71,7 +71,9 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
 # --- serialization ---------------------------------------------------------------------------------------
 
 
-def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
+def _basic_fields(row: DashboardRow | DashboardListRow, access: TeamAccess) -> dict[str, Any]:
+    """The list serializer's fields, each already of its field's type: the models are built from them
+    without validation (`model_construct`)."""
     d = row.dashboard
     rights = access_for(row, access)
     legacy = d.restriction_level > RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT
@@ -87,9 +89,9 @@ def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
         # Sharing arrives with the sharing issue; until then nothing is shared.
         "is_shared": False,
         "deleted": d.deleted,
-        "creation_mode": d.creation_mode,
+        "creation_mode": CreationMode(d.creation_mode),
         "tags": row.tags,
-        "restriction_level": d.restriction_level,
+        "restriction_level": RestrictionLevel(d.restriction_level),
         "effective_restriction_level": rights.effective_restriction_level,
         "effective_privilege_level": rights.effective_privilege_level,
         "user_access_level": rights.user_access_level,
@@ -99,14 +101,14 @@ def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
     }
 
 
-def to_basic(row: DashboardRow, access: TeamAccess) -> DashboardBasic:
-    return DashboardBasic(**_basic_fields(row, access))
+def to_basic(row: DashboardRow | DashboardListRow, access: TeamAccess) -> DashboardBasic:
+    return DashboardBasic.model_construct(**_basic_fields(row, access))
 
 
 def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides, tiles: list[Tile]) -> Dashboard:
     d = row.dashboard
     stored_variables = d.variables or {}
-    return Dashboard(
+    return Dashboard.model_construct(
         **_basic_fields(row, access),
         filters={**(d.filters or {}), **overrides.filters},
         variables={**stored_variables, **overrides.variables},
@@ -141,10 +143,9 @@ async def list_dashboards(
     )
     for row in rows:
         # Views this process noted and has not written yet.
-        accessed, row.last_viewed_at = views.overlay(
+        row.dashboard.last_accessed_at, row.last_viewed_at = views.overlay(
             row.dashboard.id, access.user.id, row.dashboard.last_accessed_at, row.last_viewed_at
         )
-        set_committed_value(row.dashboard, "last_accessed_at", accessed)
     nxt, prev = page.links(count)
     return Paginated[DashboardBasic](
         count=count, next=nxt, previous=prev, results=[to_basic(row, access) for row in rows]
