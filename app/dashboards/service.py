@@ -40,7 +40,7 @@ from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
 from app.pagination import Page
 from app.query.render import RefreshMode
-from app.schemas import Paginated, UserBasic
+from app.schemas import Paginated, UserBasic, trusted
 from app.tags import set_tags
 from app.validation import reject_nul
 
@@ -73,7 +73,7 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
 
 def _basic_fields(row: DashboardRow | DashboardListRow, access: TeamAccess) -> dict[str, Any]:
     """The list serializer's fields, each already of its field's type: the models are built from them
-    without validation (`model_construct`)."""
+    without validation (`app.schemas.trusted`)."""
     d = row.dashboard
     rights = access_for(row, access)
     legacy = d.restriction_level > RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT
@@ -102,21 +102,24 @@ def _basic_fields(row: DashboardRow | DashboardListRow, access: TeamAccess) -> d
 
 
 def to_basic(row: DashboardRow | DashboardListRow, access: TeamAccess) -> DashboardBasic:
-    return DashboardBasic.model_construct(**_basic_fields(row, access))
+    return trusted(DashboardBasic, _basic_fields(row, access))
 
 
 def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides, tiles: list[Tile]) -> Dashboard:
     d = row.dashboard
     stored_variables = d.variables or {}
-    return Dashboard.model_construct(
-        **_basic_fields(row, access),
-        filters={**(d.filters or {}), **overrides.filters},
-        variables={**stored_variables, **overrides.variables},
-        breakdown_colors=d.breakdown_colors,
-        data_color_theme_id=d.data_color_theme_id,
-        persisted_filters=d.filters or None,
-        persisted_variables=stored_variables or None,
-        tiles=tiles,
+    return trusted(
+        Dashboard,
+        dict(
+            **_basic_fields(row, access),
+            filters={**(d.filters or {}), **overrides.filters},
+            variables={**stored_variables, **overrides.variables},
+            breakdown_colors=d.breakdown_colors,
+            data_color_theme_id=d.data_color_theme_id,
+            persisted_filters=d.filters or None,
+            persisted_variables=stored_variables or None,
+            tiles=tiles,
+        ),
     )
 
 

@@ -21,7 +21,7 @@ from app.query import cache
 from app.query.effective import effective_query, merge_filters
 from app.query.render import RefreshMode, Rendered, TeamInfo
 from app.query.saved import cache_keys, render_saved
-from app.schemas import UserBasic
+from app.schemas import UserBasic, trusted
 
 LAYOUT_SIZES = ("sm", "xs")
 _MISSING = 100  # PostHog sorts a tile without a position for the layout as if at y = x = 100
@@ -54,15 +54,18 @@ def _text(row: TextTileRow) -> TextContent:
 
 def _tile(tile: DashboardTile | TileRecord, order: int, **content: Any) -> Tile:
     # Trusted values (the database's and the serializers'): built without validation.
-    return Tile.model_construct(
-        id=tile.id,
-        layouts=tile.layouts or {},
-        color=tile.color,
-        filters_overrides=tile.filters_overrides,
-        show_description=tile.show_description,
-        transparent_background=tile.transparent_background,
-        order=order,
-        **content,
+    return trusted(
+        Tile,
+        dict(
+            id=tile.id,
+            layouts=tile.layouts or {},
+            color=tile.color,
+            filters_overrides=tile.filters_overrides,
+            show_description=tile.show_description,
+            transparent_background=tile.transparent_background,
+            order=order,
+            **content,
+        ),
     )
 
 
