@@ -35,13 +35,16 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     costs (it inspects every default factory's signature): the fields in declaration order (the order of
     the JSON), the defaults of those not given. Nothing is validated: only for trusted values."""
     names, defaults, private = _plan(cls)
-    fields: dict[str, Any] = {}
-    for name in names:
-        if name in values:
-            fields[name] = values[name]
-        else:
-            is_factory, default = defaults[name]  # a KeyError: a required field not given
-            fields[name] = default() if is_factory else default
+    if tuple(values) == names:
+        fields = values  # every field, in order: taken as it is
+    else:
+        fields = {}
+        for name in names:
+            if name in values:
+                fields[name] = values[name]
+            else:
+                is_factory, default = defaults[name]  # a KeyError: a required field not given
+                fields[name] = default() if is_factory else default
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", fields)
     object.__setattr__(model, "__pydantic_fields_set__", set(values))

@@ -29,14 +29,22 @@ class DashboardAccess:
         return "editor" if self.can_edit else "viewer"
 
 
+_RESTRICTIONS = {level.value: level for level in RestrictionLevel}
+_PRIVILEGES = {level.value: level for level in PrivilegeLevel}
+
+
 def access_for(row: DashboardRow | DashboardListRow, access: TeamAccess) -> DashboardAccess:
     dashboard = row.dashboard
-    restriction = RestrictionLevel(dashboard.restriction_level)
+    # Dictionaries rather than the enums' calls (a list makes a hundred); an unknown value fails as before.
+    restriction = _RESTRICTIONS.get(dashboard.restriction_level) or RestrictionLevel(
+        dashboard.restriction_level
+    )
     can_restrict = access.is_admin or dashboard.created_by_id == access.user.id
     if restriction == RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT or can_restrict:
         privilege = PrivilegeLevel.CAN_EDIT
     else:
-        privilege = PrivilegeLevel(row.privilege_level or PrivilegeLevel.CAN_VIEW)
+        level = row.privilege_level or PrivilegeLevel.CAN_VIEW
+        privilege = _PRIVILEGES.get(level) or PrivilegeLevel(level)
     can_edit = (
         restriction < RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT or privilege >= PrivilegeLevel.CAN_EDIT
     )

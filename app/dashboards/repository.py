@@ -20,12 +20,14 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
     update,
     values,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager, selectinload
+from sqlalchemy.types import NullType
 
 from app.insights.repository import (
     INSIGHT_RECORD_WIDTH,
@@ -139,7 +141,8 @@ def _build_list_select() -> Select[Any]:
             *(getattr(creator, name) for name in USER_BASIC_FIELDS),
             DashboardPrivilege.level,
             DashboardView.viewed_at,
-            tag_names(TaggedItem.dashboard_id, Dashboard.id).correlate(Dashboard),
+            # asyncpg returns the array as a list already: no per-row processing by the ARRAY type.
+            type_coerce(tag_names(TaggedItem.dashboard_id, Dashboard.id).correlate(Dashboard), NullType()),
         )
         .select_from(Dashboard)
         .outerjoin(creator, creator.id == Dashboard.created_by_id)
@@ -201,7 +204,10 @@ async def list_dashboards(
         await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))
     ).scalar_one()
     stmt = _LIST_ROWS.where(*conditions).limit(limit).offset(offset)
-    return [_list_row(row) for row in (await session.execute(stmt, {"caller_id": user_id})).all()], count
+    # On the connection: plain rows, none of the ORM's result machinery (the session has nothing to flush:
+    # the count above flushed it).
+    rows = (await (await session.connection()).execute(stmt, {"caller_id": user_id})).all()
+    return [_list_row(row) for row in rows], count
 
 
 async def get_dashboard(
@@ -395,9 +401,13 @@ async def load_tiles(
 ) -> tuple[list[InsightTileRow], list[TextTileRow]]:
     """Every live tile of a dashboard in two statements, whatever their number."""
     params = {"dashboard_id": dashboard_id}
+    # The insight tiles are read on the connection (plain rows, none of the ORM's result machinery), which
+    # does not autoflush: changes of a write path are flushed first.
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
     insight_rows = [
         InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row))
-        for row in (await session.execute(_INSIGHT_TILES, params)).all()
+        for row in (await (await session.connection()).execute(_INSIGHT_TILES, params)).all()
     ]
     text_rows = [
         TextTileRow(tile=tile, text=text, text_tiles=others or [])

@@ -71,6 +71,9 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
 # --- serialization ---------------------------------------------------------------------------------------
 
 
+_CREATION_MODES = {mode.value: mode for mode in CreationMode}
+
+
 def _basic_fields(row: DashboardRow | DashboardListRow, access: TeamAccess) -> dict[str, Any]:
     """The list serializer's fields, each already of its field's type: the models are built from them
     without validation (`app.schemas.trusted`)."""
@@ -89,9 +92,9 @@ def _basic_fields(row: DashboardRow | DashboardListRow, access: TeamAccess) -> d
         # Sharing arrives with the sharing issue; until then nothing is shared.
         "is_shared": False,
         "deleted": d.deleted,
-        "creation_mode": CreationMode(d.creation_mode),
+        "creation_mode": _CREATION_MODES.get(d.creation_mode) or CreationMode(d.creation_mode),
         "tags": row.tags,
-        "restriction_level": RestrictionLevel(d.restriction_level),
+        "restriction_level": rights.effective_restriction_level,  # no paywalls: the stored level
         "effective_restriction_level": rights.effective_restriction_level,
         "effective_privilege_level": rights.effective_privilege_level,
         "user_access_level": rights.user_access_level,

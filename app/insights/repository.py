@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Row, ScalarSelect, Select, bindparam, func, or_, select, update
+from sqlalchemy import Integer, Row, ScalarSelect, Select, bindparam, func, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy.types import NullType
 
 from app.models import Dashboard, DashboardTile, Insight, TaggedItem, User
 from app.schemas import USER_BASIC_FIELDS, UserBasic
@@ -130,7 +131,8 @@ def _build_record_select() -> Select[Any]:
             *INSIGHT_RECORD_COLUMNS,
             *(getattr(creator, name) for name in USER_BASIC_FIELDS),
             *(getattr(editor, name) for name in USER_BASIC_FIELDS),
-            tag_names(TaggedItem.insight_id, Insight.id).correlate(Insight),
+            # asyncpg returns the array as a list already: no per-row processing by the ARRAY type.
+            type_coerce(tag_names(TaggedItem.insight_id, Insight.id).correlate(Insight), NullType()),
             _tiles_column(),
             _restriction_column(),
         )
