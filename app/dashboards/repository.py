@@ -158,6 +158,7 @@ def _build_list_select() -> Select[Any]:
 
 
 _LIST_ROWS = _build_list_select()
+_MODES = ("default", "template", "duplicate", "unlisted")  # `CreationMode`
 _OWN = len(_RECORD_COLUMNS)
 _USER_END = _OWN + len(USER_BASIC_FIELDS)
 
@@ -183,10 +184,9 @@ def _rows(
     ]
 
 
-async def list_dashboards(
-    session: AsyncSession, team_id: int, user_id: int, filters: ListFilters, limit: int, offset: int
-) -> tuple[list[DashboardListRow], int]:
-    conditions = [Dashboard.team_id == team_id, Dashboard.deleted.is_(False)]
+def _list_statements(filters: ListFilters) -> tuple[Select[Any], Select[Any]]:
+    """The count and the page of a list; the team, limit and offset are parameters."""
+    conditions = [Dashboard.team_id == bindparam("team_id", type_=Integer), Dashboard.deleted.is_(False)]
     if filters.creation_mode is not None:
         conditions.append(Dashboard.creation_mode == filters.creation_mode)
     else:
@@ -200,13 +200,29 @@ async def list_dashboards(
             .where(TaggedItem.dashboard_id == Dashboard.id, TaggedItem.tag_id == Tag.id)
             .where(Tag.name.in_(list(filters.tags)))
         )
-    count = (
-        await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))
-    ).scalar_one()
-    stmt = _LIST_ROWS.where(*conditions).limit(limit).offset(offset)
+    count = select(func.count()).select_from(Dashboard).where(*conditions)
+    page = (
+        _LIST_ROWS.where(*conditions)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+    return count, page
+
+
+# Built once for lists without a search or tags (building them costs more than running them).
+_LIST_STATEMENTS = {mode: _list_statements(ListFilters(creation_mode=mode)) for mode in (None, *_MODES)}
+
+
+async def list_dashboards(
+    session: AsyncSession, team_id: int, user_id: int, filters: ListFilters, limit: int, offset: int
+) -> tuple[list[DashboardListRow], int]:
+    prebuilt = None if filters.search or filters.tags else _LIST_STATEMENTS.get(filters.creation_mode)
+    count_stmt, page_stmt = prebuilt or _list_statements(filters)
+    count = (await session.execute(count_stmt, {"team_id": team_id})).scalar_one()
+    params = {"team_id": team_id, "caller_id": user_id, "limit": limit, "offset": offset}
     # On the connection: plain rows, none of the ORM's result machinery (the session has nothing to flush:
     # the count above flushed it).
-    rows = (await (await session.connection()).execute(stmt, {"caller_id": user_id})).all()
+    rows = (await (await session.connection()).execute(page_stmt, params)).all()
     return [_list_row(row) for row in rows], count
 
 
