@@ -6,7 +6,7 @@ No paywalls: `effective_restriction_level` is always the stored `restriction_lev
 from dataclasses import dataclass
 
 from app.auth.dependencies import TeamAccess
-from app.dashboards.repository import DashboardListRow, DashboardRow
+from app.dashboards.repository import DashboardFullRow, DashboardListRow, DashboardRow
 from app.dashboards.schemas import PrivilegeLevel, RestrictionLevel
 from app.errors import PermissionDenied
 
@@ -33,7 +33,9 @@ _RESTRICTIONS = {level.value: level for level in RestrictionLevel}
 _PRIVILEGES = {level.value: level for level in PrivilegeLevel}
 
 
-def access_for(row: DashboardRow | DashboardListRow, access: TeamAccess) -> DashboardAccess:
+def access_for(
+    row: DashboardRow | DashboardListRow | DashboardFullRow, access: TeamAccess
+) -> DashboardAccess:
     dashboard = row.dashboard
     # Dictionaries rather than the enums' calls (a list makes a hundred); an unknown value fails as before.
     restriction = _RESTRICTIONS.get(dashboard.restriction_level) or RestrictionLevel(

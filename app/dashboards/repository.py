@@ -85,6 +85,31 @@ _RECORD_COLUMNS = tuple(
 )
 
 
+@dataclass(slots=True)
+class DashboardFullRecord(DashboardRecord):
+    """A dashboard's columns for the full serializer, read as they are (a retrieve)."""
+
+    filters: dict[str, Any]
+    variables: dict[str, Any] | None
+    breakdown_colors: Any
+    data_color_theme_id: int | None
+
+
+_FULL_RECORD_COLUMNS = tuple(
+    getattr(Dashboard, name) for name in DashboardFullRecord.__dataclass_fields__ if name != "created_by"
+)
+
+
+@dataclass
+class DashboardFullRow:
+    """A retrieved dashboard, with what its serializer needs about the calling user."""
+
+    dashboard: DashboardFullRecord
+    privilege_level: int | None
+    last_viewed_at: datetime | None
+    tags: list[str]
+
+
 @dataclass
 class DashboardListRow:
     """A dashboard of a list, with what its serializer needs about the calling user."""
@@ -130,14 +155,14 @@ def _build_rows_select() -> Select[Dashboard, int, datetime, list[str]]:
 _ROWS = _build_rows_select()
 
 
-def _build_list_select() -> Select[Any]:
-    """The list's rows as plain columns (`DashboardRecord`'s, then the creator's `USER_BASIC_FIELDS`, the
-    caller's privilege and last view, the tags): none of the JSON columns, no ORM object."""
+def _build_record_select(columns: Sequence[Any]) -> Select[Any]:
+    """Dashboards as plain columns (`columns`, then the creator's `USER_BASIC_FIELDS`, the caller's privilege
+    and last view, the tags): no ORM object."""
     creator = aliased(User)
     caller = bindparam("caller_id", type_=Integer)
     return (
         select(
-            *_RECORD_COLUMNS,
+            *columns,
             *(getattr(creator, name) for name in USER_BASIC_FIELDS),
             DashboardPrivilege.level,
             DashboardView.viewed_at,
@@ -153,11 +178,20 @@ def _build_list_select() -> Select[Any]:
         .outerjoin(
             DashboardView, (DashboardView.dashboard_id == Dashboard.id) & (DashboardView.user_id == caller)
         )
-        .order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
     )
 
 
-_LIST_ROWS = _build_list_select()
+# The list serializer shows none of the JSON columns: they are neither fetched nor decoded.
+_LIST_ROWS = _build_record_select(_RECORD_COLUMNS).order_by(
+    Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id
+)
+_ONE_LIVE_RECORD = _build_record_select(_FULL_RECORD_COLUMNS).where(
+    Dashboard.team_id == bindparam("team_id", type_=Integer),
+    Dashboard.id == bindparam("dashboard_id", type_=Integer),
+    Dashboard.deleted.is_(False),
+)
+_FULL_OWN = len(_FULL_RECORD_COLUMNS)
+_FULL_USER_END = _FULL_OWN + len(USER_BASIC_FIELDS)
 _MODES = ("default", "template", "duplicate", "unlisted")  # `CreationMode`
 _OWN = len(_RECORD_COLUMNS)
 _USER_END = _OWN + len(USER_BASIC_FIELDS)
@@ -224,6 +258,22 @@ async def list_dashboards(
     # the count above flushed it).
     rows = (await (await session.connection()).execute(page_stmt, params)).all()
     return [_list_row(row) for row in rows], count
+
+
+async def get_dashboard_record(
+    session: AsyncSession, team_id: int, dashboard_id: int, user_id: int
+) -> DashboardFullRow | None:
+    """A live dashboard as plain columns, for a retrieve (which changes nothing of it)."""
+    params = {"caller_id": user_id, "team_id": team_id, "dashboard_id": dashboard_id}
+    # On the connection: no ORM object. It does not autoflush: a retrieve has nothing to flush.
+    values = (await (await session.connection()).execute(_ONE_LIVE_RECORD, params)).first()
+    if values is None:
+        return None
+    level, viewed, tags = values[_FULL_USER_END:]
+    record = DashboardFullRecord(
+        UserBasic.from_columns(values[_FULL_OWN:_FULL_USER_END]), *values[:_FULL_OWN]
+    )
+    return DashboardFullRow(dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
 
 
 async def get_dashboard(

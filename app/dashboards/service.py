@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository as auth_repository
 from app.auth.dependencies import TeamAccess, require_scopes
@@ -19,7 +18,7 @@ from app.dashboards.access import (
     ensure_can_edit,
     ensure_can_manage_collaborators,
 )
-from app.dashboards.repository import DashboardListRow, DashboardRow, ListFilters
+from app.dashboards.repository import DashboardFullRow, DashboardListRow, DashboardRow, ListFilters
 from app.dashboards.schemas import (
     Collaborator,
     CollaboratorCreate,
@@ -74,7 +73,9 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
 _CREATION_MODES = {mode.value: mode for mode in CreationMode}
 
 
-def _basic_fields(row: DashboardRow | DashboardListRow, access: TeamAccess) -> dict[str, Any]:
+def _basic_fields(
+    row: DashboardRow | DashboardListRow | DashboardFullRow, access: TeamAccess
+) -> dict[str, Any]:
     """The list serializer's fields, each already of its field's type: the models are built from them
     without validation (`app.schemas.trusted`)."""
     d = row.dashboard
@@ -108,7 +109,9 @@ def to_basic(row: DashboardRow | DashboardListRow, access: TeamAccess) -> Dashbo
     return trusted(DashboardBasic, _basic_fields(row, access))
 
 
-def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides, tiles: list[Tile]) -> Dashboard:
+def to_full(
+    row: DashboardRow | DashboardFullRow, access: TeamAccess, overrides: Overrides, tiles: list[Tile]
+) -> Dashboard:
     d = row.dashboard
     stored_variables = d.variables or {}
     return trusted(
@@ -129,7 +132,7 @@ def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides, tiles: 
 async def _full(
     session: AsyncSession,
     access: TeamAccess,
-    row: DashboardRow,
+    row: DashboardRow | DashboardFullRow,
     overrides: Overrides,
     mode: RefreshMode = RefreshMode.FORCE_CACHE,
     layout_size: str = "sm",
@@ -175,13 +178,15 @@ async def retrieve_dashboard(
     layout_size: str = "sm",
 ) -> Dashboard:
     """The dashboard with its tiles; without `refresh` their results come from the cache only."""
-    row = await _get(session, access, dashboard_id)
+    # Plain columns, no ORM object: a retrieve changes nothing of the dashboard.
+    row = await repository.get_dashboard_record(session, access.team.id, dashboard_id, access.user.id)
+    if row is None:
+        raise NotFound()
     now = datetime.now(UTC)
     # Written after the response, at most once a minute per dashboard and caller (`app.dashboards.views`):
     # this transaction takes no row lock, so concurrent retrieves of one dashboard do not queue.
     views.note(dashboard_id, access.user.id, now)
-    set_committed_value(row.dashboard, "last_accessed_at", now)
-    row.last_viewed_at = now
+    row.dashboard.last_accessed_at = row.last_viewed_at = now
     return await _full(session, access, row, overrides, mode, layout_size)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.dashboards import repository
-from app.dashboards.repository import TextTileRow, TileRecord
+from app.dashboards.repository import DashboardFullRecord, TextTileRow, TileRecord
 from app.dashboards.schemas import TextContent, Tile
 from app.insights.schemas import DashboardTileBasic
 from app.insights.service import to_schema as insight_schema
@@ -83,7 +83,7 @@ def _remember(hits: dict[str, cache.CachedResult], rendered: Rendered) -> None:
 async def render_tiles(
     session: AsyncSession,
     access: TeamAccess,
-    dashboard: Dashboard,
+    dashboard: Dashboard | DashboardFullRecord,
     filters_override: dict[str, Any],
     mode: RefreshMode,
     layout_size: str = "sm",
