@@ -395,10 +395,27 @@ class InsightTileRow:
     insight: InsightRow
 
 
+@dataclass(slots=True)
+class TextRecord:
+    """A text's columns, read as they are (no ORM object), its users already `UserBasic`."""
+
+    created_by: UserBasic | None
+    last_modified_by: UserBasic | None
+    id: int
+    body: str | None
+    last_modified_at: datetime
+    team_id: int
+
+
+_TEXT_COLUMNS = tuple(
+    getattr(Text, name) for name in TextRecord.__dataclass_fields__ if not name.endswith("_by")
+)
+
+
 @dataclass
 class TextTileRow:
-    tile: DashboardTile
-    text: Text
+    tile: TileRecord
+    text: TextRecord
     # The text's live tiles on live dashboards: {id, dashboard_id, deleted}.
     text_tiles: list[dict[str, Any]]
 
@@ -422,7 +439,9 @@ _INSIGHT_TILES = (
 )
 
 
-def _build_text_tiles() -> Select[DashboardTile, Text, Any]:
+def _build_text_tiles() -> Select[Any]:
+    """A dashboard's text tiles as plain columns: the tile's (`TileRecord`), the text's (`TextRecord`), its
+    creator's and last editor's `USER_BASIC_FIELDS`, then the text's live tiles."""
     creator, editor = aliased(User), aliased(User)
     other = aliased(DashboardTile)
     text_tiles = (
@@ -442,24 +461,40 @@ def _build_text_tiles() -> Select[DashboardTile, Text, Any]:
         .scalar_subquery()
     )
     return (
-        select(DashboardTile, Text, text_tiles)
+        select(
+            *_TILE_COLUMNS,
+            *_TEXT_COLUMNS,
+            *(getattr(creator, name) for name in USER_BASIC_FIELDS),
+            *(getattr(editor, name) for name in USER_BASIC_FIELDS),
+            text_tiles,
+        )
+        .select_from(DashboardTile)
         .join(Text, Text.id == DashboardTile.text_id)
         .outerjoin(creator, Text.created_by_id == creator.id)
         .outerjoin(editor, Text.last_modified_by_id == editor.id)
-        .options(
-            contains_eager(Text.created_by.of_type(creator)),
-            contains_eager(Text.last_modified_by.of_type(editor)),
-        )
         .where(
             DashboardTile.dashboard_id == bindparam("dashboard_id", type_=Integer),
             _live(DashboardTile.deleted),
         )
         .order_by(DashboardTile.id)
-        .execution_options(populate_existing=True)
     )
 
 
 _TEXT_TILES = _build_text_tiles()
+_TILE_END = len(_TILE_COLUMNS)
+_TEXT_END = _TILE_END + len(_TEXT_COLUMNS)
+_EDITOR_AT = _TEXT_END + len(USER_BASIC_FIELDS)
+_TEXT_ROW_END = _EDITOR_AT + len(USER_BASIC_FIELDS)
+
+
+def _text_tile_row(values: Sequence[Any]) -> TextTileRow:
+    text = TextRecord(
+        UserBasic.from_columns(values[_TEXT_END:_EDITOR_AT]),
+        UserBasic.from_columns(values[_EDITOR_AT:_TEXT_ROW_END]),
+        *values[_TILE_END:_TEXT_END],
+    )
+    others = values[_TEXT_ROW_END]
+    return TextTileRow(tile=TileRecord(*values[:_TILE_END]), text=text, text_tiles=others or [])
 
 
 async def load_tiles(
@@ -467,18 +502,16 @@ async def load_tiles(
 ) -> tuple[list[InsightTileRow], list[TextTileRow]]:
     """Every live tile of a dashboard in two statements, whatever their number."""
     params = {"dashboard_id": dashboard_id}
-    # The insight tiles are read on the connection (plain rows, none of the ORM's result machinery), which
-    # does not autoflush: changes of a write path are flushed first.
+    # Read on the connection (plain rows, none of the ORM's result machinery), which does not autoflush:
+    # changes of a write path are flushed first.
     if session.new or session.dirty or session.deleted:
         await session.flush()
+    connection = await session.connection()
     insight_rows = [
         InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row))
-        for row in (await (await session.connection()).execute(_INSIGHT_TILES, params)).all()
+        for row in (await connection.execute(_INSIGHT_TILES, params)).all()
     ]
-    text_rows = [
-        TextTileRow(tile=tile, text=text, text_tiles=others or [])
-        for tile, text, others in (await session.execute(_TEXT_TILES, params)).all()
-    ]
+    text_rows = [_text_tile_row(row) for row in (await connection.execute(_TEXT_TILES, params)).all()]
     return insight_rows, text_rows
 
 

@@ -21,7 +21,7 @@ from app.query import cache
 from app.query.effective import effective_query, merge_filters
 from app.query.render import RefreshMode, Rendered, TeamInfo
 from app.query.saved import cache_keys, render_saved
-from app.schemas import UserBasic, trusted
+from app.schemas import trusted
 
 LAYOUT_SIZES = ("sm", "xs")
 _MISSING = 100  # PostHog sorts a tile without a position for the layout as if at y = x = 100
@@ -41,14 +41,17 @@ def layout_position(layouts: Any, size: str) -> tuple[float, float]:
 
 def _text(row: TextTileRow) -> TextContent:
     text = row.text
-    return TextContent(
-        id=text.id,
-        body=text.body,
-        created_by=UserBasic.of(text.created_by),
-        last_modified_at=text.last_modified_at,
-        last_modified_by=UserBasic.of(text.last_modified_by),
-        team=text.team_id,
-        dashboard_tiles=[DashboardTileBasic(**t) for t in row.text_tiles],
+    return trusted(
+        TextContent,
+        {
+            "id": text.id,
+            "body": text.body,
+            "created_by": text.created_by,
+            "last_modified_at": text.last_modified_at,
+            "last_modified_by": text.last_modified_by,
+            "team": text.team_id,
+            "dashboard_tiles": [trusted(DashboardTileBasic, t) for t in row.text_tiles],
+        },
     )
 
 
