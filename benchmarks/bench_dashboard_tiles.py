@@ -168,6 +168,7 @@ PHASES = [
     ("app.auth.repository", "get_key_with_user", "auth: key and user (1 SELECT)"),
     ("app.auth.repository", "get_team_with_membership", "auth: team and membership (1 SELECT)"),
     ("app.dashboards.repository", "get_dashboard", "dashboard row (1 SELECT)"),
+    ("app.dashboards.repository", "get_dashboard_record", "dashboard row, plain columns (1 SELECT)"),
     ("app.dashboards.repository", "load_tiles", "tiles: rows (2 SELECTs)"),
     ("app.query.cache", "read_many", "tiles: cached results (1 SELECT, JSON decode)"),
     ("app.dashboards.tiles", "insight_schema", "tiles: Insight models"),
