@@ -39,9 +39,9 @@ def dashboard_response(fmt: Format, model: Dashboard, status_code: int = 200) ->
 
 
 def list_response(fmt: Format, page: Paginated[DashboardBasic]) -> Response:
-    """A page of dashboards: the model's own JSON, not validated again by FastAPI."""
+    """A page of dashboards: the model's own JSON (pydantic's encoder, as FastAPI's), not validated again."""
     if fmt is not Format.json:
         rendered = render(fmt, page)
         assert isinstance(rendered, PlainTextResponse)
         return rendered
-    return Response(orjson.dumps(page.model_dump(mode="json")), media_type="application/json")
+    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
