@@ -1,5 +1,6 @@
 """A dashboard of 20 insight tiles served from the cache: its setup (shared with bench_read_path.py, which
-measures it under wrk next to the bare app) and an in-process profile of its retrieve.
+measures it under wrk next to the bare app) and an in-process profile of its retrieve and of a list of 100
+dashboards.
 
 Starts `tilecast serve` (one worker) on PostgreSQL: DATABASE_URL when set (use a throwaway database),
 otherwise an embedded server in a temporary data directory. Creates a key, sends synthetic events through
@@ -131,6 +132,20 @@ def build_dashboard(base: str, team: int, headers: dict[str, str]) -> int:
     return dashboard_id
 
 
+def build_dashboards(base: str, team: int, headers: dict[str, str], count: int) -> None:
+    """`count` more dashboards (tagged, some pinned, a few restricted): the profiled list shows them all."""
+    with httpx.Client(base_url=f"{base}/api/environments/{team}", headers=headers, timeout=60) as http:
+        for i in range(count):
+            body = {
+                "name": f"Dashboard {i:03}",
+                "description": f"number {i}",
+                "pinned": i % 10 == 0,
+                "tags": ["bench", f"group-{i % 5}"],
+                "restriction_level": 37 if i % 7 == 0 else 21,
+            }
+            http.post("/dashboards/", json=body).raise_for_status()
+
+
 def differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{path}.{k}: only in Tilecast" for k in a.keys() - b.keys()]
@@ -153,12 +168,16 @@ PHASES = [
     ("app.auth.repository", "get_key_with_user", "auth: key and user (1 SELECT)"),
     ("app.auth.repository", "get_team_with_membership", "auth: team and membership (1 SELECT)"),
     ("app.dashboards.repository", "get_dashboard", "dashboard row (1 SELECT)"),
-    ("app.dashboards.repository", "record_view", "record the view (1 write)"),
-    ("app.dashboards.repository", "load_tiles", "tiles: rows to ORM objects (2 SELECTs)"),
+    ("app.dashboards.repository", "get_dashboard_record", "dashboard row, plain columns (1 SELECT)"),
+    ("app.dashboards.repository", "load_tiles", "tiles: rows (2 SELECTs)"),
     ("app.query.cache", "read_many", "tiles: cached results (1 SELECT, JSON decode)"),
     ("app.dashboards.tiles", "insight_schema", "tiles: Insight models"),
     ("app.dashboards.service", "render_tiles", "tiles: all of render_tiles"),
-    ("fastapi.routing", "serialize_response", "response: validation and JSON"),
+    ("app.dashboards.router", "dashboard_response", "response: dashboard JSON"),
+    ("app.dashboards.repository", "list_dashboards", "list: rows (2 SELECTs)"),
+    ("app.dashboards.service", "list_dashboards", "list: all of the service"),
+    ("app.dashboards.router", "list_response", "list: response JSON"),
+    ("fastapi.routing", "serialize_response", "response: FastAPI validation and JSON"),
 ]
 
 
@@ -199,9 +218,9 @@ def _instrument(totals: dict[str, float]) -> None:
         setattr(module, name, timed())
 
 
-async def profile(database_url: str, path: str, headers: dict[str, str], requests: int) -> str:
-    """On an in-process (ASGI) client, after a warm-up: CPU per phase of `requests` sequential retrieves, then
-    cProfile over as many more."""
+async def profile(database_url: str, paths: dict[str, str], headers: dict[str, str], requests: int) -> str:
+    """On an in-process (ASGI) client, after a warm-up, for each path: CPU per phase of `requests` sequential
+    requests (best of 3 rounds, per phase), then cProfile over as many more."""
     os.environ["DATABASE_URL"] = database_url
     os.environ["TILECAST_LOG_LEVEL"] = "WARNING"
     from app.config import get_settings
@@ -215,32 +234,39 @@ async def profile(database_url: str, path: str, headers: dict[str, str], request
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as http:
-            for _ in range(20):
-                (await http.get(path)).raise_for_status()
-            phases.clear()
-            cpu = time.thread_time()
-            for _ in range(requests):
-                await http.get(path)
-            cpu = (time.thread_time() - cpu) / requests * 1000
-            out.write(
-                f"CPU per retrieve, in-process, one at a time: {cpu:.2f} ms (the test client's included)\n"
-            )
-            for label, seconds in sorted(phases.items(), key=lambda item: -item[1]):
-                out.write(f"  {label:<48} {seconds / requests * 1000:6.2f} ms\n")
+            for what, path in paths.items():
+                for _ in range(20):
+                    (await http.get(path)).raise_for_status()
+                best: dict[str, float] = {}
+                best_cpu = float("inf")
+                for _ in range(3):
+                    phases.clear()
+                    cpu = time.thread_time()
+                    for _ in range(requests):
+                        await http.get(path)
+                    best_cpu = min(best_cpu, (time.thread_time() - cpu) / requests * 1000)
+                    for label, seconds in phases.items():
+                        best[label] = min(best.get(label, float("inf")), seconds / requests * 1000)
+                out.write(
+                    f"CPU per {what}, in-process, one at a time, best of 3: {best_cpu:.2f} ms "
+                    "(the test client's included)\n"
+                )
+                for label, ms in sorted(best.items(), key=lambda item: -item[1]):
+                    out.write(f"  {label:<48} {ms:6.2f} ms\n")
 
-            profiler = cProfile.Profile()
-            started = time.perf_counter()
-            profiler.enable()
-            for _ in range(requests):
-                await http.get(path)
-            profiler.disable()
-            elapsed = time.perf_counter() - started
-    out.write(f"under cProfile: {elapsed / requests * 1000:.2f} ms per retrieve\n")
-    stats = pstats.Stats(profiler, stream=out)
-    out.write("own time by package, ms per request (client side: httpx; waits: select/epoll):\n")
-    for package, seconds in sorted(_by_package(stats).items(), key=lambda item: -item[1])[:14]:
-        out.write(f"  {package:<28} {seconds / requests * 1000:6.2f}\n")
-    stats.strip_dirs().sort_stats("tottime").print_stats(30)
+                profiler = cProfile.Profile()
+                started = time.perf_counter()
+                profiler.enable()
+                for _ in range(requests):
+                    await http.get(path)
+                profiler.disable()
+                elapsed = time.perf_counter() - started
+                out.write(f"under cProfile: {elapsed / requests * 1000:.2f} ms per {what}\n")
+                stats = pstats.Stats(profiler, stream=out)
+                out.write("own time by package, ms per request (client side: httpx; waits: select/epoll):\n")
+                for package, seconds in sorted(_by_package(stats).items(), key=lambda item: -item[1])[:14]:
+                    out.write(f"  {package:<28} {seconds / requests * 1000:6.2f}\n")
+                stats.strip_dirs().sort_stats("tottime").print_stats(20)
     return out.getvalue()
 
 
@@ -266,6 +292,7 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--profile", type=int, default=300, help="profile this many in-process retrieves")
+    parser.add_argument("--dashboards", type=int, default=100, help="dashboards in the profiled list")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-"))
@@ -287,8 +314,10 @@ def main() -> None:
             print(
                 f"warmed {len(tiles)} tiles in {time.perf_counter() - t0:.1f} s; failed: {failed or 'none'}"
             )
+            build_dashboards(base, team, headers, args.dashboards - 1)
         print(machine_line(embedded))
-        print(asyncio.run(profile(database_url, path, headers, args.profile)))
+        paths = {"retrieve": path, "list": f"/api/environments/{team}/dashboards/?limit={args.dashboards}"}
+        print(asyncio.run(profile(database_url, paths, headers, args.profile)))
 
 
 if __name__ == "__main__":

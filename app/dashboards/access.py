@@ -6,7 +6,7 @@ No paywalls: `effective_restriction_level` is always the stored `restriction_lev
 from dataclasses import dataclass
 
 from app.auth.dependencies import TeamAccess
-from app.dashboards.repository import DashboardRow
+from app.dashboards.repository import DashboardFullRow, DashboardListRow, DashboardRow
 from app.dashboards.schemas import PrivilegeLevel, RestrictionLevel
 from app.errors import PermissionDenied
 
@@ -29,14 +29,24 @@ class DashboardAccess:
         return "editor" if self.can_edit else "viewer"
 
 
-def access_for(row: DashboardRow, access: TeamAccess) -> DashboardAccess:
+_RESTRICTIONS = {level.value: level for level in RestrictionLevel}
+_PRIVILEGES = {level.value: level for level in PrivilegeLevel}
+
+
+def access_for(
+    row: DashboardRow | DashboardListRow | DashboardFullRow, access: TeamAccess
+) -> DashboardAccess:
     dashboard = row.dashboard
-    restriction = RestrictionLevel(dashboard.restriction_level)
+    # Dictionaries rather than the enums' calls (a list makes a hundred); an unknown value fails as before.
+    restriction = _RESTRICTIONS.get(dashboard.restriction_level) or RestrictionLevel(
+        dashboard.restriction_level
+    )
     can_restrict = access.is_admin or dashboard.created_by_id == access.user.id
     if restriction == RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT or can_restrict:
         privilege = PrivilegeLevel.CAN_EDIT
     else:
-        privilege = PrivilegeLevel(row.privilege_level or PrivilegeLevel.CAN_VIEW)
+        level = row.privilege_level or PrivilegeLevel.CAN_VIEW
+        privilege = _PRIVILEGES.get(level) or PrivilegeLevel(level)
     can_edit = (
         restriction < RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT or privilege >= PrivilegeLevel.CAN_EDIT
     )

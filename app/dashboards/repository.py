@@ -20,14 +20,21 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
     update,
     values,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, contains_eager, defer, selectinload
+from sqlalchemy.orm import aliased, contains_eager, selectinload
+from sqlalchemy.types import NullType
 
-from app.insights.repository import INSIGHT_ROWS, InsightRow, insight_row
+from app.insights.repository import (
+    INSIGHT_RECORD_WIDTH,
+    INSIGHT_RECORDS,
+    InsightRow,
+    insight_record_row,
+)
 from app.models import (
     Dashboard,
     DashboardPrivilege,
@@ -40,6 +47,7 @@ from app.models import (
     Text,
     User,
 )
+from app.schemas import USER_BASIC_FIELDS, UserBasic
 from app.tags import tag_names
 
 
@@ -48,6 +56,65 @@ class DashboardRow:
     """A dashboard with what its serializers need about the calling user."""
 
     dashboard: Dashboard
+    privilege_level: int | None
+    last_viewed_at: datetime | None
+    tags: list[str]
+
+
+@dataclass(slots=True)
+class DashboardRecord:
+    """A dashboard's list columns, read as they are (no ORM object), its creator already a `UserBasic`."""
+
+    created_by: UserBasic | None
+    id: int
+    team_id: int
+    name: str | None
+    description: str
+    pinned: bool
+    created_at: datetime
+    created_by_id: int | None
+    deleted: bool
+    last_accessed_at: datetime | None
+    last_refresh: datetime | None
+    creation_mode: str
+    restriction_level: int
+
+
+_RECORD_COLUMNS = tuple(
+    getattr(Dashboard, name) for name in DashboardRecord.__dataclass_fields__ if name != "created_by"
+)
+
+
+@dataclass(slots=True)
+class DashboardFullRecord(DashboardRecord):
+    """A dashboard's columns for the full serializer, read as they are (a retrieve)."""
+
+    filters: dict[str, Any]
+    variables: dict[str, Any] | None
+    breakdown_colors: Any
+    data_color_theme_id: int | None
+
+
+_FULL_RECORD_COLUMNS = tuple(
+    getattr(Dashboard, name) for name in DashboardFullRecord.__dataclass_fields__ if name != "created_by"
+)
+
+
+@dataclass
+class DashboardFullRow:
+    """A retrieved dashboard, with what its serializer needs about the calling user."""
+
+    dashboard: DashboardFullRecord
+    privilege_level: int | None
+    last_viewed_at: datetime | None
+    tags: list[str]
+
+
+@dataclass
+class DashboardListRow:
+    """A dashboard of a list, with what its serializer needs about the calling user."""
+
+    dashboard: DashboardRecord
     privilege_level: int | None
     last_viewed_at: datetime | None
     tags: list[str]
@@ -86,10 +153,56 @@ def _build_rows_select() -> Select[Dashboard, int, datetime, list[str]]:
 
 
 _ROWS = _build_rows_select()
+
+
+def _build_record_select(columns: Sequence[Any]) -> Select[Any]:
+    """Dashboards as plain columns (`columns`, then the creator's `USER_BASIC_FIELDS`, the caller's privilege
+    and last view, the tags): no ORM object."""
+    creator = aliased(User)
+    caller = bindparam("caller_id", type_=Integer)
+    return (
+        select(
+            *columns,
+            *(getattr(creator, name) for name in USER_BASIC_FIELDS),
+            DashboardPrivilege.level,
+            DashboardView.viewed_at,
+            # asyncpg returns the array as a list already: no per-row processing by the ARRAY type.
+            type_coerce(tag_names(TaggedItem.dashboard_id, Dashboard.id).correlate(Dashboard), NullType()),
+        )
+        .select_from(Dashboard)
+        .outerjoin(creator, creator.id == Dashboard.created_by_id)
+        .outerjoin(
+            DashboardPrivilege,
+            (DashboardPrivilege.dashboard_id == Dashboard.id) & (DashboardPrivilege.user_id == caller),
+        )
+        .outerjoin(
+            DashboardView, (DashboardView.dashboard_id == Dashboard.id) & (DashboardView.user_id == caller)
+        )
+    )
+
+
 # The list serializer shows none of the JSON columns: they are neither fetched nor decoded.
-_LIST_ROWS = _ROWS.options(
-    *(defer(c, raiseload=True) for c in (Dashboard.filters, Dashboard.variables, Dashboard.breakdown_colors))
-).order_by(Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id)
+_LIST_ROWS = _build_record_select(_RECORD_COLUMNS).order_by(
+    Dashboard.pinned.desc(), Dashboard.name.asc().nulls_last(), Dashboard.id
+)
+_ONE_LIVE_RECORD = _build_record_select(_FULL_RECORD_COLUMNS).where(
+    Dashboard.team_id == bindparam("team_id", type_=Integer),
+    Dashboard.id == bindparam("dashboard_id", type_=Integer),
+    Dashboard.deleted.is_(False),
+)
+_FULL_OWN = len(_FULL_RECORD_COLUMNS)
+_FULL_USER_END = _FULL_OWN + len(USER_BASIC_FIELDS)
+_MODES = ("default", "template", "duplicate", "unlisted")  # `CreationMode`
+_OWN = len(_RECORD_COLUMNS)
+_USER_END = _OWN + len(USER_BASIC_FIELDS)
+
+
+def _list_row(values: Sequence[Any]) -> DashboardListRow:
+    level, viewed, tags = values[_USER_END:]
+    record = DashboardRecord(UserBasic.from_columns(values[_OWN:_USER_END]), *values[:_OWN])
+    return DashboardListRow(dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
+
+
 _ONE_ROW = _ROWS.where(
     Dashboard.team_id == bindparam("team_id"), Dashboard.id == bindparam("dashboard_id")
 ).execution_options(populate_existing=True)
@@ -105,10 +218,9 @@ def _rows(
     ]
 
 
-async def list_dashboards(
-    session: AsyncSession, team_id: int, user_id: int, filters: ListFilters, limit: int, offset: int
-) -> tuple[list[DashboardRow], int]:
-    conditions = [Dashboard.team_id == team_id, Dashboard.deleted.is_(False)]
+def _list_statements(filters: ListFilters) -> tuple[Select[Any], Select[Any]]:
+    """The count and the page of a list; the team, limit and offset are parameters."""
+    conditions = [Dashboard.team_id == bindparam("team_id", type_=Integer), Dashboard.deleted.is_(False)]
     if filters.creation_mode is not None:
         conditions.append(Dashboard.creation_mode == filters.creation_mode)
     else:
@@ -122,11 +234,46 @@ async def list_dashboards(
             .where(TaggedItem.dashboard_id == Dashboard.id, TaggedItem.tag_id == Tag.id)
             .where(Tag.name.in_(list(filters.tags)))
         )
-    count = (
-        await session.execute(select(func.count()).select_from(Dashboard).where(*conditions))
-    ).scalar_one()
-    stmt = _LIST_ROWS.where(*conditions).limit(limit).offset(offset)
-    return _rows((await session.execute(stmt, {"caller_id": user_id})).all()), count
+    count = select(func.count()).select_from(Dashboard).where(*conditions)
+    page = (
+        _LIST_ROWS.where(*conditions)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+    return count, page
+
+
+# Built once for lists without a search or tags (building them costs more than running them).
+_LIST_STATEMENTS = {mode: _list_statements(ListFilters(creation_mode=mode)) for mode in (None, *_MODES)}
+
+
+async def list_dashboards(
+    session: AsyncSession, team_id: int, user_id: int, filters: ListFilters, limit: int, offset: int
+) -> tuple[list[DashboardListRow], int]:
+    prebuilt = None if filters.search or filters.tags else _LIST_STATEMENTS.get(filters.creation_mode)
+    count_stmt, page_stmt = prebuilt or _list_statements(filters)
+    count = (await session.execute(count_stmt, {"team_id": team_id})).scalar_one()
+    params = {"team_id": team_id, "caller_id": user_id, "limit": limit, "offset": offset}
+    # On the connection: plain rows, none of the ORM's result machinery (the session has nothing to flush:
+    # the count above flushed it).
+    rows = (await (await session.connection()).execute(page_stmt, params)).all()
+    return [_list_row(row) for row in rows], count
+
+
+async def get_dashboard_record(
+    session: AsyncSession, team_id: int, dashboard_id: int, user_id: int
+) -> DashboardFullRow | None:
+    """A live dashboard as plain columns, for a retrieve (which changes nothing of it)."""
+    params = {"caller_id": user_id, "team_id": team_id, "dashboard_id": dashboard_id}
+    # On the connection: no ORM object. It does not autoflush: a retrieve has nothing to flush.
+    values = (await (await session.connection()).execute(_ONE_LIVE_RECORD, params)).first()
+    if values is None:
+        return None
+    level, viewed, tags = values[_FULL_USER_END:]
+    record = DashboardFullRecord(
+        UserBasic.from_columns(values[_FULL_OWN:_FULL_USER_END]), *values[:_FULL_OWN]
+    )
+    return DashboardFullRow(dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
 
 
 async def get_dashboard(
@@ -227,16 +374,48 @@ async def get_collaborator(
 # --- tiles ------------------------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class TileRecord:
+    """A tile's display columns, read as they are (no ORM object)."""
+
+    id: int
+    layouts: dict[str, Any] | None
+    color: str | None
+    filters_overrides: dict[str, Any] | None
+    show_description: bool | None
+    transparent_background: bool | None
+
+
+_TILE_COLUMNS = tuple(getattr(DashboardTile, name) for name in TileRecord.__dataclass_fields__)
+
+
 @dataclass
 class InsightTileRow:
-    tile: DashboardTile
+    tile: TileRecord
     insight: InsightRow
+
+
+@dataclass(slots=True)
+class TextRecord:
+    """A text's columns, read as they are (no ORM object), its users already `UserBasic`."""
+
+    created_by: UserBasic | None
+    last_modified_by: UserBasic | None
+    id: int
+    body: str | None
+    last_modified_at: datetime
+    team_id: int
+
+
+_TEXT_COLUMNS = tuple(
+    getattr(Text, name) for name in TextRecord.__dataclass_fields__ if not name.endswith("_by")
+)
 
 
 @dataclass
 class TextTileRow:
-    tile: DashboardTile
-    text: Text
+    tile: TileRecord
+    text: TextRecord
     # The text's live tiles on live dashboards: {id, dashboard_id, deleted}.
     text_tiles: list[dict[str, Any]]
 
@@ -245,10 +424,11 @@ def _live(tile_deleted: Any) -> Any:
     return func.coalesce(tile_deleted, False).is_(False)
 
 
-# A dashboard's insight tiles: the insight as the insights resource loads it, plus the tile. Tiles of deleted
-# insights are hidden (reference §1.2). Built once; the dashboard id is a parameter.
+# A dashboard's insight tiles: the insight as the insights resource reads it, plus the tile, as plain
+# columns (rendering changes neither). Tiles of deleted insights are hidden (reference §1.2). Built once; the
+# dashboard id is a parameter.
 _INSIGHT_TILES = (
-    INSIGHT_ROWS.add_columns(DashboardTile)
+    INSIGHT_RECORDS.add_columns(*_TILE_COLUMNS)
     .join(DashboardTile, DashboardTile.insight_id == Insight.id)
     .where(
         DashboardTile.dashboard_id == bindparam("dashboard_id", type_=Integer),
@@ -256,11 +436,12 @@ _INSIGHT_TILES = (
         Insight.deleted.is_(False),
     )
     .order_by(Insight.order.asc().nulls_last(), DashboardTile.id)
-    .execution_options(populate_existing=True)
 )
 
 
-def _build_text_tiles() -> Select[DashboardTile, Text, Any]:
+def _build_text_tiles() -> Select[Any]:
+    """A dashboard's text tiles as plain columns: the tile's (`TileRecord`), the text's (`TextRecord`), its
+    creator's and last editor's `USER_BASIC_FIELDS`, then the text's live tiles."""
     creator, editor = aliased(User), aliased(User)
     other = aliased(DashboardTile)
     text_tiles = (
@@ -280,24 +461,40 @@ def _build_text_tiles() -> Select[DashboardTile, Text, Any]:
         .scalar_subquery()
     )
     return (
-        select(DashboardTile, Text, text_tiles)
+        select(
+            *_TILE_COLUMNS,
+            *_TEXT_COLUMNS,
+            *(getattr(creator, name) for name in USER_BASIC_FIELDS),
+            *(getattr(editor, name) for name in USER_BASIC_FIELDS),
+            text_tiles,
+        )
+        .select_from(DashboardTile)
         .join(Text, Text.id == DashboardTile.text_id)
         .outerjoin(creator, Text.created_by_id == creator.id)
         .outerjoin(editor, Text.last_modified_by_id == editor.id)
-        .options(
-            contains_eager(Text.created_by.of_type(creator)),
-            contains_eager(Text.last_modified_by.of_type(editor)),
-        )
         .where(
             DashboardTile.dashboard_id == bindparam("dashboard_id", type_=Integer),
             _live(DashboardTile.deleted),
         )
         .order_by(DashboardTile.id)
-        .execution_options(populate_existing=True)
     )
 
 
 _TEXT_TILES = _build_text_tiles()
+_TILE_END = len(_TILE_COLUMNS)
+_TEXT_END = _TILE_END + len(_TEXT_COLUMNS)
+_EDITOR_AT = _TEXT_END + len(USER_BASIC_FIELDS)
+_TEXT_ROW_END = _EDITOR_AT + len(USER_BASIC_FIELDS)
+
+
+def _text_tile_row(values: Sequence[Any]) -> TextTileRow:
+    text = TextRecord(
+        UserBasic.from_columns(values[_TEXT_END:_EDITOR_AT]),
+        UserBasic.from_columns(values[_EDITOR_AT:_TEXT_ROW_END]),
+        *values[_TILE_END:_TEXT_END],
+    )
+    others = values[_TEXT_ROW_END]
+    return TextTileRow(tile=TileRecord(*values[:_TILE_END]), text=text, text_tiles=others or [])
 
 
 async def load_tiles(
@@ -305,14 +502,16 @@ async def load_tiles(
 ) -> tuple[list[InsightTileRow], list[TextTileRow]]:
     """Every live tile of a dashboard in two statements, whatever their number."""
     params = {"dashboard_id": dashboard_id}
+    # Read on the connection (plain rows, none of the ORM's result machinery), which does not autoflush:
+    # changes of a write path are flushed first.
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    connection = await session.connection()
     insight_rows = [
-        InsightTileRow(tile=tile, insight=insight_row(insight, tags, tiles, restriction))
-        for insight, tags, tiles, restriction, tile in (await session.execute(_INSIGHT_TILES, params)).all()
+        InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row))
+        for row in (await connection.execute(_INSIGHT_TILES, params)).all()
     ]
-    text_rows = [
-        TextTileRow(tile=tile, text=text, text_tiles=others or [])
-        for tile, text, others in (await session.execute(_TEXT_TILES, params)).all()
-    ]
+    text_rows = [_text_tile_row(row) for row in (await connection.execute(_TEXT_TILES, params)).all()]
     return insight_rows, text_rows
 
 

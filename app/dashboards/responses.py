@@ -1,13 +1,15 @@
 """A dashboard's response body: the model's own JSON, with each cached tile result passed through as the
 JSON text PostgreSQL holds (`orjson.Fragment`), never decoded and encoded again. The handler returns the
-body itself, so FastAPI does not validate the model a second time; `response_model` still documents it."""
+body itself, so FastAPI does not validate the model a second time; `response_model` still documents it.
+A page of dashboards is returned the same way (`list_response`)."""
 
 import orjson
 from fastapi import Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app.dashboards.schemas import Dashboard
+from app.dashboards.schemas import Dashboard, DashboardBasic
 from app.rendering import Format, render
+from app.schemas import Paginated
 
 
 def dashboard_response(fmt: Format, model: Dashboard, status_code: int = 200) -> Response:
@@ -34,3 +36,12 @@ def dashboard_response(fmt: Format, model: Dashboard, status_code: int = 200) ->
         for raw, insight in raws:
             insight["result"] = raw.value()
         return JSONResponse(body, status_code=status_code)
+
+
+def list_response(fmt: Format, page: Paginated[DashboardBasic]) -> Response:
+    """A page of dashboards: the model's own JSON (pydantic's encoder, as FastAPI's), not validated again."""
+    if fmt is not Format.json:
+        rendered = render(fmt, page)
+        assert isinstance(rendered, PlainTextResponse)
+        return rendered
+    return Response(page.model_dump_json(by_alias=True), media_type="application/json")

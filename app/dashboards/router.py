@@ -4,12 +4,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
-from fastapi.responses import PlainTextResponse
 
 from app.auth.dependencies import TeamAccess, scoped
 from app.dashboards import service
 from app.dashboards.repository import ListFilters
-from app.dashboards.responses import dashboard_response
+from app.dashboards.responses import dashboard_response, list_response
 from app.dashboards.schemas import (
     Collaborator,
     CollaboratorCreate,
@@ -25,7 +24,7 @@ from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
 from app.pagination import PageDep
 from app.query.render import parse_refresh
-from app.rendering import FormatDep, add_hard_delete_refusal, render
+from app.rendering import FormatDep, add_hard_delete_refusal
 from app.schemas import Paginated
 from app.validation import PathId, SafeStr, TagList
 
@@ -81,9 +80,9 @@ async def list_dashboards(
     fmt: FormatDep,
     filters: Annotated[ListFilters, Depends(get_list_filters)],
     views: ViewsDep,
-) -> Paginated[DashboardBasic] | PlainTextResponse:
+) -> Response:
     """List the team's dashboards, pinned first, then by name."""
-    return render(fmt, await service.list_dashboards(session, access, page, filters, views))
+    return list_response(fmt, await service.list_dashboards(session, access, page, filters, views))
 
 
 @router.post("/", name="dashboards_create", response_model=Dashboard, status_code=status.HTTP_201_CREATED)

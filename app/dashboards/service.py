@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository as auth_repository
 from app.auth.dependencies import TeamAccess, require_scopes
@@ -19,7 +18,7 @@ from app.dashboards.access import (
     ensure_can_edit,
     ensure_can_manage_collaborators,
 )
-from app.dashboards.repository import DashboardRow, ListFilters
+from app.dashboards.repository import DashboardFullRow, DashboardListRow, DashboardRow, ListFilters
 from app.dashboards.schemas import (
     Collaborator,
     CollaboratorCreate,
@@ -40,7 +39,7 @@ from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
 from app.pagination import Page
 from app.query.render import RefreshMode
-from app.schemas import Paginated, UserBasic
+from app.schemas import Paginated, UserBasic, trusted
 from app.tags import set_tags
 from app.validation import reject_nul
 
@@ -71,7 +70,14 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
 # --- serialization ---------------------------------------------------------------------------------------
 
 
-def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
+_CREATION_MODES = {mode.value: mode for mode in CreationMode}
+
+
+def _basic_fields(
+    row: DashboardRow | DashboardListRow | DashboardFullRow, access: TeamAccess
+) -> dict[str, Any]:
+    """The list serializer's fields, each already of its field's type: the models are built from them
+    without validation (`app.schemas.trusted`)."""
     d = row.dashboard
     rights = access_for(row, access)
     legacy = d.restriction_level > RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT
@@ -87,9 +93,9 @@ def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
         # Sharing arrives with the sharing issue; until then nothing is shared.
         "is_shared": False,
         "deleted": d.deleted,
-        "creation_mode": d.creation_mode,
+        "creation_mode": _CREATION_MODES.get(d.creation_mode) or CreationMode(d.creation_mode),
         "tags": row.tags,
-        "restriction_level": d.restriction_level,
+        "restriction_level": rights.effective_restriction_level,  # no paywalls: the stored level
         "effective_restriction_level": rights.effective_restriction_level,
         "effective_privilege_level": rights.effective_privilege_level,
         "user_access_level": rights.user_access_level,
@@ -99,29 +105,34 @@ def _basic_fields(row: DashboardRow, access: TeamAccess) -> dict[str, Any]:
     }
 
 
-def to_basic(row: DashboardRow, access: TeamAccess) -> DashboardBasic:
-    return DashboardBasic(**_basic_fields(row, access))
+def to_basic(row: DashboardRow | DashboardListRow, access: TeamAccess) -> DashboardBasic:
+    return trusted(DashboardBasic, _basic_fields(row, access))
 
 
-def to_full(row: DashboardRow, access: TeamAccess, overrides: Overrides, tiles: list[Tile]) -> Dashboard:
+def to_full(
+    row: DashboardRow | DashboardFullRow, access: TeamAccess, overrides: Overrides, tiles: list[Tile]
+) -> Dashboard:
     d = row.dashboard
     stored_variables = d.variables or {}
-    return Dashboard(
-        **_basic_fields(row, access),
-        filters={**(d.filters or {}), **overrides.filters},
-        variables={**stored_variables, **overrides.variables},
-        breakdown_colors=d.breakdown_colors,
-        data_color_theme_id=d.data_color_theme_id,
-        persisted_filters=d.filters or None,
-        persisted_variables=stored_variables or None,
-        tiles=tiles,
+    return trusted(
+        Dashboard,
+        dict(
+            **_basic_fields(row, access),
+            filters={**(d.filters or {}), **overrides.filters},
+            variables={**stored_variables, **overrides.variables},
+            breakdown_colors=d.breakdown_colors,
+            data_color_theme_id=d.data_color_theme_id,
+            persisted_filters=d.filters or None,
+            persisted_variables=stored_variables or None,
+            tiles=tiles,
+        ),
     )
 
 
 async def _full(
     session: AsyncSession,
     access: TeamAccess,
-    row: DashboardRow,
+    row: DashboardRow | DashboardFullRow,
     overrides: Overrides,
     mode: RefreshMode = RefreshMode.FORCE_CACHE,
     layout_size: str = "sm",
@@ -141,10 +152,9 @@ async def list_dashboards(
     )
     for row in rows:
         # Views this process noted and has not written yet.
-        accessed, row.last_viewed_at = views.overlay(
+        row.dashboard.last_accessed_at, row.last_viewed_at = views.overlay(
             row.dashboard.id, access.user.id, row.dashboard.last_accessed_at, row.last_viewed_at
         )
-        set_committed_value(row.dashboard, "last_accessed_at", accessed)
     nxt, prev = page.links(count)
     return Paginated[DashboardBasic](
         count=count, next=nxt, previous=prev, results=[to_basic(row, access) for row in rows]
@@ -168,13 +178,15 @@ async def retrieve_dashboard(
     layout_size: str = "sm",
 ) -> Dashboard:
     """The dashboard with its tiles; without `refresh` their results come from the cache only."""
-    row = await _get(session, access, dashboard_id)
+    # Plain columns, no ORM object: a retrieve changes nothing of the dashboard.
+    row = await repository.get_dashboard_record(session, access.team.id, dashboard_id, access.user.id)
+    if row is None:
+        raise NotFound()
     now = datetime.now(UTC)
     # Written after the response, at most once a minute per dashboard and caller (`app.dashboards.views`):
     # this transaction takes no row lock, so concurrent retrieves of one dashboard do not queue.
     views.note(dashboard_id, access.user.id, now)
-    set_committed_value(row.dashboard, "last_accessed_at", now)
-    row.last_viewed_at = now
+    row.dashboard.last_accessed_at = row.last_viewed_at = now
     return await _full(session, access, row, overrides, mode, layout_size)
 
 

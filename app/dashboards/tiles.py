@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.dashboards import repository
-from app.dashboards.repository import TextTileRow
+from app.dashboards.repository import DashboardFullRecord, TextTileRow, TileRecord
 from app.dashboards.schemas import TextContent, Tile
 from app.insights.schemas import DashboardTileBasic
 from app.insights.service import to_schema as insight_schema
@@ -21,7 +21,7 @@ from app.query import cache
 from app.query.effective import effective_query, merge_filters
 from app.query.render import RefreshMode, Rendered, TeamInfo
 from app.query.saved import cache_keys, render_saved
-from app.schemas import UserBasic
+from app.schemas import trusted
 
 LAYOUT_SIZES = ("sm", "xs")
 _MISSING = 100  # PostHog sorts a tile without a position for the layout as if at y = x = 100
@@ -41,27 +41,34 @@ def layout_position(layouts: Any, size: str) -> tuple[float, float]:
 
 def _text(row: TextTileRow) -> TextContent:
     text = row.text
-    return TextContent(
-        id=text.id,
-        body=text.body,
-        created_by=UserBasic.of(text.created_by),
-        last_modified_at=text.last_modified_at,
-        last_modified_by=UserBasic.of(text.last_modified_by),
-        team=text.team_id,
-        dashboard_tiles=[DashboardTileBasic(**t) for t in row.text_tiles],
+    return trusted(
+        TextContent,
+        {
+            "id": text.id,
+            "body": text.body,
+            "created_by": text.created_by,
+            "last_modified_at": text.last_modified_at,
+            "last_modified_by": text.last_modified_by,
+            "team": text.team_id,
+            "dashboard_tiles": [trusted(DashboardTileBasic, t) for t in row.text_tiles],
+        },
     )
 
 
-def _tile(tile: DashboardTile, order: int, **content: Any) -> Tile:
-    return Tile(
-        id=tile.id,
-        layouts=tile.layouts or {},
-        color=tile.color,
-        filters_overrides=tile.filters_overrides,
-        show_description=tile.show_description,
-        transparent_background=tile.transparent_background,
-        order=order,
-        **content,
+def _tile(tile: DashboardTile | TileRecord, order: int, **content: Any) -> Tile:
+    # Trusted values (the database's and the serializers'): built without validation.
+    return trusted(
+        Tile,
+        dict(
+            id=tile.id,
+            layouts=tile.layouts or {},
+            color=tile.color,
+            filters_overrides=tile.filters_overrides,
+            show_description=tile.show_description,
+            transparent_background=tile.transparent_background,
+            order=order,
+            **content,
+        ),
     )
 
 
@@ -79,7 +86,7 @@ def _remember(hits: dict[str, cache.CachedResult], rendered: Rendered) -> None:
 async def render_tiles(
     session: AsyncSession,
     access: TeamAccess,
-    dashboard: Dashboard,
+    dashboard: Dashboard | DashboardFullRecord,
     filters_override: dict[str, Any],
     mode: RefreshMode,
     layout_size: str = "sm",
@@ -98,7 +105,7 @@ async def render_tiles(
     saved = not filters_override
     hits = await cache.read_many(await session.connection(), list(keys.values()), saved=saved)
 
-    pending: list[tuple[DashboardTile, dict[str, Any]]] = []
+    pending: list[tuple[DashboardTile | TileRecord, dict[str, Any]]] = []
     for row in insight_rows:
         query = queries[row.tile.id]
         rendered = None

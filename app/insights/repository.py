@@ -2,22 +2,56 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Row, ScalarSelect, Select, bindparam, func, or_, select, update
+from sqlalchemy import Integer, Row, ScalarSelect, Select, bindparam, func, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy.types import NullType
 
 from app.models import Dashboard, DashboardTile, Insight, TaggedItem, User
+from app.schemas import USER_BASIC_FIELDS, UserBasic
 from app.tags import tag_names
 
 EVERYONE_CAN_EDIT = 21  # PostHog's lowest restriction level
 
 
+@dataclass(slots=True)
+class InsightRecord:
+    """An insight read as plain columns (read paths that change nothing): what its serializer needs, the
+    users already as `UserBasic`."""
+
+    created_by: UserBasic | None
+    last_modified_by: UserBasic | None
+    id: int
+    short_id: str
+    name: str | None
+    derived_name: str | None
+    description: str | None
+    query: dict[str, Any] | None
+    filters: dict[str, Any]
+    order: int | None
+    deleted: bool
+    saved: bool
+    favorited: bool
+    is_sample: bool
+    created_at: datetime
+    last_modified_at: datetime
+    updated_at: datetime
+
+
+# The insight's own columns in `InsightRecord`'s order (its two users follow, then tags, tiles, restriction).
+INSIGHT_RECORD_COLUMNS = tuple(
+    getattr(Insight, name) for name in InsightRecord.__dataclass_fields__ if not name.endswith("_by")
+)
+
+
 @dataclass
 class InsightRow:
-    insight: Insight
+    # The ORM object where the insight may be changed; its plain columns on read paths.
+    insight: Insight | InsightRecord
     tags: list[str]
     # Live tiles on live dashboards: {id, dashboard_id, deleted}.
     tiles: list[dict[str, Any]]
@@ -86,6 +120,47 @@ def _build_rows_select() -> Select[Insight, list[str], Any, int]:
 
 
 INSIGHT_ROWS = _build_rows_select()
+
+
+def _build_record_select() -> Select[Any]:
+    """`INSIGHT_ROWS` as plain columns: the insight's (`INSIGHT_RECORD_COLUMNS`), its creator's and last
+    editor's (`USER_BASIC_FIELDS` each), tags, tiles and restriction. No ORM object is made of them."""
+    creator, editor = aliased(User), aliased(User)
+    return (
+        select(
+            *INSIGHT_RECORD_COLUMNS,
+            *(getattr(creator, name) for name in USER_BASIC_FIELDS),
+            *(getattr(editor, name) for name in USER_BASIC_FIELDS),
+            # asyncpg returns the array as a list already: no per-row processing by the ARRAY type.
+            type_coerce(tag_names(TaggedItem.insight_id, Insight.id).correlate(Insight), NullType()),
+            _tiles_column(),
+            _restriction_column(),
+        )
+        .select_from(Insight)
+        .outerjoin(creator, Insight.created_by_id == creator.id)
+        .outerjoin(editor, Insight.last_modified_by_id == editor.id)
+    )
+
+
+INSIGHT_RECORDS = _build_record_select()
+# Where each part of an `INSIGHT_RECORDS` row begins.
+_OWN = len(INSIGHT_RECORD_COLUMNS)
+_USER = len(USER_BASIC_FIELDS)
+INSIGHT_RECORD_WIDTH = _OWN + 2 * _USER + 3
+
+
+def insight_record_row(values: Sequence[Any]) -> InsightRow:
+    """The `InsightRow` of the first `INSIGHT_RECORD_WIDTH` values of an `INSIGHT_RECORDS` row."""
+    creator_at, editor_at, rest_at = _OWN, _OWN + _USER, _OWN + 2 * _USER
+    record = InsightRecord(
+        UserBasic.from_columns(values[creator_at:editor_at]),
+        UserBasic.from_columns(values[editor_at:rest_at]),
+        *values[:_OWN],
+    )
+    tags, tiles, restriction = values[rest_at : rest_at + 3]
+    return insight_row(record, tags, tiles, restriction)
+
+
 _ROWS = INSIGHT_ROWS
 _ONE = _ROWS.where(
     Insight.team_id == bindparam("team_id", type_=Integer),
@@ -95,7 +170,10 @@ _ONE_LIVE = _ONE.where(Insight.deleted.is_(False))
 
 
 def insight_row(
-    insight: Insight, tags: list[str] | None, tiles: list[dict[str, Any]] | None, restriction: int | None
+    insight: Insight | InsightRecord,
+    tags: list[str] | None,
+    tiles: list[dict[str, Any]] | None,
+    restriction: int | None,
 ) -> InsightRow:
     return InsightRow(
         insight=insight,

@@ -23,7 +23,7 @@ from app.query import cache
 from app.query.render import RefreshMode, Rendered, TeamInfo
 from app.query.saved import cache_keys, render_saved
 from app.query.service import validate_for_save
-from app.schemas import Paginated, UserBasic
+from app.schemas import Paginated, UserBasic, trusted
 from app.tags import set_tags
 
 _SHORT_ID_ALPHABET = string.ascii_letters + string.digits
@@ -46,46 +46,51 @@ def _team(access: TeamAccess) -> TeamInfo:
 def to_schema(
     row: InsightRow, access: TeamAccess, rendered: Rendered | None, *, raw_result: bool = False
 ) -> Insight:
-    """The insight's payload. With `raw_result`, a result read from the cache stays JSON text (`raw_result`)
-    for a serializer that passes it through; otherwise it is decoded."""
+    """The insight's payload (from the ORM object or its plain columns). With `raw_result`, a result read
+    from the cache stays JSON text (`raw_result`) for a serializer that passes it through; otherwise it is
+    decoded."""
     i = row.insight
-    tiles = [DashboardTileBasic(**t) for t in row.tiles]
+    tiles = [trusted(DashboardTileBasic, t) for t in row.tiles]
     result = rendered.result if rendered else None
     raw = result if raw_result and isinstance(result, cache.RawJSON) else None
-    insight = Insight(
-        id=i.id,
-        short_id=i.short_id,
-        name=i.name,
-        derived_name=i.derived_name,
-        query=i.query,
-        # As PostHog: with a query, the legacy filters are reported empty.
-        filters={} if i.query is not None else (i.filters or {}),
-        order=i.order,
-        deleted=i.deleted,
-        dashboards=sorted({t.dashboard_id for t in tiles}),
-        dashboard_tiles=tiles,
-        last_refresh=rendered.last_refresh if rendered else None,
-        cache_target_age=rendered.cache_target_age if rendered else None,
-        next_allowed_client_refresh=rendered.next_allowed_client_refresh if rendered else None,
-        result=None if raw is not None else cache.decoded(result),
-        hasMore=rendered.has_more if rendered else None,
-        created_at=i.created_at,
-        created_by=UserBasic.of(i.created_by),
-        description=i.description,
-        updated_at=i.updated_at,
-        tags=row.tags,
-        favorited=i.favorited,
-        saved=i.saved,
-        last_modified_at=i.last_modified_at,
-        last_modified_by=UserBasic.of(i.last_modified_by),
-        is_sample=i.is_sample,
-        # No paywalled access control on insights: every member of the project may edit them.
-        effective_restriction_level=row.restriction_level,
-        effective_privilege_level=PrivilegeLevel.CAN_EDIT if row.can_edit else PrivilegeLevel.CAN_VIEW,
-        user_access_level="editor" if row.can_edit else "viewer",
-        timezone=access.team.timezone,
-        is_cached=rendered.is_cached if rendered else False,
-        error=rendered.error if rendered else None,
+    # Every value is already of its field's type (the database's or ours): built without validation.
+    insight = trusted(
+        Insight,
+        dict(
+            id=i.id,
+            short_id=i.short_id,
+            name=i.name,
+            derived_name=i.derived_name,
+            query=i.query,
+            # As PostHog: with a query, the legacy filters are reported empty.
+            filters={} if i.query is not None else (i.filters or {}),
+            order=i.order,
+            deleted=i.deleted,
+            dashboards=sorted({t.dashboard_id for t in tiles}),
+            dashboard_tiles=tiles,
+            last_refresh=rendered.last_refresh if rendered else None,
+            cache_target_age=rendered.cache_target_age if rendered else None,
+            next_allowed_client_refresh=rendered.next_allowed_client_refresh if rendered else None,
+            result=None if raw is not None else cache.decoded(result),
+            hasMore=rendered.has_more if rendered else None,
+            created_at=i.created_at,
+            created_by=UserBasic.of(i.created_by),
+            description=i.description,
+            updated_at=i.updated_at,
+            tags=row.tags,
+            favorited=i.favorited,
+            saved=i.saved,
+            last_modified_at=i.last_modified_at,
+            last_modified_by=UserBasic.of(i.last_modified_by),
+            is_sample=i.is_sample,
+            # No paywalled access control on insights: every member of the project may edit them.
+            effective_restriction_level=row.restriction_level,
+            effective_privilege_level=PrivilegeLevel.CAN_EDIT if row.can_edit else PrivilegeLevel.CAN_VIEW,
+            user_access_level="editor" if row.can_edit else "viewer",
+            timezone=access.team.timezone,
+            is_cached=rendered.is_cached if rendered else False,
+            error=rendered.error if rendered else None,
+        ),
     )
     insight._raw_result = raw
     return insight
@@ -246,6 +251,7 @@ async def update_insight(
     if "query" in given:
         await validate_for_save(data.query, access.team.timezone)
     insight = row.insight
+    assert isinstance(insight, InsightModel)  # `_get` loads the ORM object
     for name in _SIMPLE_FIELDS:
         if name in given:
             setattr(insight, name, getattr(data, name) if name != "description" else (data.description or ""))
