@@ -36,6 +36,7 @@ from harness import create_key, database, machine_line, tilecast_server
 # Where a cached query's CPU goes: (module, function, label), as bench_dashboard_tiles.py measures them.
 PHASES = [
     ("app.auth.repository", "get_principal_for_team", "auth: key, user, team, membership (1 SELECT)"),
+    ("app.auth.principal_cache.PrincipalCache", "get", "auth: the principal remembered (no statement)"),
     ("app.query.cache", "read", "cache: the row (1 SELECT)"),
     ("app.query.cache", "cache_key", "cache: canonical JSON and hash"),
     ("app.query.service", "run_query", "service: all of run_query"),
