@@ -160,7 +160,7 @@ async def get_team_access(
         raise _invalid_key(source)
     secure_value = hash_key_value(value)
     principals: PrincipalCache = request.app.state.principals
-    found = principals.get(session, secure_value, team_id)
+    found = principals.get(secure_value, team_id)
     if found is None:
         found = await repository.get_principal_for_team(session, secure_value, team_id)
         if found is None:
