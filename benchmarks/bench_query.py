@@ -173,7 +173,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--profile", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--database-url", help="a database already set up by an earlier run (--keep)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-"))
