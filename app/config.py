@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     cache_target_age_s: int = Field(default=6 * 3600, alias="TILECAST_CACHE_TARGET_AGE_S", ge=0)
     # A client may ask for a fresh computation of the same result at most this often.
     min_refresh_interval_s: int = Field(default=60, alias="TILECAST_MIN_REFRESH_INTERVAL_S", ge=0)
+    # Seconds a worker remembers who a key is on a team (app.auth.principal_cache), sparing the statement that
+    # finds it; a key revoked or rescoped in the database is refused everywhere within this. 0 disables it.
+    auth_cache_ttl_s: float = Field(default=2.0, alias="TILECAST_AUTH_CACHE_TTL_S", ge=0, le=5)
     # Bytes of cached results (their JSON as stored) each team may keep, so that no team's one-off queries
     # grow the cache without end or push out another team's results. Past it, that team's ad-hoc results
     # (`filters_override`, `/query/`) are evicted first, then its saved insights', least recently used first.

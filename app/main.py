@@ -13,6 +13,7 @@ from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
+from app.auth.principal_cache import PrincipalCache
 from app.config import get_settings
 from app.dashboards.views import ViewRecorder
 from app.db import create_engine, create_sessionmaker
@@ -97,6 +98,7 @@ def create_app() -> FastAPI:
     )
     # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
     app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
+    app.state.principals = PrincipalCache(get_settings().auth_cache_ttl_s)
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)

@@ -26,6 +26,11 @@ from app.main import create_app
 from app.migrations import upgrade
 from tests.factories import Actor, make_actor
 
+# Requests see rows a test changes at once (tests of the per-process principal cache turn it on themselves;
+# TILECAST_TEST_AUTH_CACHE_TTL_S runs the suite with it on, where only tests changing a key's rows must fail).
+os.environ["TILECAST_AUTH_CACHE_TTL_S"] = os.environ.get("TILECAST_TEST_AUTH_CACHE_TTL_S", "0")
+get_settings.cache_clear()  # read at import already (`app.main:app`)
+
 
 def _admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("TILECAST_TEST_DATABASE_URL")

@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository
 from app.auth.keys import hash_key_value, scope_allows
+from app.auth.principal_cache import PrincipalCache
 from app.db import SessionDep
 from app.errors import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from app.models import ADMIN, PersonalAPIKey, Team, User
@@ -93,12 +94,14 @@ def _invalid_key(source: str) -> AuthenticationFailed:
     return AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
 
 
-async def _record_use(session: AsyncSession, key: PersonalAPIKey) -> None:
-    """Write `last_used_at` at most once an hour per key (PostHog's resolution)."""
+async def _record_use(session: AsyncSession, key: PersonalAPIKey) -> bool:
+    """Write `last_used_at` at most once an hour per key (PostHog's resolution); whether it was written."""
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         await repository.touch_key(session, key.id, now)
         set_committed_value(key, "last_used_at", now)  # already written: no second UPDATE at flush
+        return True
+    return False
 
 
 async def get_principal(
@@ -152,15 +155,20 @@ async def get_team_access(
     order the answers are owed: bad credentials (401), a missing scope (403), no access to the team (403)."""
     value, source = await _credentials(request)
     team_id = _parse_team_id(project_id)
-    found = (
-        await repository.get_principal_for_team(session, hash_key_value(value), team_id)
-        if value.isascii()
-        else None
-    )
-    if found is None:
+    # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
+    if not value.isascii():
         raise _invalid_key(source)
+    secure_value = hash_key_value(value)
+    principals: PrincipalCache = request.app.state.principals
+    found = principals.get(secure_value, team_id)
+    if found is None:
+        found = await repository.get_principal_for_team(session, secure_value, team_id)
+        if found is None:
+            raise _invalid_key(source)
+        principals.put(secure_value, team_id, found)
     key, team, level = found
-    await _record_use(session, key)
+    if await _record_use(session, key):
+        principals.used(secure_value, team_id, key)
     principal = Principal(user=key.user, key=key)
     require_scopes(principal, *security_scopes.scopes)
     scoped_teams = key.scoped_teams

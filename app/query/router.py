@@ -19,4 +19,4 @@ QueryRead = Annotated[TeamAccess, scoped("query:read")]
 async def run_query(data: QueryRequest, session: SessionDep, access: QueryRead) -> Response:
     """Run a query (TrendsQuery, or an InsightVizNode wrapping one) and return its results."""
     mode = parse_refresh(data.refresh, default=RefreshMode.BLOCKING)
-    return (await service.run_query(session, access, data.query, mode)).json_response()
+    return await service.run_query(session, access, data.query, mode)

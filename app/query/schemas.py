@@ -6,9 +6,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.query.cache import RawJSON
 from app.validation import reject_nul_in_query
 
 
@@ -49,17 +48,11 @@ class QueryResponse(BaseModel):
     timezone: str
     resolved_date_range: dict[str, Any] | None
     query_status: None = None
-    # `results` as the cache's JSON text, passed through by `json_response` (`results` is None meanwhile).
-    _raw_results: RawJSON | None = PrivateAttr(default=None)
 
     def json_response(self) -> Response:
-        """The body, with a cached result passed through as the JSON text PostgreSQL holds."""
+        """The body of a computed result (a cached one passes through as text: `service._cached_response`)."""
         body = self.model_dump(mode="json")
-        if self._raw_results is not None:
-            body["results"] = orjson.Fragment(self._raw_results.text)
         try:
             return Response(orjson.dumps(body), media_type="application/json")
         except TypeError:  # an integer past 64 bits: the standard library's encoder
-            if self._raw_results is not None:
-                body["results"] = self._raw_results.value()
             return JSONResponse(body)

@@ -5,13 +5,15 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.errors import AppError, ValidationFailed
 from app.query import cache, engine
 from app.query.base import QueryContext, QueryError, UnsupportedQuery
-from app.query.render import RefreshMode, TeamInfo, query_limits, render_query
+from app.query.render import RefreshMode, Rendered, TeamInfo, query_limits, render_query
 from app.query.schemas import QueryResponse
 
 
@@ -47,9 +49,8 @@ async def validate_for_save(query: Any, timezone: str) -> None:
         raise _refused(exc.type, exc.message, exc.attr()) from None
 
 
-async def run_query(
-    session: AsyncSession, access: TeamAccess, query: Any, mode: RefreshMode
-) -> QueryResponse:
+async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode: RefreshMode) -> Response:
+    """The query's result as the endpoint answers it (`QueryResponse`)."""
     team = TeamInfo(id=access.team.id, timezone=access.team.timezone)
     # A one-off query: its result is evicted before those of saved insights.
     rendered = await render_query(session, team, query, mode, saved=False)
@@ -57,9 +58,10 @@ async def run_query(
         if rendered.error["type"] == "QueryTimeout":
             raise QueryTimedOut(rendered.error["message"])
         raise _refused(rendered.error["type"], rendered.error["message"], rendered.error_attr)
-    raw = rendered.result if isinstance(rendered.result, cache.RawJSON) else None
-    response = QueryResponse(
-        results=None if raw is not None else rendered.result,
+    if isinstance(rendered.result, cache.RawJSON):
+        return _cached_response(rendered, rendered.result)
+    return QueryResponse(
+        results=rendered.result,
         hasMore=rendered.has_more,
         is_cached=rendered.is_cached,
         last_refresh=rendered.last_refresh,
@@ -68,6 +70,22 @@ async def run_query(
         cache_target_age=rendered.cache_target_age,
         timezone=rendered.timezone,
         resolved_date_range=rendered.resolved_date_range,
-    )
-    response._raw_results = raw
-    return response
+    ).json_response()
+
+
+def _cached_response(rendered: Rendered, raw: cache.RawJSON) -> Response:
+    """`QueryResponse`'s body for a result read from the cache, built without the model: the result passed
+    through as the JSON text PostgreSQL holds, the datetimes (UTC, as read) as Pydantic writes them (`Z`)."""
+    body = {
+        "results": orjson.Fragment(raw.text),
+        "hasMore": rendered.has_more,
+        "is_cached": rendered.is_cached,
+        "last_refresh": rendered.last_refresh,
+        "next_allowed_client_refresh": rendered.next_allowed_client_refresh,
+        "cache_key": rendered.cache_key,
+        "cache_target_age": rendered.cache_target_age,
+        "timezone": rendered.timezone,
+        "resolved_date_range": rendered.resolved_date_range,
+        "query_status": None,
+    }
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
