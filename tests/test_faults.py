@@ -101,20 +101,24 @@ async def test_default_pool_timeout_is_5_seconds() -> None:
     assert Settings().db_pool_timeout_s == 5
 
 
+async def drop_connections(admin_url: str, database_url: str) -> None:
+    """The server drops every connection to the database (a restart, a failover, an idle timeout)."""
+    admin = await asyncpg.connect(plain(admin_url))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            make_url(database_url).database,
+        )
+    finally:
+        await admin.close()
+
+
 async def test_lost_connections_are_503_then_recover(fault_database: str, admin_url: str) -> None:
     async with running(fault_database) as (_, engine, client):
         actor = await new_actor(engine)
         assert (await client.get(actor.url("dashboards/"), headers=actor.headers)).status_code == 200
-        # The server drops every connection of the pool (a restart, a failover, an idle timeout).
-        admin = await asyncpg.connect(plain(admin_url))
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                make_url(fault_database).database,
-            )
-        finally:
-            await admin.close()
+        await drop_connections(admin_url, fault_database)
         lost = await client.get(actor.url("dashboards/"), headers=actor.headers)
         assert_unavailable(lost)
         assert (await client.get(actor.url("dashboards/"), headers=actor.headers)).status_code == 200
@@ -126,15 +130,7 @@ async def test_capture_on_lost_connections_is_503_then_recovers(fault_database: 
         actor = await new_actor(engine)
         body = {"api_key": actor.team.api_token, "batch": [{"event": "e", "distinct_id": "d"}]}
         assert (await client.post("/batch/", json=body)).status_code == 200
-        admin = await asyncpg.connect(plain(admin_url))
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                make_url(fault_database).database,
-            )
-        finally:
-            await admin.close()
+        await drop_connections(admin_url, fault_database)
         lost = await client.post("/batch/", json=body)
         assert lost.status_code == 503
         assert lost.text == "transient error, please retry"
