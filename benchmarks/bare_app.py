@@ -120,6 +120,31 @@ def _user(row: asyncpg.Record, prefix: str) -> dict[str, Any] | None:
     return user
 
 
+def _basic(d: Any, accessed: str | None, viewed: str | None) -> dict[str, Any]:
+    """The fields a dashboard shows in the list, in PostHog's order; the detail adds its own after them."""
+    return {
+        "id": d["id"],
+        "name": d["name"],
+        "description": d["description"],
+        "pinned": d["pinned"],
+        "created_at": _iso(d["created_at"]),
+        "created_by": _user(d, "c_"),
+        "last_accessed_at": accessed,
+        "last_viewed_at": viewed,
+        "is_shared": False,
+        "deleted": d["deleted"],
+        "creation_mode": d["creation_mode"],
+        "tags": d["tags"] or [],
+        "restriction_level": d["restriction_level"],
+        "effective_restriction_level": d["restriction_level"],
+        "effective_privilege_level": 37,
+        "user_access_level": "editor",
+        "access_control_version": "v2" if d["restriction_level"] <= 21 else "v1",
+        "last_refresh": _iso(d["last_refresh"]),
+        "team_id": d["team_id"],
+    }
+
+
 def _cache_key(team_id: int, timezone: str, query: Any) -> str:
     # Tilecast's key, byte for byte: the standard library's canonical JSON (orjson's differs in floats).
     canonical = json.dumps(query, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -244,25 +269,7 @@ async def retrieve(request: Request) -> Response:
     now = _iso(datetime.now(UTC))
     variables = d["variables"] or {}
     body = {
-        "id": d["id"],
-        "name": d["name"],
-        "description": d["description"],
-        "pinned": d["pinned"],
-        "created_at": _iso(d["created_at"]),
-        "created_by": _user(d, "c_"),
-        "last_accessed_at": now,
-        "last_viewed_at": now,
-        "is_shared": False,
-        "deleted": d["deleted"],
-        "creation_mode": d["creation_mode"],
-        "tags": d["tags"] or [],
-        "restriction_level": d["restriction_level"],
-        "effective_restriction_level": d["restriction_level"],
-        "effective_privilege_level": 37,
-        "user_access_level": "editor",
-        "access_control_version": "v2" if d["restriction_level"] <= 21 else "v1",
-        "last_refresh": _iso(d["last_refresh"]),
-        "team_id": d["team_id"],
+        **_basic(d, now, now),
         "filters": d["filters"] or {},
         "variables": variables,
         "breakdown_colors": d["breakdown_colors"],
@@ -321,30 +328,7 @@ async def list_dashboards(request: Request) -> Response:
                 team_id,
             )
     nxt, prev = _page_links(request, limit, offset, count)
-    results = [
-        {
-            "id": d["id"],
-            "name": d["name"],
-            "description": d["description"],
-            "pinned": d["pinned"],
-            "created_at": _iso(d["created_at"]),
-            "created_by": _user(d, "c_"),
-            "last_accessed_at": _iso(d["last_accessed_at"]),
-            "last_viewed_at": _iso(d["viewed_at"]),
-            "is_shared": False,
-            "deleted": d["deleted"],
-            "creation_mode": d["creation_mode"],
-            "tags": d["tags"] or [],
-            "restriction_level": d["restriction_level"],
-            "effective_restriction_level": d["restriction_level"],
-            "effective_privilege_level": 37,
-            "user_access_level": "editor",
-            "access_control_version": "v2" if d["restriction_level"] <= 21 else "v1",
-            "last_refresh": _iso(d["last_refresh"]),
-            "team_id": d["team_id"],
-        }
-        for d in rows
-    ]
+    results = [_basic(d, _iso(d["last_accessed_at"]), _iso(d["viewed_at"])) for d in rows]
     body = {"count": count, "next": nxt, "previous": prev, "results": results}
     return Response(orjson.dumps(body), media_type="application/json")
 
