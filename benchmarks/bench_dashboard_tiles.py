@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from harness import create_key, database, machine_line, tilecast_server
+from harness import create_key, database, machine_line, tilecast_server, timed
 
 from app.demo import synthetic_events
 
@@ -182,9 +182,7 @@ PHASES = [
 
 
 def _instrument(totals: dict[str, float]) -> None:
-    import functools
     import importlib
-    import inspect
 
     for module_name, name, label in PHASES:
         module = importlib.import_module(module_name)
@@ -192,30 +190,7 @@ def _instrument(totals: dict[str, float]) -> None:
         if original is None:
             continue  # renamed since: that phase is not reported
 
-        def timed(original: Any = original, label: str = label) -> Any:
-            if inspect.iscoroutinefunction(original):
-
-                @functools.wraps(original)
-                async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                    started = time.thread_time()
-                    try:
-                        return await original(*args, **kwargs)
-                    finally:
-                        totals[label] = totals.get(label, 0.0) + time.thread_time() - started
-
-                return wrapper
-
-            @functools.wraps(original)
-            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                started = time.thread_time()
-                try:
-                    return original(*args, **kwargs)
-                finally:
-                    totals[label] = totals.get(label, 0.0) + time.thread_time() - started
-
-            return sync_wrapper
-
-        setattr(module, name, timed())
+        setattr(module, name, timed(original, label, totals))
 
 
 async def profile(database_url: str, paths: dict[str, str], headers: dict[str, str], requests: int) -> str:

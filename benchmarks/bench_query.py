@@ -12,9 +12,7 @@ on an in-process client (httpx.ASGITransport), the CPU of N cached queries sent 
 import argparse
 import asyncio
 import cProfile
-import functools
 import importlib
-import inspect
 import io
 import os
 import pstats
@@ -31,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from bench_dashboard_tiles import _by_package, _instrument, ingest
 from bench_read_path import QUERY
-from harness import create_key, database, machine_line, tilecast_server
+from harness import create_key, database, machine_line, tilecast_server, timed
 
 # Where a cached query's CPU goes: (module, function, label), as bench_dashboard_tiles.py measures them.
 PHASES = [
@@ -56,25 +54,7 @@ PHASES = [
 
 
 def _instrument_one(owner: Any, name: str, label: str, totals: dict[str, float]) -> None:
-    original = getattr(owner, name)
-
-    @functools.wraps(original)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
-        try:
-            return await original(*args, **kwargs)
-        finally:
-            totals[label] = totals.get(label, 0.0) + time.thread_time() - started
-
-    @functools.wraps(original)
-    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            totals[label] = totals.get(label, 0.0) + time.thread_time() - started
-
-    setattr(owner, name, wrapper if inspect.iscoroutinefunction(original) else sync_wrapper)
+    setattr(owner, name, timed(getattr(owner, name), label, totals))
 
 
 SERVER = "server: the whole ASGI app (client excluded)"

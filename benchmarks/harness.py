@@ -112,6 +112,35 @@ def tilecast_server(env: dict[str, str], cwd: Path, workers: int = 1) -> Iterato
         yield base
 
 
+def timed(original: Any, label: str, totals: dict[str, float]) -> Any:
+    """`original` (a function or coroutine function) that adds the thread CPU it spends to `totals[label]`:
+    the profiles' per-phase figures."""
+    import functools
+    import inspect
+
+    if inspect.iscoroutinefunction(original):
+
+        @functools.wraps(original)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                totals[label] = totals.get(label, 0.0) + time.thread_time() - started
+
+        return wrapper
+
+    @functools.wraps(original)
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            totals[label] = totals.get(label, 0.0) + time.thread_time() - started
+
+    return sync_wrapper
+
+
 def machine_line(embedded: bool) -> str:
     return (
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -83,7 +83,7 @@ def to_schema(
             last_modified_at=i.last_modified_at,
             last_modified_by=UserBasic.of(i.last_modified_by),
             is_sample=i.is_sample,
-            # No paywalled access control on insights: every member of the project may edit them.
+            # No paywall: the restriction of the insight's dashboards decides (`with_access`).
             effective_restriction_level=row.restriction_level,
             effective_privilege_level=PrivilegeLevel.CAN_EDIT if row.can_edit else PrivilegeLevel.CAN_VIEW,
             user_access_level="editor" if row.can_edit else "viewer",
