@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,22 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+# Young objects the collector lets pile up before it runs (CPython's default is 700). A request of a list of
+# 100 dashboards allocates tens of thousands of container objects, almost all freed by reference counting;
+# at 700 the collector ran several times per request, each time walking what was still alive.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """After start-up: the modules, routes, schemas and statements built so far live as long as the process,
+    so the cyclic garbage collector stops walking them (`gc.freeze`), and it runs less often. Measured with
+    `benchmarks/bench_read_path.py`: the list of 100 dashboards from 8.8 to 5.6 ms of CPU a request."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
@@ -68,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = create_sessionmaker(engine)
     views: ViewRecorder = app.state.views
     flusher = asyncio.create_task(views.run())
+    settle_garbage_collector()
     try:
         yield
     finally:
