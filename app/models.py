@@ -70,6 +70,12 @@ class Team(Base):
     # The project API key (`phc_…`) that the capture endpoints take. Public by design, so stored as is.
     api_token: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # PostHog's property filters (a list) that `filterTestAccounts: true` adds to a query.
+    test_account_filters: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    # 0 (or unset): weeks start on Sunday; 1: on Monday.
+    week_start_day: Mapped[int | None] = mapped_column(SmallInteger, default=None)
 
     organization: Mapped[Organization] = relationship(lazy="raise")
 
@@ -240,6 +246,19 @@ class Event(Base):
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Person(Base):
+    """A distinct id's properties, kept by capture from the events' `$set` (overwrites) and `$set_once` (only
+    keys not yet set). Actors are distinct ids: ids are never merged."""
+
+    __tablename__ = "person"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
+    distinct_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class CaptureRateLimit(Base):

@@ -32,7 +32,7 @@ UNSUPPORTED = [
     ),
     (_with(node(math="avg", math_property="$session_duration")), "math_property '$session_duration'"),
     (_with(node(math_multiplier=100)), "math_multiplier is not supported"),
-    (_with(breakdownFilter={"breakdown": "$browser", "breakdown_type": "person"}), "breakdown_type 'person'"),
+    (_with(breakdownFilter={"breakdown": "$browser", "breakdown_type": "group"}), "breakdown_type 'group'"),
     (_with(breakdownFilter={"breakdown": [1, 2], "breakdown_type": "cohort"}), "breakdown_type 'cohort'"),
     (_with(breakdownFilter={"breakdown": "x", "breakdown_type": "hogql"}), "breakdown_type 'hogql'"),
     (_with(breakdownFilter={"breakdown": ["$browser", "$os"]}), "a list of breakdown properties"),
@@ -42,7 +42,7 @@ UNSUPPORTED = [
         "breakdown_histogram_bin_count",
     ),
     (_with(properties=[{"type": "cohort", "key": "id", "value": 3}]), "property filter type 'cohort'"),
-    (_with(properties=[{"type": "person", "key": "email", "value": "a"}]), "property filter type 'person'"),
+    (_with(properties=[{"type": "cohort", "key": "id", "value": 3}]), "property filter type 'cohort'"),
     (_with(node(properties=[{"type": "hogql", "key": "1 = 1"}])), "property filter type 'hogql'"),
     (
         _with(properties={"type": "OR", "values": [{"type": "element", "key": "text", "value": "x"}]}),

@@ -94,7 +94,7 @@ async def render_tiles(
     """The dashboard's live tiles, ordered by their position in `layout_size`, each with `order`."""
     insight_rows, text_rows = await repository.load_tiles(session, dashboard.id)
     await with_access(session, access, [row.insight for row in insight_rows])
-    team = TeamInfo(id=access.team.id, timezone=access.team.timezone)
+    team = TeamInfo.of(access.team)
     filters = merge_filters(dashboard.filters, filters_override)
     queries = {
         row.tile.id: effective_query(row.insight.insight.query, filters, row.tile.filters_overrides)

@@ -40,7 +40,7 @@ def new_short_id() -> str:
 
 
 def _team(access: TeamAccess) -> TeamInfo:
-    return TeamInfo(id=access.team.id, timezone=access.team.timezone)
+    return TeamInfo.of(access.team)
 
 
 def to_schema(

@@ -31,6 +31,10 @@ class QueryContext:
     timezone: str
     now: datetime
     limits: QueryLimits = QueryLimits()
+    # The team's test-account filters (PostHog's property filter dicts), applied where a query says
+    # `filterTestAccounts: true`; and its week's first day (0 Sunday, 1 Monday).
+    test_account_filters: tuple[dict[str, Any], ...] = ()
+    week_start_day: int = 0
 
 
 Path = tuple[str | int, ...]

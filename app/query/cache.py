@@ -37,9 +37,13 @@ def canonical_json(query: Any) -> str:
     return json.dumps(query, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def cache_key(team_id: int, timezone: str, query: Any) -> str:
+def cache_key(team_id: int, timezone: str, query: Any, team_settings: Any = None) -> str:
+    """The key of a query's result: everything the result depends on. `team_settings`: the team's settings
+    the query reads (its week's first day, its test-account filters when the query filters test accounts),
+    so that editing one never serves a result computed under the old value."""
+    settings = "" if team_settings is None else canonical_json(team_settings)
     # surrogatepass: a lone surrogate from a JSON "\ud800" escape still hashes (the engine refuses it later).
-    text = f"{team_id}\x1f{timezone}\x1f{canonical_json(query)}"
+    text = f"{team_id}\x1f{timezone}\x1f{canonical_json(query)}\x1f{settings}"
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 

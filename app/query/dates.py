@@ -99,15 +99,15 @@ def _naive(value: datetime, tz: ZoneInfo) -> datetime:
     return value.astimezone(tz).replace(tzinfo=None)
 
 
-def floor_to(interval: str, value: datetime) -> datetime:
-    """Start of the interval containing `value` (weeks start on Sunday)."""
+def floor_to(interval: str, value: datetime, week_start: int = 0) -> datetime:
+    """Start of the interval containing `value` (weeks start on Sunday, or Monday when `week_start` is 1)."""
     day = value.replace(hour=0, minute=0, second=0, microsecond=0)
     if interval == "hour":
         return value.replace(minute=0, second=0, microsecond=0)
     if interval == "day":
         return day
     if interval == "week":
-        return day - timedelta(days=(day.weekday() + 1) % 7)
+        return day - timedelta(days=(day.weekday() + 1 - week_start) % 7)
     return day.replace(day=1)
 
 
@@ -132,12 +132,13 @@ class ResolvedRange:
     start: datetime  # events with start <= timestamp <= date_to are read
     exact: bool  # explicitDate or BoldNumber: bounds used as they are
     hours_relative: bool  # date_from was an `h` relative string
+    week_start: int = 0  # the team's: 0 Sunday, 1 Monday
 
     @cached_property
     def buckets(self) -> list[datetime]:
         """Naive local bucket starts from the interval of `date_from` to that of `date_to`, inclusive."""
-        current = floor_to(self.interval, _naive(self.date_from, self.tz))
-        last = floor_to(self.interval, _naive(self.date_to, self.tz))
+        current = floor_to(self.interval, _naive(self.date_from, self.tz), self.week_start)
+        last = floor_to(self.interval, _naive(self.date_to, self.tz), self.week_start)
         out: list[datetime] = []
         while current <= last:
             out.append(current)
@@ -173,6 +174,7 @@ def resolve(
     now: datetime,
     exact_time_range: bool,
     earliest: datetime | None,
+    week_start: int = 0,
 ) -> ResolvedRange:
     """The current period. `exact_time_range` is BoldNumber's rule (no truncation, `date_to` = now);
     `earliest` is the team's first event, used for `date_from: "all"`."""
@@ -206,6 +208,7 @@ def resolve(
         start=_start(interval, start_at, exact=exact, hours_relative=hours_relative),
         exact=exact,
         hours_relative=hours_relative,
+        week_start=week_start,
     )
 
 

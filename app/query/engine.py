@@ -79,3 +79,9 @@ def query_interval(query: Any) -> str | None:
     source = _source(query)
     interval = source.get("interval") if isinstance(source, dict) else None
     return interval if isinstance(interval, str) else None
+
+
+def filters_test_accounts(query: Any) -> bool:
+    """Whether the query's source asks for the team's test-account filters (`filterTestAccounts`)."""
+    source = _source(query)
+    return isinstance(source, dict) and source.get("filterTestAccounts") is True

@@ -31,17 +31,35 @@ from sqlalchemy import (
     true,
 )
 
-from app.models import Event
-from app.query.schema import PropertyFilter, PropertyGroupFilter, PropertyNode, as_number
+from app.models import Event, Person
+from app.query.base import QueryContext
+from app.query.schema import (
+    PropertyFilter,
+    PropertyGroupFilter,
+    PropertyNode,
+    as_number,
+    parse_property_nodes,
+)
 
 EVENTS = Event.__table__
+PERSONS = Person.__table__
+# Every statement over events reads them from this join, so that person properties (`type: "person"`
+# filters, `breakdown_type: "person"`) are each event's distinct id's current properties. PostgreSQL removes
+# the join from a statement that reads no person column (its key is unique), so it costs nothing there.
+EVENTS_AND_PERSONS = EVENTS.outerjoin(
+    PERSONS,
+    and_(PERSONS.c.team_id == EVENTS.c.team_id, PERSONS.c.distinct_id == EVENTS.c.distinct_id),
+)
 # A number as PostHog's toFloat reads it from a string; the digit limits keep every match inside float8's
 # range, so the cast that follows can never fail.
 NUMERIC_PATTERN = r"^\s*[-+]?([0-9]{1,200}(\.[0-9]{0,200})?|\.[0-9]{1,200})([eE][-+]?[0-9]{1,2})?\s*$"
 
 
-def property_text(key: str) -> ColumnElement[str]:
-    text: ColumnElement[str] = EVENTS.c.properties[key].astext
+def property_text(key: str, kind: str | None = "event") -> ColumnElement[str]:
+    """An event's property (`kind` "event" or None) or its person's (`kind` "person") as text. A person
+    property needs the statement to read from `EVENTS_AND_PERSONS`."""
+    properties = PERSONS.c.properties if kind == "person" else EVENTS.c.properties
+    text: ColumnElement[str] = properties[key].astext
     return text
 
 
@@ -103,7 +121,7 @@ _COMPARISONS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"
 def property_condition(node: PropertyFilter) -> ColumnElement[bool]:
     key: str = node.key
     operator = node.operator or "exact"
-    text = property_text(key)
+    text = property_text(key, node.type)
     if operator == "is_set":
         return text.is_not(None)
     if operator == "is_not_set":
@@ -142,3 +160,17 @@ def properties_condition(
     if isinstance(properties, PropertyGroupFilter):
         return node_condition(properties)
     return and_(true(), *(node_condition(node) for node in properties))
+
+
+def global_condition(
+    properties: list[PropertyNode] | PropertyGroupFilter | None,
+    filter_test_accounts: bool | None,
+    ctx: QueryContext,
+) -> ColumnElement[bool]:
+    """What every event a query reads must match: its `properties`, and with `filterTestAccounts` the team's
+    test-account filters (ANDed)."""
+    condition = properties_condition(properties)
+    if filter_test_accounts and ctx.test_account_filters:
+        nodes = parse_property_nodes(list(ctx.test_account_filters))
+        condition = and_(condition, *(node_condition(node) for node in nodes))
+    return condition

@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.errors import ValidationFailed, is_transient
+from app.models import Team
 from app.query import cache, engine, memory
 from app.query.backend import PostgresBackend
 from app.query.base import QueryContext, QueryError, QueryLimits, QueryTooLarge
+from app.query.engine import filters_test_accounts
 
 logger = logging.getLogger("tilecast.query")
 
@@ -58,8 +60,28 @@ def parse_refresh(raw: str | None, default: RefreshMode = RefreshMode.FORCE_CACH
 
 @dataclass(frozen=True)
 class TeamInfo:
+    """What of a team its queries depend on."""
+
     id: int
     timezone: str
+    test_account_filters: tuple[dict[str, Any], ...] = ()
+    week_start_day: int = 0
+
+    @classmethod
+    def of(cls, team: Team) -> "TeamInfo":
+        return cls(
+            id=team.id,
+            timezone=team.timezone,
+            test_account_filters=tuple(team.test_account_filters or ()),
+            week_start_day=team.week_start_day or 0,
+        )
+
+    def settings_for(self, query: Any) -> dict[str, Any]:
+        """The settings `query`'s result depends on, folded into its cache key."""
+        settings: dict[str, Any] = {"week_start_day": self.week_start_day}
+        if filters_test_accounts(query):
+            settings["test_account_filters"] = list(self.test_account_filters)
+        return settings
 
 
 @dataclass
@@ -121,7 +143,7 @@ def query_limits() -> QueryLimits:
 
 
 def cache_key_for(team: TeamInfo, query: Any) -> str:
-    return cache.cache_key(team.id, team.timezone, query)
+    return cache.cache_key(team.id, team.timezone, query, team.settings_for(query))
 
 
 async def render_query(
@@ -169,7 +191,12 @@ async def _compute(
         if hit is not None and hit.last_refresh >= started:
             return _from_cache(key, team, query, hit, is_cached=True)
         ctx = QueryContext(
-            team_id=team.id, timezone=team.timezone, now=datetime.now(UTC), limits=query_limits()
+            team_id=team.id,
+            timezone=team.timezone,
+            now=datetime.now(UTC),
+            limits=query_limits(),
+            test_account_filters=team.test_account_filters,
+            week_start_day=team.week_start_day,
         )
         try:
             # A savepoint: a failed or cancelled statement must not abort the request's transaction.

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
 
 from app.query.base import InvalidQuery, Path, UnsupportedQuery
 
@@ -75,7 +75,7 @@ class _Node(BaseModel):
 
 
 class PropertyFilter(_Node):
-    """One property filter of any PostHog type; only `event` ones are implemented."""
+    """One property filter of any PostHog type; `event` and `person` ones are implemented."""
 
     type: str | None = "event"
     key: Any = None
@@ -98,6 +98,18 @@ PropertyNode = Annotated[
     Discriminator(_property_node_tag),
 ]
 PropertyGroupFilter.model_rebuild()
+_PROPERTY_NODES: TypeAdapter[list[PropertyNode]] = TypeAdapter(list[PropertyNode])
+# Property filter types the engine computes: event properties, and person properties (each distinct id's
+# current properties, from `$set` and `$set_once`).
+PROPERTY_TYPES = frozenset({"event", "person"})
+
+
+def parse_property_nodes(raw: Any) -> list[PropertyGroupFilter | PropertyFilter]:
+    """A list of PostHog property filters (a team's `test_account_filters`); raise `InvalidQuery`."""
+    try:
+        return _PROPERTY_NODES.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidQuery(f"Invalid property filters: {_format_error(exc)}") from None
 
 
 class DateRange(_Node):
@@ -368,7 +380,7 @@ def _check_breakdown(breakdown: BreakdownFilter) -> None:
         return
     if breakdown.breakdowns:
         raise UnsupportedQuery("breakdowns (multiple breakdowns) are not supported")
-    if breakdown.breakdown_type not in (None, "event"):
+    if breakdown.breakdown_type not in (None, *PROPERTY_TYPES):
         raise UnsupportedQuery(f"breakdown_type '{breakdown.breakdown_type}' is not supported")
     if isinstance(breakdown.breakdown, list):
         raise UnsupportedQuery("a list of breakdown properties is not supported")
@@ -409,7 +421,7 @@ def check_property_node(node: PropertyGroupFilter | PropertyFilter) -> None:
             check_property_node(child)
         return
     kind = node.type or "event"
-    if kind != "event":
+    if kind not in PROPERTY_TYPES:
         raise UnsupportedQuery(f"property filter type '{kind}' is not supported")
     _refuse_unknown_keys(node, "property filter")
     if not isinstance(node.key, str) or not node.key:

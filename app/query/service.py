@@ -51,7 +51,7 @@ async def validate_for_save(query: Any, timezone: str) -> None:
 
 async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode: RefreshMode) -> Response:
     """The query's result as the endpoint answers it (`QueryResponse`)."""
-    team = TeamInfo(id=access.team.id, timezone=access.team.timezone)
+    team = TeamInfo.of(access.team)
     # A one-off query: its result is evicted before those of saved insights.
     rendered = await render_query(session, team, query, mode, saved=False)
     if rendered.error is not None:

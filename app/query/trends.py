@@ -19,7 +19,7 @@ from app.query import dates
 from app.query.backend import QueryBackend
 from app.query.base import ComputedResult, InvalidQuery, QueryContext
 from app.query.dates import ResolvedRange
-from app.query.filters import node_condition, properties_condition
+from app.query.filters import global_condition, node_condition
 from app.query.limits import ResultBudget, check_points, statement_parameters
 from app.query.schema import PROPERTY_MATH, EventsNode, TrendsQuery
 from app.query.trends_sql import (
@@ -79,6 +79,7 @@ def _breakdown(query: TrendsQuery) -> Breakdown | None:
         key=query.breakdownFilter.breakdown,
         limit=min(limit, MAX_BREAKDOWN_LIMIT),
         normalize_url=bool(query.breakdownFilter.breakdown_normalize_url),
+        kind=query.breakdownFilter.breakdown_type or "event",
     )
 
 
@@ -92,7 +93,7 @@ def _plan(query: TrendsQuery, series: EventsNode, ctx: QueryContext, interval: s
         math=math_name,
         math_property=series.math_property if math_name in PROPERTY_MATH else None,
         quantile=PROPERTY_MATH.get(math_name),
-        where=and_(properties_condition(query.properties), *series_filters),
+        where=and_(global_condition(query.properties, query.filterTestAccounts, ctx), *series_filters),
         breakdown=_breakdown(query),
         total_value=query.is_total_value,
         first_bucket_only=query.display == "ActionsLineGraphCumulative" and math_name == "dau",
@@ -114,7 +115,7 @@ def _filter_echo(query: TrendsQuery, period: ResolvedRange) -> dict[str, Any]:
         echo.update({"display": "ActionsLineGraph", "smoothingIntervals": 1})
         echo.update(query.trendsFilter.model_dump(exclude_none=True))
     if query.breakdownFilter is not None:
-        echo["breakdown_type"] = "event"
+        echo["breakdown_type"] = query.breakdownFilter.breakdown_type or "event"
         echo.update(query.breakdownFilter.model_dump(exclude_none=True))
     return {key: value for key, value in echo.items() if value is not None}
 
@@ -286,6 +287,7 @@ def resolve_periods(query: TrendsQuery, ctx: QueryContext, earliest: datetime | 
         now=ctx.now,
         exact_time_range=query.display == "BoldNumber",
         earliest=earliest,
+        week_start=ctx.week_start_day,
     )
     periods: Periods = [(current, None)]
     compare = query.compareFilter

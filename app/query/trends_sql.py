@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import array
 
 from app.query.dates import ResolvedRange
-from app.query.filters import EVENTS, as_float, property_text
+from app.query.filters import EVENTS, EVENTS_AND_PERSONS, as_float, property_text
 
 NULL_LABEL = "$$_posthog_breakdown_null_$$"
 OTHER_LABEL = "$$_posthog_breakdown_other_$$"
@@ -49,6 +49,7 @@ class Breakdown:
     key: str
     limit: int
     normalize_url: bool
+    kind: str = "event"  # or "person": the distinct id's current property
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,10 @@ def _local(tz: str) -> ColumnElement[datetime]:
     return func.timezone(literal(tz), EVENTS.c.timestamp, type_=DateTime())
 
 
-def bucket_expr(interval: str, tz: str) -> ColumnElement[datetime]:
+def bucket_expr(interval: str, tz: str, week_start: int = 0) -> ColumnElement[datetime]:
+    """The local start of each event's bucket (`date_trunc` weeks start on Monday: `week_start` 1)."""
     local = _local(tz)
-    if interval == "week":
+    if interval == "week" and week_start != 1:
         # date_trunc weeks start on Monday; shifting by a day makes them start on Sunday.
         one_day = literal(timedelta(days=1), Interval())
         shifted = func.date_trunc(literal("week"), local + one_day, type_=DateTime())
@@ -87,7 +89,7 @@ def bucket_expr(interval: str, tz: str) -> ColumnElement[datetime]:
 
 def _breakdown_value(breakdown: Breakdown) -> ColumnElement[str]:
     """The property as text; NULL and "" become the null label (B.5)."""
-    value: ColumnElement[str] = func.nullif(property_text(breakdown.key), literal(""))
+    value: ColumnElement[str] = func.nullif(property_text(breakdown.key, breakdown.kind), literal(""))
     if breakdown.normalize_url:
         trimmed = func.regexp_replace(value, literal(_URL_TRAILER), literal(""))
         value = func.coalesce(func.nullif(trimmed, literal("")), case((value.is_not(None), literal("/"))))
@@ -136,10 +138,12 @@ def series_statement(plan: SeriesPlan, period: ResolvedRange) -> Select[Any]:
         per = _active_users(plan, period, breakdown_cols)
     else:
         lower = EVENTS.c.timestamp >= period.start
-        bucket_cols = [] if plan.total_value else [bucket_expr(period.interval, tz).label("bucket")]
+        bucket_cols = (
+            [] if plan.total_value else [bucket_expr(period.interval, tz, period.week_start).label("bucket")]
+        )
         matching = (
             select(*bucket_cols, *breakdown_cols, *_event_columns(plan))
-            .select_from(EVENTS)
+            .select_from(EVENTS_AND_PERSONS)
             .where(*_conditions(plan, lower, period.date_to))
         )
         if plan.math in ("dau", "unique_session") and not plan.first_bucket_only:
@@ -178,6 +182,7 @@ def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[
         lower = EVENTS.c.timestamp > period.date_to - window
         rows = (
             select(*breakdown_cols, EVENTS.c.distinct_id.label("actor"))
+            .select_from(EVENTS_AND_PERSONS)
             .where(*_conditions(plan, lower, period.date_to))
             .subquery("matching")
         )
@@ -195,6 +200,7 @@ def _active_users(plan: SeriesPlan, period: ResolvedRange, breakdown_cols: list[
             EVENTS.c.distinct_id.label("actor"),
             *breakdown_cols,
         )
+        .select_from(EVENTS_AND_PERSONS)
         .where(*_conditions(plan, EVENTS.c.timestamp >= earliest, period.date_to))
         .subquery("days")
     )
