@@ -155,6 +155,73 @@ async def _demo(url: str, events: int) -> "DemoResult":
         await engine.dispose()
 
 
+def cmd_team_set(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.errors import ValidationFailed
+    from app.teams.schemas import TeamUpdate
+    from app.teams.service import check_test_account_filters
+
+    values: dict[str, object] = {}
+    if args.timezone is not None:
+        values["timezone"] = args.timezone
+    if args.week_start is not None:
+        values["week_start_day"] = args.week_start
+    if args.test_account_filters is not None:
+        try:
+            values["test_account_filters"] = json.loads(args.test_account_filters)
+        except ValueError as exc:
+            print(f"error: --test-account-filters is not JSON: {exc}", file=sys.stderr)
+            return 2
+    if not values:
+        print("error: nothing to set (--timezone, --week-start or --test-account-filters)", file=sys.stderr)
+        return 2
+    try:
+        update = TeamUpdate.model_validate(values)
+        if update.test_account_filters is not None:
+            check_test_account_filters(update.test_account_filters)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"error: {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        return 2
+    except ValidationFailed as exc:
+        print(f"error: {exc.attr}: {exc.detail}", file=sys.stderr)
+        return 2
+    from app.migrations import upgrade
+
+    with database_url() as url:
+        upgrade(url)
+        team = asyncio.run(_team_set(url, args.team, update.model_dump(exclude_unset=True)))
+    if team is None:
+        print(f"error: no team {args.team}", file=sys.stderr)
+        return 1
+    print(json.dumps(team))
+    return 0
+
+
+async def _team_set(url: str, team_id: int, values: dict[str, object]) -> dict[str, object] | None:
+    from sqlalchemy.exc import NoResultFound
+
+    from app.db import create_engine, create_sessionmaker
+    from app.teams import repository
+
+    engine = create_engine(url, get_settings())
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            try:
+                team = await repository.update_team(session, team_id, values)
+            except NoResultFound:
+                return None
+            return {
+                "id": team.id,
+                "timezone": team.timezone,
+                "week_start_day": team.week_start_day,
+                "test_account_filters": team.test_account_filters,
+            }
+    finally:
+        await engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tilecast", description="Self-hosted, PostHog-compatible dashboards."
@@ -177,6 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--label", default="")
     key.add_argument("--json", action="store_true", help="print a JSON object instead of the bare key")
     key.set_defaults(func=cmd_create_key)
+
+    team = sub.add_parser("team", help="a team's settings")
+    team_sub = team.add_subparsers(dest="team_command", required=True)
+    team_set = team_sub.add_parser("set", help="change a team's timezone, week start or test-account filters")
+    team_set.add_argument("--team", type=int, required=True, help="the team's id")
+    team_set.add_argument("--timezone", default=None, help='an IANA time zone, e.g. "Europe/Paris"')
+    team_set.add_argument("--week-start", type=int, choices=(0, 1), default=None, help="0 Sunday, 1 Monday")
+    team_set.add_argument(
+        "--test-account-filters",
+        default=None,
+        metavar="JSON",
+        help='a JSON list of property filters, e.g. \'[{"key": "email", "type": "person", '
+        '"operator": "not_icontains", "value": "@example.com"}]\'',
+    )
+    team_set.set_defaults(func=cmd_team_set)
 
     demo = sub.add_parser(
         "demo", help="seed a demo team with synthetic events and a demo dashboard (safe to run again)"

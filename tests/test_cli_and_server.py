@@ -55,6 +55,46 @@ def test_create_key_prints_the_key_and_reuses_user_and_team(
     assert bad.returncode != 0 and "invalid scope" in bad.stderr
 
 
+def test_team_set_changes_the_settings_queries_read(fresh_databases: FreshDatabases) -> None:
+    env = env_without_database(DATABASE_URL=fresh_databases.create(migrated=False))
+    team = json.loads(run_cli(["create-key", "--email", "ti@example.com", "--json"], env).stdout)["team_id"]
+    filters = '[{"key": "email", "type": "person", "operator": "not_icontains", "value": "@tilecast.dev"}]'
+
+    done = run_cli(
+        [
+            "team",
+            "set",
+            "--team",
+            str(team),
+            "--timezone",
+            "Europe/Paris",
+            "--week-start",
+            "1",
+            "--test-account-filters",
+            filters,
+        ],
+        env,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "id": team,
+        "timezone": "Europe/Paris",
+        "week_start_day": 1,
+        "test_account_filters": json.loads(filters),
+    }
+    for bad, says in [
+        (["--timezone", "Nowhere/Town"], "timezone"),
+        (["--test-account-filters", "[{"], "not JSON"),
+        (["--test-account-filters", '[{"key": "x", "type": "cohort", "value": 1}]'], "test_account_filters"),
+        ([], "nothing to set"),
+    ]:
+        refused = run_cli(["team", "set", "--team", str(team), *bad], env)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+    missing = run_cli(["team", "set", "--team", "999999", "--week-start", "0"], env)
+    assert missing.returncode == 1 and "no team 999999" in missing.stderr
+
+
 def test_serve_on_postgresql(fresh_databases: FreshDatabases, tmp_path: Path) -> None:
     env = env_without_database(DATABASE_URL=fresh_databases.create(migrated=False))
     created = json.loads(run_cli(["create-key", "--email", "bo@example.com", "--json"], env).stdout)

@@ -22,11 +22,40 @@ _INSERT_ROWS = """
         {condition}
         ON CONFLICT (team_id, uuid) DO NOTHING
 """
-_CAPTURE = f"""
+# Person properties, in the same statement: each distinct id's `$set_once` under what its person holds,
+# and its `$set` over both. Existing persons are locked in distinct id order (concurrent requests for the same
+# persons wait rather than deadlock) and updated; the others are inserted. A person that another request
+# inserted after this statement began is merged on conflict with this request's properties winning (the one
+# case where a `$set_once` can overwrite: two requests seeing a new distinct id at the same moment).
+_PERSONS = """,
+    source AS (
+        SELECT rows.d, CAST(rows.s AS jsonb) AS s, CAST(rows.o AS jsonb) AS o
+        FROM unnest(CAST(${d} AS text[]), CAST(${s} AS text[]), CAST(${o} AS text[])) AS rows(d, s, o)
+    ),
+    locked AS (
+        SELECT p.distinct_id, p.properties FROM person p, {team} WHERE p.team_id = {team}.id
+          AND p.distinct_id IN (SELECT d FROM source)
+        ORDER BY p.distinct_id FOR UPDATE OF p
+    ),
+    updated AS (
+        UPDATE person p SET properties = source.o || locked.properties || source.s, updated_at = now()
+        FROM locked, source, {team}
+        WHERE p.team_id = {team}.id AND p.distinct_id = locked.distinct_id AND source.d = locked.distinct_id
+        RETURNING p.distinct_id
+    ),
+    created AS (
+        INSERT INTO person AS p (team_id, distinct_id, properties)
+        SELECT {team}.id, source.d, source.o || source.s FROM {team}, source
+        WHERE source.d NOT IN (SELECT distinct_id FROM locked)
+        ORDER BY source.d
+        ON CONFLICT (team_id, distinct_id) DO UPDATE
+        SET properties = p.properties || excluded.properties, updated_at = now()
+    )"""
+_CAPTURE_HEAD = f"""
     WITH t AS (SELECT id FROM team WHERE api_token = $1),
-    inserted AS ({_INSERT_ROWS.format(source="t", condition="")})
-    SELECT id, 0 FROM t
-"""
+    inserted AS ({_INSERT_ROWS.format(source="t", condition="")})"""
+_CAPTURE = f"{_CAPTURE_HEAD}\n    SELECT id, 0 FROM t"
+_CAPTURE_WITH_PERSONS = f"{_CAPTURE_HEAD}{_PERSONS.format(d=7, s=8, o=9, team='t')}\n    SELECT id, 0 FROM t"
 # With a rate limit: the team's count for this minute grows by the request's events (a new minute restarts
 # it), and the events are inserted only if the count stays within the limit. Over it, the caller rolls the
 # transaction back, so refused events are not counted. The counter's row lock is held until the commit that
@@ -42,9 +71,12 @@ _CAPTURE_COUNTED = f"""
             window_start = excluded.window_start
         RETURNING r.team_id AS id, r.events
     ),
-    inserted AS ({_INSERT_ROWS.format(source="counted t", condition="WHERE t.events <= $8")})
-    SELECT id, events FROM counted
-"""
+    inserted AS ({_INSERT_ROWS.format(source="counted t", condition="WHERE t.events <= $8")})"""
+_CAPTURE_COUNTED_WITH_PERSONS = (
+    f"{_CAPTURE_COUNTED},\n    admitted AS (SELECT id FROM counted WHERE events <= $8)"
+    f"{_PERSONS.format(d=9, s=10, o=11, team='admitted')}\n    SELECT id, events FROM counted"
+)
+_CAPTURE_COUNTED += "\n    SELECT id, events FROM counted"
 
 
 class NewEvent(NamedTuple):
@@ -59,6 +91,14 @@ class NewEvent(NamedTuple):
     properties_json: str
 
 
+class PersonUpdate(NamedTuple):
+    """One distinct id's person properties from a request: its `$set` and `$set_once`, as JSON objects."""
+
+    distinct_id: str
+    set_json: str
+    set_once_json: str
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     team_id: int
@@ -67,10 +107,15 @@ class Stored:
 
 
 async def insert_events_for_token(
-    session: AsyncSession, token: str, events: Sequence[NewEvent], rate_limit: int = 0
+    session: AsyncSession,
+    token: str,
+    events: Sequence[NewEvent],
+    persons: Sequence[PersonUpdate] = (),
+    rate_limit: int = 0,
 ) -> Stored | None:
-    """Store `events` for the team whose project API key is `token`, or None if no team has this key (then
-    nothing was stored). With a `rate_limit` (events a minute), nothing is stored once the count passes it."""
+    """Store `events` for the team whose project API key is `token`, and its `persons`' properties; None if no
+    team has this key (then nothing was stored). With a `rate_limit` (events a minute), nothing is stored
+    once the count passes it."""
     uuids, names, distinct_ids, timestamps, properties = zip(*events, strict=True) if events else ((),) * 5
     # The uuids and the properties travel as one text each, split by the server: asyncpg checks every
     # element of an array parameter against abstract base classes (a quarter of a microsecond each), which
@@ -81,9 +126,13 @@ async def insert_events_for_token(
         joined = "\n".join(p.replace("\n", " ") for p in properties)
     args: tuple[Any, ...] = (token, ",".join(map(str, uuids)), names, distinct_ids, timestamps, joined)
     if rate_limit:
-        row = await _fetchrow(session, _CAPTURE_COUNTED, (*args, len(events), rate_limit))
+        args = (*args, len(events), rate_limit)
+    if persons:
+        args = (*args, *(list(column) for column in zip(*persons, strict=True)))
+        sql = _CAPTURE_COUNTED_WITH_PERSONS if rate_limit else _CAPTURE_WITH_PERSONS
     else:
-        row = await _fetchrow(session, _CAPTURE, args)
+        sql = _CAPTURE_COUNTED if rate_limit else _CAPTURE
+    row = await _fetchrow(session, sql, args)
     return None if row is None else Stored(team_id=row[0], events_this_minute=row[1])
 
 

@@ -26,7 +26,7 @@ from app.ingestion.decoding import (
     read_body,
 )
 from app.ingestion.errors import CaptureError
-from app.ingestion.repository import NewEvent
+from app.ingestion.repository import NewEvent, PersonUpdate
 from app.ingestion.timestamps import (
     Instant,
     event_time,
@@ -213,6 +213,32 @@ def _integer(raw: Any, name: str) -> int | None:
     return raw
 
 
+class PersonUpdates:
+    """What a request's events set on their distinct ids' person properties, in the events' order, as one
+    `$set` and one `$set_once` per distinct id: a later `$set` overwrites an earlier one; a `$set_once`
+    counts only for keys no earlier event of the request set (once or not). The store then applies
+    `$set_once` to keys the person does not have yet and `$set` over everything."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def add(self, distinct_id: str, set_: Any, set_once: Any) -> None:
+        sets, once = self._by_id.setdefault(distinct_id, ({}, {}))
+        if isinstance(set_once, dict):
+            for key, value in set_once.items():
+                if key not in sets and key not in once:
+                    once[key] = value
+        if isinstance(set_, dict):
+            sets.update(set_)
+
+    def rows(self, encode: Encoder) -> list[PersonUpdate]:
+        return [
+            PersonUpdate(distinct_id, encode(sets), encode(once))
+            for distinct_id, (sets, once) in sorted(self._by_id.items())
+            if sets or once
+        ]
+
+
 def to_event(
     raw: Any,
     sent_at: Instant | None,
@@ -220,6 +246,7 @@ def to_event(
     now: Instant,
     client_ip: str | None,
     encode: Encoder = _encode_properties,
+    persons: PersonUpdates | None = None,
 ) -> NewEvent | None:
     """One stored row from one raw event, or None for events capture drops (`$performance_event`).
 
@@ -259,6 +286,8 @@ def to_event(
     # ingestion does the same before storing).
     if "$set" in raw or "$set_once" in raw:
         _merge_set(raw, properties)
+    if persons is not None and ("$set" in properties or "$set_once" in properties):
+        persons.add(distinct_id, properties.get("$set"), properties.get("$set_once"))
 
     clock_skew = get("$clock_skew")
     if "$clock_skew" in properties:
@@ -302,8 +331,9 @@ def build_events(
     now: datetime,
     client_ip: str | None,
     encode: Encoder = _encode_properties,
-) -> tuple[str, list[NewEvent]]:
-    """The request's project key and its rows, or a CaptureError (400/401) for the whole request."""
+) -> tuple[str, list[NewEvent], list[PersonUpdate]]:
+    """The request's project key, its rows and its person updates, or a CaptureError (400/401) for the whole
+    request."""
     is_envelope, envelope_token, raws = split_payload(payload)
     if not raws:
         raise CaptureError(400, "request holds no event")
@@ -319,8 +349,13 @@ def build_events(
     sent_at_time = to_datetime(sent_at) if sent_at is not None else None
     sent_at_text = rfc3339(sent_at_time) if sent_at_time is not None else None
     now_us = instant(now)
-    events = [to_event(raw, sent_at, sent_at_text, now_us, client_ip, encode) for raw in raws]
-    return token, [e for e in events if e is not None]
+    persons = PersonUpdates()
+    events = [to_event(raw, sent_at, sent_at_text, now_us, client_ip, encode, persons) for raw in raws]
+    try:
+        updates = persons.rows(encode)
+    except ValueError as exc:  # a number too large for a double became infinity
+        raise CaptureError(400, f"failed to parse request: {exc}") from exc
+    return token, [e for e in events if e is not None], updates
 
 
 # A body this small (a hundred or so events, as SDKs send them: posthog-python's batches of 100 are ~45 KB)
@@ -331,8 +366,9 @@ INLINE_BODY_BYTES = 64 * 1024
 
 def decode_events(
     request: RawRequest, settings: Settings, now: datetime, client_ip: str | None
-) -> tuple[str, list[NewEvent]]:
-    """The request's project key and rows, from its bytes however they were wrapped (CaptureError: 4xx)."""
+) -> tuple[str, list[NewEvent], list[PersonUpdate]]:
+    """The request's project key, rows and person updates, from its bytes however they were wrapped
+    (CaptureError: 4xx)."""
     raw = decode_payload(request, settings.capture_max_payload_bytes)
     payload, by_orjson = parse_json(raw, settings.capture_max_events)
     if not by_orjson and may_hold_refused_characters(raw):
@@ -365,15 +401,17 @@ async def capture(
         request.path, request.query, request.content_type, request.content_encoding, body
     )
     if len(body) < INLINE_BODY_BYTES:
-        token, events = decode_events(raw_request, settings, now, request.client_ip)
+        token, events, persons = decode_events(raw_request, settings, now, request.client_ip)
     else:
         # Inflating, parsing and building thousands of events takes a large batch tens to hundreds of
         # milliseconds: in a thread, the event loop keeps serving (zlib lets go of the GIL while inflating,
         # and the Python parts yield it every few milliseconds).
-        token, events = await asyncio.to_thread(decode_events, raw_request, settings, now, request.client_ip)
+        token, events, persons = await asyncio.to_thread(
+            decode_events, raw_request, settings, now, request.client_ip
+        )
     del body, raw_request
     rate_limit = settings.capture_rate_limit_per_minute
-    stored = await repository.insert_events_for_token(session, token, events, rate_limit)
+    stored = await repository.insert_events_for_token(session, token, events, persons, rate_limit)
     if stored is None:
         raise CaptureError(401, "API key is not valid: no project has this API key")
     if rate_limit and stored.events_this_minute > rate_limit:
