@@ -11,7 +11,7 @@ database. Prints each run and a table of the medians: events/s, request p50 and 
 rows/s, and whether capture reaches 50% of it. Every non-2xx answer counts as an error.
 
     python benchmarks/bench_ingestion.py [--rounds 3] [--seconds 10] [--workers 1,2] [--batch 100]
-        [--bodies 200] [--copy-rows 200000] [--connections 32] [--threads 2]
+        [--person-every N] [--bodies 200] [--copy-rows 200000] [--connections 32] [--threads 2]
 
 Earlier figures (the Python load generator, `loadgen.py`, 4 senders; 2026-11-26, x86_64, 2 cores, embedded
 PostgreSQL 18.6): 18,900 and 20,900 events/s through /batch/ against 58,100 and 62,300 rows/s for COPY.
@@ -45,9 +45,11 @@ EVENTS = ["$pageview", "$pageview", "$pageview", "signed up", "order placed", "$
 TARGET_RATE = 0.5
 
 
-def make_event(n: int, now: datetime) -> dict[str, Any]:
-    """An event shaped like posthog-python's: a dozen properties and a client timestamp (no uuid)."""
-    return {
+def make_event(n: int, now: datetime, person_every: int = 0) -> dict[str, Any]:
+    """An event shaped like posthog-python's: a dozen properties and a client timestamp (no uuid). With
+    `person_every` N, every Nth event also sets person properties (`$set` and `$set_once`, as an identify
+    and posthog-js's first pageview do)."""
+    event: dict[str, Any] = {
         "event": EVENTS[n % len(EVENTS)],
         "distinct_id": f"user-{n % 5000}",
         "timestamp": (now - timedelta(seconds=n % 86_400)).isoformat(),
@@ -64,11 +66,17 @@ def make_event(n: int, now: datetime) -> dict[str, Any]:
             "cart": {"items": n % 7, "currency": "EUR"},
         },
     }
+    if person_every and n % person_every == 0:
+        event["properties"]["$set"] = {"plan": "pro" if n % 3 else "free", "email": f"user-{n % 5000}@x.io"}
+        event["properties"]["$set_once"] = {"$initial_referrer": "https://news.example.org/"}
+    return event
 
 
-def build_bodies(token: str, bodies: int, batch: int) -> tuple[list[bytes], list[dict[str, Any]]]:
+def build_bodies(
+    token: str, bodies: int, batch: int, person_every: int = 0
+) -> tuple[list[bytes], list[dict[str, Any]]]:
     now = datetime.now(UTC)
-    events = [make_event(n, now) for n in range(bodies * batch)]
+    events = [make_event(n, now, person_every) for n in range(bodies * batch)]
     out = []
     for start in range(0, len(events), batch):
         payload = {
@@ -135,6 +143,13 @@ def main() -> None:
     parser.add_argument("--copy-rows", type=int, default=200_000, help="rows per COPY")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--person-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every Nth event sets person properties ($set and $set_once); 0: none",
+    )
     args = parser.parse_args()
     wrk.require_wrk()
     workers = [int(w) for w in args.workers.split(",")]
@@ -145,7 +160,7 @@ def main() -> None:
         info = create_key(env, work)
         token, team_id = info["project_api_key"], info["team_id"]
         t0 = time.perf_counter()
-        bodies, events = build_bodies(token, args.bodies, args.batch)
+        bodies, events = build_bodies(token, args.bodies, args.batch, args.person_every)
         print(
             f"built {len(bodies)} bodies of {args.batch} events "
             f"({sum(map(len, bodies)) / len(bodies) / 1024:.1f} KiB each) in {time.perf_counter() - t0:.1f} s"
