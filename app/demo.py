@@ -31,6 +31,7 @@ from app.dashboards.schemas import DashboardUpdate, DashboardWrite, TextEdit, Ti
 from app.dashboards.service import Overrides, create_dashboard, update_dashboard
 from app.dashboards.tiles import render_tiles
 from app.ingestion.repository import NewEvent, insert_events_for_token
+from app.ingestion.service import PersonUpdates
 from app.insights.schemas import InsightWrite
 from app.insights.service import create_insight
 from app.models import Dashboard, DashboardTile, Event, Insight, Team
@@ -135,6 +136,10 @@ class _User:
     signed_up: bool = False
 
 
+# Sign-ups' email domains: the last is the demo company's own (what test-account filters usually drop).
+_EMAIL_DOMAINS = ("example.com", "example.org", "tilecast.dev")
+
+
 @dataclass
 class _Generator:
     """Sessions of pageviews by a few thousand users over the last `DAYS` days: more users later (growth),
@@ -233,11 +238,22 @@ class _Generator:
             at += timedelta(seconds=rng.randint(5, 150))
         if not user.signed_up and rng.random() < 0.6:
             user.signed_up = True
-            events.append(self._event("signed_up", user, at, {**common, "$pathname": "/signup"}))
+            person = {
+                "$set": {"email": f"user{user.distinct_id[:8]}@{_EMAIL_DOMAINS[user.country % 3]}"},
+                "$set_once": {"signed_up_on": f"{at:%Y-%m-%d}", "first_browser": browser},
+            }
+            events.append(self._event("signed_up", user, at, {**common, "$pathname": "/signup", **person}))
         elif user.signed_up and rng.random() < 0.06:
             plan, price, _ = _PLANS[self.plan()]
             seats = 1 if rng.random() < 0.7 else rng.randint(2, 10)
-            purchase = {**common, "plan": plan, "seats": seats, "revenue": price * seats, "currency": "USD"}
+            purchase = {
+                **common,
+                "plan": plan,
+                "seats": seats,
+                "revenue": price * seats,
+                "currency": "USD",
+                "$set": {"plan": plan},
+            }
             events.append(self._event("purchase", user, at, purchase))
         return events
 
@@ -454,10 +470,19 @@ async def _ingest(
     progress.update(done)
 
 
+def _encode_json(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 async def _insert(sessions: async_sessionmaker[AsyncSession], team: Team, batch: list[NewEvent]) -> int:
     # One transaction per batch: an interrupted run keeps what it stored, and a rerun only adds events.
+    persons = PersonUpdates()
+    for event in batch:
+        if '"$set' in event.properties_json:
+            properties = json.loads(event.properties_json)
+            persons.add(event.distinct_id, properties.get("$set"), properties.get("$set_once"))
     async with sessions() as session, session.begin():
-        stored_for = await insert_events_for_token(session, team.api_token, batch)
+        stored_for = await insert_events_for_token(session, team.api_token, batch, persons.rows(_encode_json))
     if stored_for is None or stored_for.team_id != team.id:
         raise RuntimeError(f"team {team.id}'s project API key no longer finds it")
     return len(batch)

@@ -133,6 +133,18 @@ def test_demo_seeds_a_dashboard_served_from_a_warm_cache_and_reuses_it(
         team,
     )
     assert bad_revenue == 0
+    # Every distinct id that signed up has a person with its email; those that bought, their plan.
+    [(signed_up, with_email, bought, with_plan)] = _fetch(
+        db,
+        "SELECT count(DISTINCT e.distinct_id) FILTER (WHERE e.event = 'signed_up'), "
+        "count(DISTINCT p.distinct_id) FILTER (WHERE e.event = 'signed_up' AND p.properties ? 'email'), "
+        "count(DISTINCT e.distinct_id) FILTER (WHERE e.event = 'purchase'), "
+        "count(DISTINCT p.distinct_id) FILTER (WHERE e.event = 'purchase' AND p.properties ? 'plan') "
+        "FROM events e LEFT JOIN person p ON p.team_id = e.team_id AND p.distinct_id = e.distinct_id "
+        "WHERE e.team_id = $1",
+        team,
+    )
+    assert signed_up > 0 and (with_email, with_plan) == (signed_up, bought)
 
     with serve(env, tmp_path) as (base, _):
         first_dashboard = _check_dashboard(db, base, key, path, team)
