@@ -320,7 +320,8 @@ def test_every_api_path_exists_under_both_prefixes_with_a_slash(openapi: dict[st
     api_paths = [p for p in paths if p.startswith("/api/")]
     assert api_paths
     for path in api_paths:
-        match = re.fullmatch(r"/api/(environments|projects)/\{project_id\}/(.+/)", path)
+        # The team itself (`/api/projects/{project_id}/`) or a path under it, each ending with a slash.
+        match = re.fullmatch(r"/api/(environments|projects)/\{project_id\}/((?:.+/)?)", path)
         assert match, f"{path} is not under a team prefix or lacks its trailing slash"
         other = "projects" if match.group(1) == "environments" else "environments"
         twin = f"/api/{other}/{{project_id}}/{match.group(2)}"

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.query import cache
-from app.query.cache import cache_key
+from app.query.render import TeamInfo, cache_key_for
 from tests.conftest import FreshDatabases
 from tests.events import event, ingest
 from tests.factories import Actor, make_actor, make_member
@@ -190,7 +190,9 @@ async def test_saved_results_go_after_ad_hoc_ones_least_recently_used_first(
     board = await _board(client, actor, ["a", "b"])
     tiles = await _get_board(client, actor, board, refresh="blocking")
     ids = {t["insight"]["name"]: t["insight"]["id"] for t in tiles}
-    key_a, key_b = (cache_key(actor.team.id, "UTC", trends(name)) for name in ("a", "b"))
+    key_a, key_b = (
+        cache_key_for(TeamInfo(id=actor.team.id, timezone="UTC"), trends(name)) for name in ("a", "b")
+    )
     sizes = {key: size for key, (size, _) in (await _rows(db, actor.team.id)).items()}
     assert set(sizes) == {key_a, key_b}
     await _age(db, key_a, 10)
@@ -216,7 +218,9 @@ async def test_results_are_saved_or_ad_hoc_by_what_they_were_made_for(
     response = await client.post(actor.url("query/"), json={"query": trends("q")}, headers=actor.headers)
     query_key = response.json()["cache_key"]
     kinds = {key: kind for key, (_, kind) in (await _stamps(db, actor.team.id)).items()}
-    assert kinds.pop(cache_key(actor.team.id, "UTC", trends("a"))) is True  # the tile as saved
+    assert (
+        kinds.pop(cache_key_for(TeamInfo(id=actor.team.id, timezone="UTC"), trends("a"))) is True
+    )  # the tile as saved
     assert kinds.pop(query_key) is False  # `/query/`
     assert list(kinds.values()) == [False]  # the tile under a `filters_override`
 

@@ -11,7 +11,8 @@ import asyncpg
 import httpx
 
 from app.db import async_url
-from app.query.cache import cache_key, lock_id
+from app.query.cache import lock_id
+from app.query.render import TeamInfo, cache_key_for
 from tests.conftest import FreshDatabases
 from tests.live import env_without_database, run_cli, serve
 
@@ -77,7 +78,7 @@ def test_two_processes_compute_an_identical_query_once(
     database_url = fresh_databases.create(migrated=False)
     env = env_without_database(DATABASE_URL=database_url, TILECAST_LOG_LEVEL="WARNING")
     created = json.loads(run_cli(["create-key", "--email", "race@example.com", "--json"], env).stdout)
-    key = cache_key(created["team_id"], "UTC", QUERY)
+    key = cache_key_for(TeamInfo(id=created["team_id"], timezone="UTC"), QUERY)
     with serve(env, tmp_path) as (first, _), serve(env, tmp_path) as (second, _):
         responses, rows = asyncio.run(_race(database_url, [first, second], key, created))
     bodies = [r.json() for r in responses]
