@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     # 2 cores, so ~50 ms at 500, ~100 ms at 1,000.
     query_max_parameters: int = Field(default=500, alias="TILECAST_QUERY_MAX_PARAMETERS", ge=100, le=32_767)
 
+    # Tile rendering: at most this many tiles compute at once in each worker (dashboard retrieves and streams
+    # together), each on a connection of its own; kept below the pool (pool size + overflow) so that requests
+    # always find a connection. Larger values are lowered to the pool's size + overflow - 1.
+    render_concurrency: int = Field(default=8, alias="TILECAST_RENDER_CONCURRENCY", ge=1)
+
     @field_validator("public_url")
     @classmethod
     def _absolute_http_url(cls, value: str | None) -> str | None:
@@ -95,6 +100,11 @@ class Settings(BaseSettings):
                     "TILECAST_PUBLIC_URL must be an http(s) URL such as https://dash.example.com"
                 )
         return value
+
+    @property
+    def effective_render_concurrency(self) -> int:
+        """`render_concurrency`, at most the pool's connections less one."""
+        return max(1, min(self.render_concurrency, self.db_pool_size + self.db_max_overflow - 1))
 
 
 @lru_cache

@@ -22,6 +22,7 @@ from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
 from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSlashMiddleware
 from app.paths import loggable_path
+from app.query.pool import RenderPool
 
 logger = logging.getLogger("tilecast")
 
@@ -99,6 +100,8 @@ def create_app() -> FastAPI:
     # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
     app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
     app.state.principals = PrincipalCache(get_settings().auth_cache_ttl_s)
+    # Tile computations of this worker, at most `render_concurrency` at once (`app.query.pool`).
+    app.state.renders = RenderPool(lambda: app.state.sessionmaker, settings.effective_render_concurrency)
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)

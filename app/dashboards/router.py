@@ -23,6 +23,7 @@ from app.dashboards.views import ViewsDep
 from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
 from app.pagination import PageDep
+from app.query.pool import RenderPoolDep
 from app.query.render import parse_refresh
 from app.rendering import FormatDep, add_hard_delete_refusal
 from app.schemas import Paginated
@@ -106,6 +107,7 @@ async def retrieve_dashboard(
     fmt: FormatDep,
     overrides: OverridesDep,
     views: ViewsDep,
+    pool: RenderPoolDep,
     refresh: Annotated[str | None, Query(description=REFRESH_DESCRIPTION)] = None,
     layout_size: Annotated[
         Literal["sm", "xs"], Query(description="The layout whose positions order the tiles.")
@@ -113,7 +115,9 @@ async def retrieve_dashboard(
 ) -> Response:
     """Retrieve a dashboard with its tiles; records the access and the caller's view."""
     mode = parse_refresh(refresh)
-    dashboard = await service.retrieve_dashboard(session, access, id, overrides, views, mode, layout_size)
+    dashboard = await service.retrieve_dashboard(
+        session, access, id, overrides, views, pool, mode, layout_size
+    )
     return dashboard_response(fmt, dashboard)
 
 

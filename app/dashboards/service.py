@@ -32,12 +32,13 @@ from app.dashboards.schemas import (
     Tile,
 )
 from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, creates_tile, duplicate_tiles
-from app.dashboards.tiles import render_tiles
+from app.dashboards.tiles import compute, plan_tiles, tile_of
 from app.dashboards.views import ViewRecorder
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
 from app.pagination import Page
+from app.query.pool import RenderPool
 from app.query.render import RefreshMode
 from app.schemas import Paginated, UserBasic, trusted
 from app.tags import set_tags
@@ -130,15 +131,11 @@ def to_full(
 
 
 async def _full(
-    session: AsyncSession,
-    access: TeamAccess,
-    row: DashboardRow | DashboardFullRow,
-    overrides: Overrides,
-    mode: RefreshMode = RefreshMode.FORCE_CACHE,
-    layout_size: str = "sm",
+    session: AsyncSession, access: TeamAccess, row: DashboardRow | DashboardFullRow, overrides: Overrides
 ) -> Dashboard:
-    tiles = await render_tiles(session, access, row.dashboard, overrides.filters, mode, layout_size)
-    return to_full(row, access, overrides, tiles)
+    """The dashboard with its tiles' cached results (what write paths answer: they never compute)."""
+    plan = await plan_tiles(session, access, row.dashboard, overrides.filters, RefreshMode.FORCE_CACHE)
+    return to_full(row, access, overrides, [tile_of(t, access) for t in plan.tiles])
 
 
 # --- dashboards --------------------------------------------------------------------------------------------
@@ -168,17 +165,12 @@ async def _get(session: AsyncSession, access: TeamAccess, dashboard_id: int, **k
     return row
 
 
-async def retrieve_dashboard(
-    session: AsyncSession,
-    access: TeamAccess,
-    dashboard_id: int,
-    overrides: Overrides,
-    views: ViewRecorder,
-    mode: RefreshMode = RefreshMode.FORCE_CACHE,
-    layout_size: str = "sm",
-) -> Dashboard:
-    """The dashboard with its tiles; without `refresh` their results come from the cache only."""
-    # Plain columns, no ORM object: a retrieve changes nothing of the dashboard.
+async def get_viewed(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, views: ViewRecorder
+) -> DashboardFullRow:
+    """A live dashboard as plain columns (404 otherwise), its view by the caller noted (retrieve and
+    `stream_tiles`)."""
+    # Plain columns, no ORM object: reading a dashboard changes nothing of it.
     row = await repository.get_dashboard_record(session, access.team.id, dashboard_id, access.user.id)
     if row is None:
         raise NotFound()
@@ -187,7 +179,34 @@ async def retrieve_dashboard(
     # this transaction takes no row lock, so concurrent retrieves of one dashboard do not queue.
     views.note(dashboard_id, access.user.id, now)
     row.dashboard.last_accessed_at = row.last_viewed_at = now
-    return await _full(session, access, row, overrides, mode, layout_size)
+    return row
+
+
+async def end_read_transaction(session: AsyncSession) -> None:
+    """Commit the request's read transaction now, giving its connection back to the pool, before the tiles'
+    renders open short sessions of their own (DESIGN: the one exception to one transaction per request, for
+    read routes that fan out). The session dependency's commit then has nothing left to do."""
+    await session.commit()
+
+
+async def retrieve_dashboard(
+    session: AsyncSession,
+    access: TeamAccess,
+    dashboard_id: int,
+    overrides: Overrides,
+    views: ViewRecorder,
+    pool: RenderPool,
+    mode: RefreshMode = RefreshMode.FORCE_CACHE,
+    layout_size: str = "sm",
+) -> Dashboard:
+    """The dashboard with its tiles; without `refresh` their results come from the cache only. Tiles that
+    must be computed are computed at the same time, on the worker's render pool."""
+    row = await get_viewed(session, access, dashboard_id, views)
+    plan = await plan_tiles(session, access, row.dashboard, overrides.filters, mode, layout_size)
+    if plan.pending:
+        await end_read_transaction(session)
+        await compute(plan, pool, plan.pending)
+    return to_full(row, access, overrides, [tile_of(t, access) for t in plan.tiles])
 
 
 async def _check_theme(session: AsyncSession, access: TeamAccess, theme_id: int | None) -> None:

@@ -149,11 +149,23 @@ async def render_query(
         else await cache.read(await session.connection(), key, saved=saved)
     )
     started = datetime.now(UTC)
+    answer = answer_from_cache(team, query, mode, key, hit, started)
+    if answer is not None:
+        return answer
+    return await _compute(session, team, query, key, started, saved=saved)
+
+
+def answer_from_cache(
+    team: TeamInfo, query: Any, mode: RefreshMode, key: str, hit: cache.CachedResult | None, now: datetime
+) -> Rendered | None:
+    """What `mode` answers from the cache row `hit` (or its absence) without computing anything; None when
+    the query must be computed. No database: callers that read the cache rows already decide with it which
+    queries are ready at once (`stream_tiles` sends those first)."""
     if mode is RefreshMode.FORCE_CACHE:
         return _from_cache(key, team, query, hit, is_cached=True) if hit else Rendered(key, team.timezone)
-    if mode in USE_FRESH_CACHE and hit is not None and started - hit.last_refresh < target_age(query):
+    if mode in USE_FRESH_CACHE and hit is not None and now - hit.last_refresh < target_age(query):
         return _from_cache(key, team, query, hit, is_cached=True)
-    return await _compute(session, team, query, key, started, saved=saved)
+    return None
 
 
 async def _compute(
