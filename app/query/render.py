@@ -4,6 +4,8 @@ Insights, dashboard tiles, streams, shares and snapshots all call `render_query`
 DESIGN.md: without a job queue the async modes compute in the request like `blocking`.
 """
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -176,6 +178,7 @@ async def _compute(
     settings = get_settings()
     conn = await session.connection()
     await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms)
+    failed: BaseException | None = None
     try:
         hit = await cache.read(conn, key, saved=saved)
         if hit is not None and hit.last_refresh >= started:
@@ -210,5 +213,14 @@ async def _compute(
         if len(text) > memory.RELEASE_ABOVE_BYTES:
             memory.release_soon()
         return _from_cache(key, team, query, cache.CachedResult(payload, ctx.now), is_cached=False)
+    except BaseException as exc:
+        failed = exc
+        raise
     finally:
-        await cache.reset_timeout(conn, settings.db_statement_timeout_ms)
+        if failed is None:
+            await cache.reset_timeout(conn, settings.db_statement_timeout_ms)
+        elif not isinstance(failed, asyncio.CancelledError):
+            # For a caller whose transaction goes on; but never instead of the failure itself (the
+            # connection may be gone). A cancelled computation's transaction is abandoned: nothing to reset.
+            with contextlib.suppress(Exception):
+                await cache.reset_timeout(conn, settings.db_statement_timeout_ms)
