@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     # together), each on a connection of its own; kept below the pool (pool size + overflow) so that requests
     # always find a connection. Larger values are lowered to the pool's size + overflow - 1.
     render_concurrency: int = Field(default=8, alias="TILECAST_RENDER_CONCURRENCY", ge=1)
+    # `stream_tiles`: open streams each worker serves at once (more answer 503 with Retry-After), the
+    # heartbeat comment's interval, the longest a stream stays open, how long one message may wait for a
+    # client that stopped reading, and the reconnection delay sent to `EventSource` (`retry:`).
+    stream_max_streams: int = Field(default=2000, alias="TILECAST_STREAM_MAX_STREAMS", ge=1)
+    stream_heartbeat_s: float = Field(default=15, alias="TILECAST_STREAM_HEARTBEAT_S", gt=0)
+    stream_max_lifetime_s: float = Field(default=600, alias="TILECAST_STREAM_MAX_LIFETIME_S", gt=0)
+    stream_send_timeout_s: float = Field(default=30, alias="TILECAST_STREAM_SEND_TIMEOUT_S", gt=0)
+    stream_retry_ms: int = Field(default=3000, alias="TILECAST_STREAM_RETRY_MS", ge=0)
+    # Origins whose pages may call the API from a browser (CORS), comma-separated
+    # (`https://app.example.com,http://localhost:3000`) or `*`. Empty: none.
+    cors_allowed_origins: str = Field(default="", alias="TILECAST_CORS_ALLOWED_ORIGINS")
 
     @field_validator("public_url")
     @classmethod
@@ -100,6 +111,11 @@ class Settings(BaseSettings):
                     "TILECAST_PUBLIC_URL must be an http(s) URL such as https://dash.example.com"
                 )
         return value
+
+    @property
+    def cors_origins(self) -> list[str]:
+        origins = (origin.strip().rstrip("/") for origin in self.cors_allowed_origins.split(","))
+        return [origin for origin in origins if origin]
 
     @property
     def effective_render_concurrency(self) -> int:

@@ -20,9 +20,15 @@ from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
-from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSlashMiddleware
+from app.middleware import (
+    AccessLogMiddleware,
+    ApiCORSMiddleware,
+    BodyLimitMiddleware,
+    TrailingSlashMiddleware,
+)
 from app.paths import loggable_path
 from app.query.pool import RenderPool
+from app.streaming.slots import StreamSlots
 
 logger = logging.getLogger("tilecast")
 
@@ -102,6 +108,8 @@ def create_app() -> FastAPI:
     app.state.principals = PrincipalCache(get_settings().auth_cache_ttl_s)
     # Tile computations of this worker, at most `render_concurrency` at once (`app.query.pool`).
     app.state.renders = RenderPool(lambda: app.state.sessionmaker, settings.effective_render_concurrency)
+    # Open `stream_tiles` streams of this worker, at most `stream_max_streams` (`app.streaming.slots`).
+    app.state.streams = StreamSlots(settings.stream_max_streams)
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)
@@ -133,6 +141,8 @@ def create_app() -> FastAPI:
 
     # The last added is the outermost: slashes are settled first, then the request is logged, then bounded.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(ApiCORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     if settings.trusted_proxies:

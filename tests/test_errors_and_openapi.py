@@ -270,6 +270,7 @@ IMPLEMENTED = [
 # PostHog declares no scope on these custom actions; DESIGN.md gives them one (its operation ids hold).
 TILECAST_SCOPED = [
     ("patch", "dashboards/{id}/move_tile/", "dashboards_move_tile_partial_update", "dashboard:write"),
+    ("get", "dashboards/{id}/stream_tiles/", "dashboards_stream_tiles_retrieve", "dashboard:read"),
 ]
 
 
