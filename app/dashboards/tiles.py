@@ -29,7 +29,7 @@ from app.models import Dashboard, DashboardTile
 from app.query import cache
 from app.query.effective import effective_query, merge_filters
 from app.query.pool import RenderPool, cancel_all
-from app.query.render import RefreshMode, Rendered, TeamInfo, answer_from_cache
+from app.query.render import ALWAYS_COMPUTE, RefreshMode, Rendered, TeamInfo, answer_from_cache
 from app.query.saved import NOT_RENDERED, cache_keys
 from app.schemas import trusted
 
@@ -104,13 +104,12 @@ class PlannedTile:
 
 @dataclass
 class TilePlan:
-    """A dashboard's tiles as one read transaction found them: every live tile in order, the cache rows of
-    those it will serialize, and which of them must still be computed (`pending`)."""
+    """A dashboard's tiles as one read transaction found them: every live tile in order, the results of those
+    the cache answers, and which must still be computed (`pending`)."""
 
     team: TeamInfo
     mode: RefreshMode
     saved: bool
-    hits: dict[str, cache.CachedResult]
     tiles: list[PlannedTile]
 
     @property
@@ -126,9 +125,9 @@ class TilePlan:
         return by_key
 
     def submit(self, pool: RenderPool, key: str, tiles: list[PlannedTile]) -> "asyncio.Future[Rendered]":
-        return pool.submit(
-            self.team, tiles[0].query, self.mode, saved=self.saved, key=key, prefetched=self.hits
-        )
+        # No cache row is handed over: the cache could not answer (that is why it is pending), and the
+        # computation reads the row again under its lock anyway. A stream waiting for its turn keeps none.
+        return pool.submit(self.team, tiles[0].query, self.mode, saved=self.saved, key=key, prefetched={})
 
 
 async def plan_tiles(
@@ -162,7 +161,12 @@ async def plan_tiles(
         assert t.insight is not None
         t.query = effective_query(t.insight.insight.query, filters, t.tile.filters_overrides)
     keys = cache_keys(team, {t.id: t.query for t in chosen})
-    hits = await cache.read_many(await session.connection(), list(keys.values()), saved=saved)
+    # Modes that always compute read no cache row here (the computation reads it under its lock).
+    hits = (
+        {}
+        if mode in ALWAYS_COMPUTE
+        else await cache.read_many(await session.connection(), list(keys.values()), saved=saved)
+    )
     now = datetime.now(UTC)
     for t in chosen:
         if t.query is None:
@@ -174,7 +178,7 @@ async def plan_tiles(
         t.key = key
         t.rendered = answer_from_cache(team, t.query, mode, key, hits.get(key), now)
         t.ready = t.rendered is not None
-    return TilePlan(team=team, mode=mode, saved=saved, hits=hits, tiles=planned)
+    return TilePlan(team=team, mode=mode, saved=saved, tiles=planned)
 
 
 async def compute(plan: TilePlan, pool: RenderPool, tiles: list[PlannedTile]) -> None:

@@ -92,6 +92,8 @@ class _Sender:
         except Exception:
             logger.exception("a tile could not be serialized (tile %d)", t.id)
             return messages.tile_error(t.id, TILE_FAILED, id=self.id_with(t.id))
+        finally:
+            t.rendered = None  # sent: its result is not kept for the rest of the stream
         return messages.tile(content, id=self.id_with(t.id))
 
 
