@@ -507,8 +507,9 @@ async def load_tiles(
     if session.new or session.dirty or session.deleted:
         await session.flush()
     connection = await session.connection()
+    users: dict[Any, UserBasic | None] = {}
     insight_rows = [
-        InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row))
+        InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row, users))
         for row in (await connection.execute(_INSIGHT_TILES, params)).all()
     ]
     text_rows = [_text_tile_row(row) for row in (await connection.execute(_TEXT_TILES, params)).all()]
