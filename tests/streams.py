@@ -144,11 +144,6 @@ class SlowQueries:
         monkeypatch.setattr(query_engine, "compute", compute)
 
 
-@pytest.fixture
-def slow(monkeypatch: pytest.MonkeyPatch) -> SlowQueries:
-    return SlowQueries(monkeypatch)
-
-
 @asynccontextmanager
 async def app_on(
     url: str, monkeypatch: pytest.MonkeyPatch, **env: str

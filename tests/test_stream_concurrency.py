@@ -28,15 +28,12 @@ from tests.streams import (
     payloads,
     served,
     sleeping_queries,
-    slow,
     stream,
     stream_url,
     terminate_sleeping,
     tiles_of,
     wait_until,
 )
-
-__all__ = ["slow"]  # the fixture, used by name
 
 TILE_S = 0.2
 

@@ -27,12 +27,9 @@ from tests.streams import (
     insight_on,
     parse,
     payloads,
-    slow,
     stream,
     tiles_of,
 )
-
-__all__ = ["slow"]  # the fixture, used by name
 
 NOT_FOUND = {"type": "invalid_request", "code": "not_found", "detail": "Not found.", "attr": None}
 
