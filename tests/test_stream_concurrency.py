@@ -1,7 +1,8 @@
 """`stream_tiles` and retrieve with several renders at once, on a committed database with an app and a pool
 of its own per test (as `tilecast serve` builds them): tiles render in parallel under the per-worker limit,
 the request's own connection is released first, a client that leaves cancels its renders and returns their
-connections, streams are bounded in number, lifetime and send time, and end cleanly at shutdown.
+connections, streams are bounded in number, lifetime and send time, and end cleanly at shutdown (also with
+a live `tilecast serve` and SIGTERM).
 
 Latency is injected into the tiles' query path (`tests.streams.SlowQueries`): a real `pg_sleep` on the
 render's own connection before its query runs.
@@ -9,15 +10,22 @@ render's own connection before its query runs.
 
 import asyncio
 import json
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.db import async_url
+from app.query.cache import cache_key, lock_id
 from app.streaming.stream import LIFETIME_REACHED, SHUTTING_DOWN
 from tests.conftest import FreshDatabases
+from tests.live import env_without_database, run_cli, serve_process
+from tests.resources import trends
 from tests.streams import (
     SlowQueries,
     app_on,
@@ -344,3 +352,47 @@ async def test_server_shutdown_ends_open_streams_cleanly(
             assert seen[-1] == {"type": "error", "error": SHUTTING_DOWN}
         await wait_until(lambda: engine.pool.checkedout() == 0, 2, "connections back in the pool")
         assert no_renders_left(app) and app.state.streams.open == 0
+
+
+def test_sigterm_ends_a_live_servers_open_streams_cleanly(
+    fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    """`tilecast serve` itself, stopped by SIGTERM with a stream open: the stream says so and ends, the server
+    exits, nothing is logged as failed. The open tile waits on its query's lock, held here (no latency can be
+    injected into another process)."""
+    database_url = fresh_databases.create(migrated=False)
+    env = env_without_database(DATABASE_URL=database_url, TILECAST_LOG_LEVEL="INFO")
+    created = json.loads(run_cli(["create-key", "--email", "sigterm@example.com", "--json"], env).stdout)
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    loop = asyncio.new_event_loop()
+    with serve_process(env, tmp_path) as (base, log, proc):
+        api = f"{base}/api/environments/{created['team_id']}"
+        board = httpx.post(f"{api}/dashboards/", json={"name": "d"}, headers=headers).json()["id"]
+        ids = {}
+        for name in ("quick", "held"):
+            body = {"name": name, "query": trends(name), "dashboards": [board]}
+            ids[name] = httpx.post(f"{api}/insights/", json=body, headers=headers).json()["id"]
+        query = httpx.get(f"{api}/insights/{ids['held']}/", headers=headers).json()["query"]
+        lock = lock_id(cache_key(created["team_id"], "UTC", query))
+        url = str(async_url(database_url).set(drivername="postgresql").render_as_string(False))
+        holder = loop.run_until_complete(asyncpg.connect(url))
+        try:
+            loop.run_until_complete(holder.execute("SELECT pg_advisory_lock($1)", lock))
+            seen: list[dict[str, Any]] = []
+            stream_tiles = f"{api}/dashboards/{board}/stream_tiles/"
+            with httpx.stream("GET", stream_tiles, headers=headers, timeout=30) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        seen.append(json.loads(line.removeprefix("data: ")))
+                        if [m["type"] for m in seen] == ["metadata", "tile"]:
+                            proc.send_signal(signal.SIGTERM)
+            assert [m["type"] for m in seen] == ["metadata", "tile", "error"]
+            assert seen[1]["tile"]["insight"]["name"] == "quick"
+            assert seen[2] == {"type": "error", "error": SHUTTING_DOWN}
+            proc.wait(timeout=30)
+        finally:
+            loop.run_until_complete(holder.close())
+            loop.close()
+    logged = log.read_text()
+    assert f"/dashboards/{board}/stream_tiles/ 200" in logged
+    assert "Traceback" not in logged and "ERROR" not in logged, logged
