@@ -52,27 +52,45 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
 
 
-def _cpu(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for proc in processes:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
+class CPU:
+    """CPU seconds (user + system) of the server process and, with the embedded database, of PostgreSQL's
+    processes (its postmaster and every backend, those started meanwhile included)."""
 
+    def __init__(self, server_pid: int, work: Path, embedded: bool) -> None:
+        self.server = psutil.Process(server_pid)
+        self.postmaster: psutil.Process | None = None
+        if embedded:
+            pgdata = str((work / "data" / "pgdata").resolve())
+            for proc in psutil.process_iter(["cmdline"]):
+                cmdline = proc.info["cmdline"] or []
+                if pgdata in cmdline and cmdline[0].endswith("postgres"):
+                    self.postmaster = proc
 
-def postgres_processes(work: Path, embedded: bool) -> list[psutil.Process]:
-    """The embedded server's postmaster and its children (None found with DATABASE_URL)."""
-    if not embedded:
-        return []
-    pgdata = str((work / "data" / "pgdata").resolve())
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if pgdata in cmdline and any(part.endswith("postgres") for part in cmdline[:1]):
-            return [proc, *proc.children(recursive=True)]
-    return []
+    @staticmethod
+    def _seconds(procs: list[psutil.Process]) -> dict[int, float]:
+        found = {}
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            found[proc.pid] = times.user + times.system
+        return found
+
+    def snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+        postgres = [self.postmaster, *self.postmaster.children(recursive=True)] if self.postmaster else []
+        return self._seconds([self.server]), self._seconds(postgres)
+
+    @staticmethod
+    def spent(
+        before: tuple[dict[int, float], dict[int, float]], after: tuple[dict[int, float], dict[int, float]]
+    ) -> tuple[float, float]:
+        """(server, PostgreSQL) seconds between two snapshots."""
+        server, postgres = (
+            sum(seconds - was.get(pid, 0.0) for pid, seconds in now.items())
+            for was, now in zip(before, after, strict=True)
+        )
+        return server, postgres
 
 
 async def empty_cache(database_url: str, team: int) -> None:
@@ -115,18 +133,17 @@ def stream_once(http: httpx.Client, path: str, **params: str) -> Timing:
 
 
 def each_tile_alone(
-    base: str, team: int, headers: dict[str, str], insight_ids: list[int], processes: list[psutil.Process]
+    base: str, team: int, headers: dict[str, str], insight_ids: list[int], cpu: CPU
 ) -> tuple[float, float, float, float]:
     """(slowest tile, sum of the tiles' times, server CPU, PostgreSQL CPU), computing them one by one."""
     times = []
-    server_before, pg_before = _cpu(processes[:1]), _cpu(processes[1:])
+    before = cpu.snapshot()
     with httpx.Client(base_url=f"{base}/api/environments/{team}", headers=headers, timeout=300) as http:
         for insight_id in insight_ids:
             started = time.perf_counter()
             http.get(f"/insights/{insight_id}/", params={"refresh": "force_blocking"}).raise_for_status()
             times.append(time.perf_counter() - started)
-    server = _cpu(processes[:1]) - server_before
-    postgres = _cpu(processes[1:]) - pg_before
+    server, postgres = cpu.spent(before, cpu.snapshot())
     return max(times), sum(times), server, postgres
 
 
@@ -202,6 +219,21 @@ async def held_streams(base: str, port: int, pid: int, path: str, key: str, coun
     )
 
 
+CLIENT_NICE = -10
+
+
+def raise_priority() -> str:
+    """The client shares the cores with the server and PostgreSQL: once a cold stream's metadata is sent,
+    eight computations start at once and would delay the client's own reading of it. This process (the
+    client; the server and PostgreSQL are started already, at the default priority) is raised when it may
+    be (root), so that its timings are the server's."""
+    try:
+        os.nice(CLIENT_NICE)
+    except PermissionError:
+        return "client at normal priority"
+    return f"client at raised priority (nice {CLIENT_NICE})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,30 +257,47 @@ def main() -> None:
                 tiles = http.get(f"/api/environments/{team}/dashboards/{board}/").json()["tiles"]
                 insight_ids = [t["insight"]["id"] for t in tiles]
                 stream_once(http, path)  # warm the server: statements compiled, connections opened
-                processes = [psutil.Process(proc.pid), *postgres_processes(work, embedded)]
+                priority = raise_priority()
+                cpu = CPU(proc.pid, work, embedded)
                 asyncio.run(empty_cache(database_url, team))
-                slowest, summed, server_cpu, pg_cpu = each_tile_alone(
-                    base, team, headers, insight_ids, processes
-                )
-                cores = os.cpu_count() or 1
-                total_cpu = server_cpu + pg_cpu
-                bound = max(slowest, total_cpu / cores)
-
+                slowest, summed, server_cpu, pg_cpu = each_tile_alone(base, team, headers, insight_ids, cpu)
                 cold = []
+                cold_server = cold_pg = 0.0
                 for _ in range(args.cold_runs):
                     asyncio.run(empty_cache(database_url, team))
+                    before = cpu.snapshot()
                     cold.append(stream_once(http, path))
+                    spent_server, spent_pg = cpu.spent(before, cpu.snapshot())
+                    cold_server += spent_server
+                    cold_pg += spent_pg
                 warm = [stream_once(http, path) for _ in range(args.warm_runs)]
 
-            print(f"{machine_line(embedded)}; {args.events:,} events; one worker")
+            cores = os.cpu_count() or 1
+            serial_cpu = server_cpu + pg_cpu
+            stream_cpu = (cold_server + cold_pg) / len(cold)
+            # The work's CPU: the smaller of the two measures (the serial pass adds 20 HTTP requests and
+            # insight payloads; the stream adds its own messages). The smaller one makes the stricter target.
+            query_cpu = min(serial_cpu, stream_cpu)
+            bound = max(slowest, query_cpu / cores)
+            cold_complete = statistics.median(r.complete for r in cold)
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
             print(
-                f"each tile alone, one after another: slowest {_ms(slowest)}, all twenty {_ms(summed)}; CPU "
-                f"spent: server {_ms(server_cpu)}, PostgreSQL "
-                f"{_ms(pg_cpu) if embedded else 'not measured (DATABASE_URL)'}: total query CPU "
-                f"{_ms(total_cpu)} / {cores} cores = {_ms(total_cpu / cores)}"
+                f"{machine_line(embedded)}; {args.events:,} events; one worker; {priority}; "
+                f"load average {load}"
+            )
+            measured = "" if embedded else " (PostgreSQL's not measured: DATABASE_URL)"
+            print(
+                f"each tile alone, one after another: slowest {_ms(slowest)}, all twenty {_ms(summed)}, "
+                f"CPU {_ms(serial_cpu)} (server {_ms(server_cpu)}, PostgreSQL {_ms(pg_cpu)}){measured}"
             )
             print(
-                f"complete target: 1.2 x max({_ms(slowest)}, {_ms(total_cpu / cores)}) = {_ms(1.2 * bound)}"
+                f"a cold stream's CPU (mean of {len(cold)}): {_ms(stream_cpu)} (server "
+                f"{_ms(cold_server / len(cold))}, PostgreSQL {_ms(cold_pg / len(cold))}), "
+                f"{stream_cpu / (sum(r.complete for r in cold) / len(cold)):.2f} cores busy on average"
+            )
+            print(
+                f"complete target: 1.2 x max(slowest {_ms(slowest)}, query CPU {_ms(query_cpu)} / "
+                f"{cores} cores) = {_ms(1.2 * bound)}"
             )
             print()
             print("| stream | runs | tiles | first message (median, min-max) | complete (median, min-max) |")
@@ -262,9 +311,8 @@ def main() -> None:
                     f"| {_ms(statistics.median(completes))} ({_ms(min(completes))}-{_ms(max(completes))}) |"
                 )
             print(
-                f"targets: first message ≤ 20 ms; cold complete ≤ {_ms(1.2 * bound)} "
-                f"(median {_ms(statistics.median(r.complete for r in cold))}, "
-                f"{statistics.median(r.complete for r in cold) / bound:.2f}x the bound)"
+                f"targets: first message ≤ 20 ms; cold complete ≤ {_ms(1.2 * bound)}: median "
+                f"{_ms(cold_complete)}, {cold_complete / bound:.2f}x max(slowest tile, query CPU / cores)"
             )
 
         if args.streams:
@@ -282,6 +330,8 @@ def main() -> None:
                 cwd=work,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                # The server runs at the default priority, not the client's.
+                preexec_fn=lambda: os.nice(-os.nice(0)),
             )
             slow_base = f"http://127.0.0.1:{port}"
             try:
