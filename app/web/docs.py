@@ -43,8 +43,8 @@ ERROR_SCHEMA: dict[str, Any] = {
     "required": ["type", "code", "detail", "attr"],
 }
 VALIDATION_RESPONSE: dict[str, Any] = {
-    "description": "Invalid request: PostHog's `validation_error` (or `parse_error`) body, naming the field in "
-    "`attr`.",
+    "description": "Invalid request: PostHog's `validation_error` (or `parse_error`) body, naming the "
+    "field in `attr`.",
     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}}},
 }
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")

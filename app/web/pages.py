@@ -54,7 +54,8 @@ class PageOptions:
     - `legend`: legends under trend charts (a share's `legend`; on by default for viewers).
     - `whitelabel`: no "Tilecast" mark in the footer (a share's `whitelabel`).
     - `detailed`: each trend chart is followed by a table of its series' values (a share's `detailed`).
-    - `colors`: the dashboard's data color theme, one `#RRGGBB` per series in turn; `None`: the default palette.
+    - `colors`: the dashboard's data color theme, one `#RRGGBB` per series in turn; `None`: the default
+      palette.
     - `expected_tiles`: how many tiles the stream will send, for the progress ("7 of 12 tiles"); `None`: the
       count is shown without a total until `complete`.
     """
