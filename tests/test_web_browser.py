@@ -146,6 +146,11 @@ async def real_dashboard(client: httpx.AsyncClient, actor: Actor) -> dict[str, A
     return dashboard
 
 
+def people(value: float) -> str:
+    """A number as the page writes it (en-US): thousands separators, at most 2 decimals."""
+    return f"{round(value, 2):,}".removesuffix(".0")
+
+
 def tile_named(dashboard: dict[str, Any], name: str) -> dict[str, Any]:
     return next(t for t in dashboard["tiles"] if t["insight"] and t["insight"]["name"] == name)
 
@@ -353,7 +358,7 @@ async def test_the_page_draws_every_tile_of_a_real_dashboard(
         tooltip = page.locator(f'[data-tile-id="{line["id"]}"] .tc-tooltip')
         await tooltip.wait_for(state="visible")
         rows = await tooltip.locator(".tc-tooltip-value").all_text_contents()
-        assert rows == [f"{r['data'][-1]:,}" for r in results]
+        assert rows == [people(r["data"][-1]) for r in results]
         await page.screenshot(path=screenshot(tmp_path, "hover"))
         await page.mouse.move(0, 0)
 
@@ -372,7 +377,7 @@ async def test_the_page_draws_every_tile_of_a_real_dashboard(
         current, previous = (r["aggregated_value"] for r in number["insight"]["result"])
         assert current and previous
         tile = page.locator(f'[data-tile-id="{number["id"]}"]')
-        assert await tile.locator(".tc-number-value").text_content() == f"{current:,}"
+        assert await tile.locator(".tc-number-value").text_content() == people(current)
         change = (current - previous) / previous * 100
         arrow = "▲" if change > 0 else "▼"
         assert (await tile.locator(".tc-number-change").text_content() or "").startswith(
@@ -385,7 +390,7 @@ async def test_the_page_draws_every_tile_of_a_real_dashboard(
         tile = page.locator(f'[data-tile-id="{table["id"]}"]')
         assert await tile.locator("td.tc-label").all_text_contents() == [r["label"] for r in expected]
         assert await tile.locator(".tc-value-text").all_text_contents() == [
-            f"{r['aggregated_value']:,}" for r in expected
+            people(r["aggregated_value"]) for r in expected
         ]
 
         # The text tile: Markdown drawn as nodes, no HTML, only http(s) links.
@@ -445,7 +450,10 @@ async def test_a_dropped_stream_shows_reconnecting_and_resumes(
     tiles = dashboard["tiles"]
     failing_id = tiles[-1]["id"]
     replay = Replay(dashboard, delay=0.01, drop_after=3, fail_tile=failing_id)
-    app = browser_app(replay, PageOptions(expected_tiles=len(tiles), legend=False, whitelabel=True))
+    app = browser_app(
+        replay,
+        PageOptions(expected_tiles=len(tiles), legend=False, whitelabel=True, detailed=True, no_header=True),
+    )
     async with live(app) as base, chromium() as browser:
         page, watch = await open_page(browser, base)
         await page.goto(f"{base}/_test/dashboard")
@@ -464,9 +472,21 @@ async def test_a_dropped_stream_shows_reconnecting_and_resumes(
         assert await _count(page, ".tc-tile") == len(tiles)
         failed = page.locator(f'[data-tile-id="{failing_id}"] .tc-error')
         assert "The tile's render failed." in (await failed.text_content() or "")
-        # The share settings: no legends, no mark.
+        # The share settings: no header, no legends, no mark, each chart's series in a table.
         assert await _count(page, ".tc-legend") == 0
         assert not await page.locator(".tc-footer").is_visible()
+        assert not await page.locator(".tc-header").is_visible()
+        bar = tile_named(dashboard, "Revenue per day")
+        details = page.locator(f'[data-tile-id="{bar["id"]}"] table.tc-details tbody tr')
+        assert await details.count() == 2
+        assert await details.locator("td").all_text_contents() == [
+            text
+            for r in bar["insight"]["result"]
+            for text in (
+                "purchase" if r["compare_label"] == "current" else "purchase (previous)",
+                people(r["count"]),
+            )
+        ]
         assert await page.evaluate("window.tilecastDashboard.source.readyState") == 2
         assert watch.dialogs == [] and watch.page_errors == []
 

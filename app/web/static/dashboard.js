@@ -240,13 +240,42 @@ function yTicks(min, max, count) {
   return ticks;
 }
 
-function xTickIndexes(length, width) {
-  const wanted = Math.max(2, Math.floor(width / 90));
-  if (length <= wanted) return [...Array(length).keys()];
-  const step = Math.ceil((length - 1) / (wanted - 1));
-  const out = [];
-  for (let i = 0; i < length; i += step) out.push(i);
-  if (out[out.length - 1] !== length - 1 && length - 1 - out[out.length - 1] >= step / 2) out.push(length - 1);
+const LABEL_CHAR_WIDTH = 6.6; // about the advance of one character of an 11px tick label
+
+/** Where each x label goes: evenly spread, never overlapping, the first and last buckets labelled.
+ * Returns [index, x, anchor] triples. */
+function xTickPlacements(labels, length, xAt, width) {
+  const extent = (i) => {
+    const half = (String(labels[i] ?? i + 1).length * LABEL_CHAR_WIDTH) / 2;
+    const x = xAt(i);
+    if (x - half < 2) return { i, x: Math.max(x - 4, 2), anchor: "start", left: x - 4, right: x - 4 + 2 * half };
+    if (x + half > width - 2) {
+      const end = Math.min(x + 4, width - 2);
+      return { i, x: end, anchor: "end", left: end - 2 * half, right: end };
+    }
+    return { i, x, anchor: "middle", left: x - half, right: x + half };
+  };
+  if (!length) return [];
+  const widest = Math.max(...Array.from({ length }, (_, i) => String(labels[i] ?? i + 1).length));
+  const spacing = widest * LABEL_CHAR_WIDTH + 14;
+  const span = Math.abs(xAt(length - 1) - xAt(0));
+  const step = Math.max(1, Math.ceil((length - 1) / Math.max(Math.floor(span / spacing), 1)));
+  // The smallest regular step whose labels do not overlap.
+  const fits = (ticks) => ticks.every((t, k) => k === 0 || ticks[k - 1].right + 8 <= t.left);
+  let out = [extent(0)];
+  for (let s = step; s < length; s++) {
+    const ticks = [];
+    for (let i = 0; i < length; i += s) ticks.push(extent(i));
+    if (fits(ticks)) {
+      out = ticks;
+      break;
+    }
+  }
+  const last = extent(length - 1);
+  if (out[out.length - 1].i !== last.i) {
+    while (out.length > 1 && out[out.length - 1].right + 8 > last.left) out.pop();
+    if (out[out.length - 1].right + 8 <= last.left) out.push(last);
+  }
   return out;
 }
 
@@ -294,17 +323,10 @@ function drawTrendChart(host, results, colors, kind) {
       class: "tc-tick tc-y-tick", x: margin.left - 6, y: y + 4, "text-anchor": "end",
     }, tickTexts[i]));
   }
-  for (const i of xTickIndexes(length, plotW)) {
-    const text = labels[i] ?? String(i + 1);
-    const half = text.length * 3.3; // about half the label's width at 11px
-    const x = xAt(i);
-    const anchor = x - half < 2 ? "start" : x + half > width - 2 ? "end" : "middle";
+  for (const tick of xTickPlacements(labels, length, xAt, width)) {
     axes.appendChild(svgEl("text", {
-      class: "tc-tick tc-x-tick",
-      x: anchor === "start" ? Math.max(x - 4, 2) : anchor === "end" ? Math.min(x + 4, width - 2) : x,
-      y: height - 8,
-      "text-anchor": anchor,
-    }, text));
+      class: "tc-tick tc-x-tick", x: tick.x, y: height - 8, "text-anchor": tick.anchor,
+    }, labels[tick.i] ?? String(tick.i + 1)));
   }
   svg.appendChild(axes);
 
@@ -443,10 +465,11 @@ function drawTrends(body, results, display, palette, options) {
   body.appendChild(host);
   if (options.legend) body.appendChild(legend(results, colors));
   if (options.detailed) body.appendChild(detailsTable(results));
-  let drawnWidth = -1;
+  let drawnSize = "";
   const draw = () => {
-    if (host.clientWidth === drawnWidth) return;
-    drawnWidth = host.clientWidth;
+    const size = `${host.clientWidth}x${host.clientHeight}`;
+    if (size === drawnSize) return;
+    drawnSize = size;
     drawTrendChart(host, results, colors, kind);
   };
   draw();
