@@ -168,6 +168,7 @@ class Replay:
     delay: float = 0.05
     drop_after: int | None = None
     fail_tile: int | None = None
+    fatal_after: int | None = None
     connections: list[str | None] = field(default_factory=list)
     resume: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -181,6 +182,8 @@ class Replay:
             else:
                 out.append({"type": "tile", "order": tile["order"], "tile": tile})
         out.append({"type": "complete"})
+        if self.fatal_after is not None:
+            out[self.fatal_after :] = [{"type": "error", "error": "The dashboard could not be loaded."}]
         return out
 
     async def stream(self, last_event_id: str | None) -> AsyncIterator[bytes]:
@@ -452,7 +455,14 @@ async def test_a_dropped_stream_shows_reconnecting_and_resumes(
     replay = Replay(dashboard, delay=0.01, drop_after=3, fail_tile=failing_id)
     app = browser_app(
         replay,
-        PageOptions(expected_tiles=len(tiles), legend=False, whitelabel=True, detailed=True, no_header=True),
+        PageOptions(
+            expected_tiles=len(tiles),
+            legend=False,
+            whitelabel=True,
+            detailed=True,
+            no_header=True,
+            colors=["#ff0000", "#00aa00", "#0000ff"],
+        ),
     )
     async with live(app) as base, chromium() as browser:
         page, watch = await open_page(browser, base)
@@ -487,7 +497,44 @@ async def test_a_dropped_stream_shows_reconnecting_and_resumes(
                 people(r["count"]),
             )
         ]
+        # The data color theme given, one color per series in turn.
+        line = tile_named(dashboard, "Pageviews by browser")
+        strokes = page.locator(f'[data-tile-id="{line["id"]}"] g.tc-series')
+        assert [await g.get_attribute("stroke") for g in await strokes.all()] == [
+            "#ff0000",
+            "#00aa00",
+            "#0000ff",
+        ]
         assert await page.evaluate("window.tilecastDashboard.source.readyState") == 2
+        assert watch.dialogs == [] and watch.page_errors == []
+
+
+async def test_a_stream_that_fails_says_so(client: httpx.AsyncClient, actor: Actor, tmp_path: Path) -> None:
+    dashboard = await real_dashboard(client, actor)
+    replay = Replay(dashboard, fatal_after=2)
+    app = browser_app(replay, PageOptions())
+
+    @app.get("/_test/missing", include_in_schema=False)
+    async def missing() -> HTMLResponse:
+        return render_dashboard_page("/_test/no-such-stream")
+
+    async with live(app) as base, chromium() as browser:
+        page, watch = await open_page(browser, base)
+        # A fatal error message: the stream is closed, the error shown, the tiles so far kept.
+        await page.goto(f"{base}/_test/dashboard")
+        await page.locator('#tilecast-dashboard[data-state="failed"]').wait_for(timeout=10_000)
+        assert await page.locator(".tc-fatal").text_content() == "The dashboard could not be loaded."
+        assert await page.locator(".tc-progress").text_content() == "3 tiles so far"
+        assert await page.evaluate("window.tilecastDashboard.source.readyState") == 2
+        await page.wait_for_timeout(400)
+        await page.screenshot(path=screenshot(tmp_path, "fatal"))
+        assert replay.connections == [None]  # closed: the browser did not reconnect
+
+        # A stream that cannot be opened at all (here a 404).
+        await page.goto(f"{base}/_test/missing")
+        await page.locator('#tilecast-dashboard[data-state="failed"]').wait_for(timeout=10_000)
+        assert await page.locator(".tc-fatal").text_content() == "The dashboard's stream could not be opened."
+        await page.screenshot(path=screenshot(tmp_path, "unopened"))
         assert watch.dialogs == [] and watch.page_errors == []
 
 

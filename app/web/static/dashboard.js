@@ -774,6 +774,7 @@ export class DashboardPage {
     const box = this.root.querySelector(".tc-fatal");
     box.textContent = String(message);
     box.hidden = false;
+    this.progressBar.hidden = true;
     this.setState("failed", "Stopped.");
   }
 
