@@ -23,6 +23,8 @@ from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
 from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSlashMiddleware
 from app.paths import loggable_path
+from app.web.docs import install_docs
+from app.web.routes import router as web_router
 
 logger = logging.getLogger("tilecast")
 
@@ -113,6 +115,9 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        # Served offline by app/web (FastAPI's own pages load their assets from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
     app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
@@ -120,6 +125,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)
+    app.include_router(web_router)
+    install_docs(app)
 
     @app.get("/_health", tags=["operations"], operation_id="health")
     async def health() -> dict[str, str]:
