@@ -25,7 +25,7 @@ def _projects_id(route: APIRoute) -> str:
     return route.name
 
 
-def _project_id(project_id: ProjectIdPath) -> None:
+async def _project_id(project_id: ProjectIdPath) -> None:
     """Documents `project_id` on every operation, including those that never read it."""
 
 

@@ -14,8 +14,11 @@ class Settings(BaseSettings):
     # `postgresql://` or `postgresql+asyncpg://`; unset means the embedded server.
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     data_dir: Path = Field(default=Path(".tilecast"), alias="TILECAST_DATA_DIR")
-    db_pool_size: int = Field(default=10, alias="TILECAST_DB_POOL_SIZE", ge=1)
-    db_max_overflow: int = Field(default=10, alias="TILECAST_DB_MAX_OVERFLOW", ge=0)
+    # Connections kept open. Overflow connections are opened under load and closed as soon as they are
+    # returned to a full pool: at a steady load above the pool's size every request would open one (a few
+    # milliseconds of CPU each), so by default there are none and a request waits for a pooled one.
+    db_pool_size: int = Field(default=20, alias="TILECAST_DB_POOL_SIZE", ge=1)
+    db_max_overflow: int = Field(default=0, alias="TILECAST_DB_MAX_OVERFLOW", ge=0)
     # Seconds a request waits for a free connection before it is answered 503 (shorter than a client's
     # patience, so clients retry instead of timing out).
     db_pool_timeout_s: float = Field(default=5, alias="TILECAST_DB_POOL_TIMEOUT_S", gt=0)

@@ -31,7 +31,7 @@ class Page:
         return nxt, prev
 
 
-def get_page(
+async def get_page(
     request: Request,
     limit: Annotated[
         int | None, Query(ge=1, le=MAX_INT32, description="Number of results to return per page.")

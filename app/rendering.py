@@ -15,7 +15,7 @@ class Format(StrEnum):
     txt = "txt"
 
 
-def get_format(
+async def get_format(
     format: Annotated[Format, Query(description="`json` (default) or `txt`.")] = Format.json,
 ) -> Format:
     return format

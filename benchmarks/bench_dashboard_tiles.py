@@ -1,6 +1,6 @@
 """A dashboard of 20 insight tiles served from the cache: its setup (shared with bench_read_path.py, which
-measures it under wrk next to the bare app) and an in-process profile of its retrieve and of a list of 100
-dashboards.
+measures it under wrk next to the bare app) and an in-process profile of its retrieve, of the retrieve of a
+dashboard of 100 tiles (`--big`: the cost of one more tile) and of a list of 100 dashboards.
 
 Starts `tilecast serve` (one worker) on PostgreSQL: DATABASE_URL when set (use a throwaway database),
 otherwise an embedded server in a temporary data directory. Creates a key, sends synthetic events through
@@ -8,7 +8,7 @@ otherwise an embedded server in a temporary data directory. Creates a key, sends
 queries, POST /insights/ with `dashboards`), warms the cache once (`?refresh=blocking`), stops the server,
 then measures the CPU of each phase of N retrieves on an in-process client and profiles N more (cProfile).
 
-    python benchmarks/bench_dashboard_tiles.py [--events 50000] [--profile 300]
+    python benchmarks/bench_dashboard_tiles.py [--events 50000] [--profile 300] [--big 100]
 """
 
 import argparse
@@ -121,12 +121,14 @@ def ingest(base: str, token: str, count: int) -> None:
             r.raise_for_status()
 
 
-def build_dashboard(base: str, team: int, headers: dict[str, str]) -> int:
+def build_dashboard(base: str, team: int, headers: dict[str, str], tiles: int = len(QUERIES)) -> int:
+    """A dashboard of `tiles` insights: the 20 queries of `QUERIES` in turn (past 20, tiles share results)."""
     with httpx.Client(base_url=f"{base}/api/environments/{team}", headers=headers, timeout=60) as http:
-        made = http.post("/dashboards/", json={"name": "Twenty tiles", "tags": ["bench"]})
+        made = http.post("/dashboards/", json={"name": f"{tiles} tiles", "tags": ["bench"]})
         made.raise_for_status()
         dashboard_id = int(made.json()["id"])
-        for i, (name, query) in enumerate(QUERIES):
+        for i in range(tiles):
+            name, query = QUERIES[i % len(QUERIES)]
             body = {"name": name, "query": query, "dashboards": [dashboard_id], "description": f"query {i}"}
             http.post("/insights/", json=body).raise_for_status()
     return dashboard_id
@@ -269,6 +271,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--profile", type=int, default=300, help="profile this many in-process retrieves")
     parser.add_argument("--dashboards", type=int, default=100, help="dashboards in the profiled list")
+    parser.add_argument(
+        "--big", type=int, default=100, help="tiles of a second dashboard, for the cost of one more tile"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-"))
@@ -290,9 +295,17 @@ def main() -> None:
             print(
                 f"warmed {len(tiles)} tiles in {time.perf_counter() - t0:.1f} s; failed: {failed or 'none'}"
             )
-            build_dashboards(base, team, headers, args.dashboards - 1)
+            big_id = build_dashboard(base, team, headers, args.big)
+            big_path = f"/api/environments/{team}/dashboards/{big_id}/"
+            params = {"refresh": "blocking"}
+            httpx.get(f"{base}{big_path}", params=params, headers=headers, timeout=300).raise_for_status()
+            build_dashboards(base, team, headers, args.dashboards - 2)
         print(machine_line(embedded))
-        paths = {"retrieve": path, "list": f"/api/environments/{team}/dashboards/?limit={args.dashboards}"}
+        paths = {
+            "retrieve": path,
+            f"retrieve of {args.big} tiles": big_path,
+            "list": f"/api/environments/{team}/dashboards/?limit={args.dashboards}",
+        }
         print(asyncio.run(profile(database_url, paths, headers, args.profile)))
 
 

@@ -35,6 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
+import profiler
 import wrk
 from bench_dashboard_tiles import build_dashboard, differences, ingest
 from harness import create_key, free_port, machine_line, start_database, tilecast_process
@@ -265,6 +266,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default="retrieve,list,query", help="endpoints to measure")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="sample the 1-worker server with py-spy during each endpoint's first round; writes "
+        "DIR/<endpoint>.txt (collapsed stacks) and prints the functions that take the most samples",
+    )
     args = parser.parse_args()
     wrk.require_wrk()
     workers = [int(w) for w in args.workers.split(",")]
@@ -297,7 +305,9 @@ def main() -> None:
             for r in range(args.rounds):
                 for ep in endpoints:
                     for t in targets if r % 2 == 0 else reversed(targets):
-                        result = measure(t, ep, args, args.seconds)
+                        sampled = args.py_spy and r == 0 and t.name == "1 worker"
+                        with profiler.sampling(t.proc.pid, args.py_spy, ep.name, args.seconds, sampled):
+                            result = measure(t, ep, args, args.seconds)
                         t.runs.setdefault(ep.name, []).append(result)
                         print(f"round {r + 1}  {result.line()}", flush=True)
             report(endpoints, targets)

@@ -11,7 +11,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.dashboards.schemas import DashboardBasic
 from app.models import ADMIN, MEMBER, Dashboard, Tag, TaggedItem
+from app.schemas import Paginated
 from tests.factories import Actor, make_member
 from tests.resources import USER_BASIC_KEYS
 from tests.statements import count_statements
@@ -130,6 +132,23 @@ async def test_list_results_use_the_basic_serializer(client: httpx.AsyncClient, 
         assert item["deleted"] is False
         assert item["is_shared"] is False
         assert item["last_viewed_at"] is None
+
+
+async def test_list_body_is_exactly_pydantics_encoding_of_its_page(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    """The list is encoded by orjson from its models' fields: byte for byte what pydantic writes for them,
+    with every kind of value present (a viewed dashboard, a restricted one, tags, non-ASCII text)."""
+    viewed = await create(client, actor, name="Ünïcode \u2028 «viewed»", tags=["b", "a"], pinned=True)
+    await create(client, actor, name=None, description="restricted", restriction_level=37)
+    await retrieve(client, actor, viewed["id"])
+
+    response = await client.get(f"/api/environments/{actor.team.id}/dashboards/", headers=actor.headers)
+
+    assert response.status_code == 200
+    page = Paginated[DashboardBasic].model_validate_json(response.content)
+    assert response.content == page.model_dump_json().encode()
+    assert [item.last_viewed_at is not None for item in page.results] == [True, False]
 
 
 async def test_list_orders_pinned_first_then_by_name(client: httpx.AsyncClient, actor: Actor) -> None:
@@ -1339,9 +1358,22 @@ async def test_list_statement_count_does_not_grow_with_the_page(
     assert all(len(d["tags"]) in (2, 3) for d in page["results"])
 
     assert large() == small(), (small(), large())
-    # key + team + membership (one statement), count, page; plus the SAVEPOINT/RELEASE of the test's request
-    # session.
-    assert large() == 3 + 2
+    # key + team + membership (one statement), the page with its count; plus the SAVEPOINT/RELEASE of the
+    # test's request session.
+    assert large() == 2 + 2
+
+
+async def test_list_counts_every_match_on_a_page_past_the_end(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    await insert_dashboards(db, actor, [f"d{i}" for i in range(3)])
+
+    past = await list_page(client, actor, limit=2, offset=5)
+    last = await list_page(client, actor, limit=2, offset=2)
+
+    assert (past["count"], past["results"]) == (3, [])
+    assert (last["count"], [d["name"] for d in last["results"]]) == (3, ["d2"])
+    assert (await list_page(client, actor, search="nothing matches"))["count"] == 0
 
 
 async def test_retrieve_statement_count_does_not_grow_with_tags(

@@ -4,6 +4,7 @@ No paywalls: `effective_restriction_level` is always the stored `restriction_lev
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from app.auth.dependencies import TeamAccess
 from app.dashboards.repository import DashboardFullRow, DashboardListRow, DashboardRow
@@ -29,24 +30,23 @@ class DashboardAccess:
         return "editor" if self.can_edit else "viewer"
 
 
-_RESTRICTIONS = {level.value: level for level in RestrictionLevel}
-_PRIVILEGES = {level.value: level for level in PrivilegeLevel}
-
-
 def access_for(
     row: DashboardRow | DashboardListRow | DashboardFullRow, access: TeamAccess
 ) -> DashboardAccess:
     dashboard = row.dashboard
-    # Dictionaries rather than the enums' calls (a list makes a hundred); an unknown value fails as before.
-    restriction = _RESTRICTIONS.get(dashboard.restriction_level) or RestrictionLevel(
-        dashboard.restriction_level
-    )
     can_restrict = access.is_admin or dashboard.created_by_id == access.user.id
+    return _rights(dashboard.restriction_level, can_restrict, row.privilege_level)
+
+
+@lru_cache(maxsize=64)
+def _rights(restriction_level: int, can_restrict: bool, privilege_level: int | None) -> DashboardAccess:
+    """The rights for one combination of the stored values (a list of a hundred dashboards has a few); an
+    unknown value fails, as the enums do."""
+    restriction = RestrictionLevel(restriction_level)
     if restriction == RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT or can_restrict:
         privilege = PrivilegeLevel.CAN_EDIT
     else:
-        level = row.privilege_level or PrivilegeLevel.CAN_VIEW
-        privilege = _PRIVILEGES.get(level) or PrivilegeLevel(level)
+        privilege = PrivilegeLevel(privilege_level or PrivilegeLevel.CAN_VIEW)
     can_edit = (
         restriction < RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT or privilege >= PrivilegeLevel.CAN_EDIT
     )

@@ -198,7 +198,7 @@ _USER_END = _OWN + len(USER_BASIC_FIELDS)
 
 
 def _list_row(values: Sequence[Any]) -> DashboardListRow:
-    level, viewed, tags = values[_USER_END:]
+    level, viewed, tags, _total = values[_USER_END:]
     record = DashboardRecord(UserBasic.from_columns(values[_OWN:_USER_END]), *values[:_OWN])
     return DashboardListRow(dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
 
@@ -235,8 +235,11 @@ def _list_statements(filters: ListFilters) -> tuple[Select[Any], Select[Any]]:
             .where(Tag.name.in_(list(filters.tags)))
         )
     count = select(func.count()).select_from(Dashboard).where(*conditions)
+    # The page's rows carry the count of all that match (a window over the whole result, before LIMIT):
+    # one statement, unless the page is empty.
     page = (
-        _LIST_ROWS.where(*conditions)
+        _LIST_ROWS.add_columns(func.count().over())
+        .where(*conditions)
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
     )
@@ -252,12 +255,13 @@ async def list_dashboards(
 ) -> tuple[list[DashboardListRow], int]:
     prebuilt = None if filters.search or filters.tags else _LIST_STATEMENTS.get(filters.creation_mode)
     count_stmt, page_stmt = prebuilt or _list_statements(filters)
-    count = (await session.execute(count_stmt, {"team_id": team_id})).scalar_one()
     params = {"team_id": team_id, "caller_id": user_id, "limit": limit, "offset": offset}
-    # On the connection: plain rows, none of the ORM's result machinery (the session has nothing to flush:
-    # the count above flushed it).
+    # On the connection: plain rows, none of the ORM's result machinery (a list has nothing to flush).
     rows = (await (await session.connection()).execute(page_stmt, params)).all()
-    return [_list_row(row) for row in rows], count
+    if rows:
+        return [_list_row(row) for row in rows], rows[0][-1]
+    # An empty page (none match, or past the end) has no row to carry the count.
+    return [], (await session.execute(count_stmt, {"team_id": team_id})).scalar_one()
 
 
 async def get_dashboard_record(

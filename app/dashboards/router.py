@@ -35,7 +35,7 @@ DashboardRead = Annotated[TeamAccess, scoped("dashboard:read")]
 DashboardWriteAccess = Annotated[TeamAccess, scoped("dashboard:write")]
 
 
-def get_overrides(
+async def get_overrides(
     filters_override: Annotated[
         str | None, Query(description="JSON object merged over the dashboard's stored filters.")
     ] = None,
@@ -56,7 +56,7 @@ CreateBody = Annotated[DashboardWrite, Body(default_factory=DashboardWrite)]
 UpdateBody = Annotated[DashboardUpdate, Body(default_factory=DashboardUpdate)]
 
 
-def get_list_filters(
+async def get_list_filters(
     tags: Annotated[TagList | None, Query(description="Dashboards with any of these tags.")] = None,
     creation_mode: Annotated[
         CreationMode | None,

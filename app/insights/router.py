@@ -29,7 +29,7 @@ REFRESH_DESCRIPTION = (
 )
 
 
-def get_list_filters(
+async def get_list_filters(
     short_id: Annotated[SafeStr | None, Query()] = None,
     created_by: Annotated[int | None, Query(ge=0, le=2_147_483_647)] = None,
     saved: Annotated[bool | None, Query()] = None,
