@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -246,6 +247,13 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-stream-"))
+    try:
+        run(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the embedded server's data (stopped by then)
+
+
+def run(work: Path, args: argparse.Namespace) -> None:
     with database(work) as (database_url, env, embedded):
         key = create_key(env, work)
         team, headers = key["team_id"], {"Authorization": f"Bearer {key['key']}"}
