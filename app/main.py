@@ -14,7 +14,9 @@ from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
+from app.auth.grants import JwtSecret
 from app.auth.principal_cache import PrincipalCache
+from app.clock import system_clock
 from app.config import get_settings
 from app.dashboards.views import ViewRecorder
 from app.db import create_engine, create_sessionmaker
@@ -23,6 +25,8 @@ from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
 from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSlashMiddleware
 from app.paths import loggable_path
+from app.sharing.passwords import PasswordChecks
+from app.sharing.public import router as sharing_public_router
 
 logger = logging.getLogger("tilecast")
 
@@ -117,9 +121,14 @@ def create_app() -> FastAPI:
     # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
     app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
     app.state.principals = PrincipalCache(get_settings().auth_cache_ttl_s)
+    # Tests replace the clock to move time (a share's grace period, a JWT's lifetime).
+    app.state.clock = system_clock
+    app.state.sharing_secret = JwtSecret(settings)
+    app.state.password_checks = PasswordChecks(settings.sharing_password_checks)
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)
+    app.include_router(sharing_public_router)
 
     @app.get("/_health", tags=["operations"], operation_id="health")
     async def health() -> dict[str, str]:

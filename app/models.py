@@ -254,8 +254,8 @@ class CaptureRateLimit(Base):
 
 
 class SharingConfiguration(Base):
-    """A dashboard's share: its public token and settings. Rotating the token makes a new row; the old one gets
-    `expires_at` (a grace period) and stops counting as the current one."""
+    """A dashboard's share: its public token and settings. Rotating the token makes a new row; the old one
+    gets `expires_at` (a grace period) and stops counting as the current one."""
 
     __tablename__ = "sharing_configuration"
     __table_args__ = (
@@ -280,8 +280,8 @@ class SharingConfiguration(Base):
 
 
 class SharePassword(Base):
-    """A password that unlocks a password-protected share. Deleting one deactivates it (`is_active`); a rotated
-    token's active passwords move to the new configuration."""
+    """A password that unlocks a password-protected share. Deleting one deactivates it (`is_active`); a
+    rotated token's active passwords move to the new configuration."""
 
     __tablename__ = "share_password"
 
@@ -311,7 +311,7 @@ class SharingUnlockAttempt(Base):
 
 
 class AppSecret(Base):
-    """Secrets the app generates once and every worker shares (the sharing JWT key when none is configured)."""
+    """Secrets the app generates once and every worker shares (the sharing JWT key unless configured)."""
 
     __tablename__ = "app_secret"
 

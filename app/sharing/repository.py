@@ -1,0 +1,126 @@
+"""Every query of sharing: configurations, passwords and the unlock attempt counters."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.models import SharePassword, SharingConfiguration
+
+
+async def current(
+    session: AsyncSession, dashboard_id: int, *, lock: bool = False
+) -> SharingConfiguration | None:
+    """The dashboard's current configuration (not expiring), if one was ever written."""
+    stmt = select(SharingConfiguration).where(
+        SharingConfiguration.dashboard_id == dashboard_id, SharingConfiguration.expires_at.is_(None)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def create_current(
+    session: AsyncSession, team_id: int, dashboard_id: int, token: str
+) -> SharingConfiguration:
+    """The current configuration, written now with defaults when there is none (a concurrent first write wins
+    and is returned), locked until the transaction ends."""
+    stmt = (
+        insert(SharingConfiguration)
+        .values(team_id=team_id, dashboard_id=dashboard_id, access_token=token)
+        .on_conflict_do_nothing(index_elements=["dashboard_id"], index_where=text("expires_at IS NULL"))
+    )
+    await session.execute(stmt)
+    found = await current(session, dashboard_id, lock=True)
+    assert found is not None
+    return found
+
+
+async def expire(session: AsyncSession, configuration_id: int, at: datetime) -> None:
+    await session.execute(
+        update(SharingConfiguration).where(SharingConfiguration.id == configuration_id).values(expires_at=at)
+    )
+
+
+async def move_active_passwords(session: AsyncSession, from_id: int, to_id: int) -> None:
+    await session.execute(
+        update(SharePassword)
+        .where(SharePassword.sharing_configuration_id == from_id, SharePassword.is_active.is_(True))
+        .values(sharing_configuration_id=to_id)
+    )
+
+
+async def active_passwords(session: AsyncSession, configuration_id: int) -> list[SharePassword]:
+    """Newest first, with their creators."""
+    stmt = (
+        select(SharePassword)
+        .where(SharePassword.sharing_configuration_id == configuration_id, SharePassword.is_active.is_(True))
+        .options(selectinload(SharePassword.created_by))
+        .order_by(SharePassword.created_at.desc(), SharePassword.id.desc())
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def count_active_passwords(session: AsyncSession, configuration_id: int) -> int:
+    stmt = select(func.count()).where(
+        SharePassword.sharing_configuration_id == configuration_id, SharePassword.is_active.is_(True)
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def password_hashes(session: AsyncSession, configuration_id: int) -> list[tuple[int, str]]:
+    stmt = select(SharePassword.id, SharePassword.password_hash).where(
+        SharePassword.sharing_configuration_id == configuration_id, SharePassword.is_active.is_(True)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+
+
+async def deactivate_password(session: AsyncSession, configuration_id: int, password_id: int) -> bool:
+    """Whether an active password of this configuration was deactivated."""
+    result = await session.execute(
+        update(SharePassword)
+        .where(
+            SharePassword.id == password_id,
+            SharePassword.sharing_configuration_id == configuration_id,
+            SharePassword.is_active.is_(True),
+        )
+        .values(is_active=False)
+        .returning(SharePassword.id)
+    )
+    return result.first() is not None
+
+
+# One failed attempt more in this minute's window, unless the window already holds `limit` (then no row is
+# returned: refused). A new minute starts the count again. The row stays locked until the transaction ends:
+# the caller commits at once.
+_COUNT_ATTEMPT = text(
+    """
+    INSERT INTO sharing_unlock_attempt AS a (key, window_start, failures) VALUES (:key, :window, 1)
+    ON CONFLICT (key) DO UPDATE SET
+        failures = CASE WHEN a.window_start = excluded.window_start THEN a.failures + 1 ELSE 1 END,
+        window_start = excluded.window_start
+    WHERE a.window_start <> excluded.window_start OR a.failures < :limit
+    RETURNING failures
+    """
+)
+_REFUND_ATTEMPT = text(
+    """
+    UPDATE sharing_unlock_attempt SET failures = greatest(failures - 1, 0)
+    WHERE key = :key AND window_start = :window
+    """
+)
+
+
+async def count_attempt(session: AsyncSession, key: str, window: datetime, limit: int) -> bool:
+    """Count one attempt against `key`'s limit in this window; False (nothing counted) when it is reached."""
+    result = await session.execute(_COUNT_ATTEMPT, {"key": key, "window": window, "limit": limit})
+    return result.first() is not None
+
+
+async def refund_attempts(session: AsyncSession, keys: Sequence[str], window: datetime) -> None:
+    """An attempt that succeeded is not a failure: its counts are taken back."""
+    for key in keys:
+        await session.execute(_REFUND_ATTEMPT, {"key": key, "window": window})
