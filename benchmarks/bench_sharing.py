@@ -10,7 +10,8 @@ the targets each round (their order reversed every other round):
                       `lazy_async`, so fresh cached results serve; plus the team's themes);
   - retrieve (grant): `GET …/dashboards/{id}/?sharing_access_token={token}`;
   - shared .json, password-protected: the same with a JWT as `Authorization: Bearer` (one more statement:
-    the password is still active).
+    the password is still active);
+  - `stream_tiles` with the grant and with the key, when the build serves it.
 
 Prints every run, then the medians with the server's CPU per request.
 
@@ -76,7 +77,16 @@ def setup(base: str, info: dict[str, object], events: int) -> list[Target]:
         Target("retrieve (grant)", f"{path}?sharing_access_token={token}", {}),
         Target("shared .json (JWT)", f"/shared/{locked}.json", {"Authorization": f"Bearer {jwt}"}),
     ]
+    # `stream_tiles` with the grant, when this build serves it (its SSE stream ends with `complete`).
+    stream = f"{path}stream_tiles/?sharing_access_token={token}"
+    if httpx.get(f"{base}{stream}", timeout=60).status_code == 200:
+        targets.append(Target("stream_tiles (grant)", stream, {}))
+        targets.append(Target("stream_tiles (key)", f"{path}stream_tiles/", headers))
+    else:
+        print("stream_tiles is not served by this build: not measured")
     for t in targets:
+        if "stream_tiles" in t.path:
+            continue
         response = httpx.get(f"{base}{t.path}", headers=t.headers, timeout=60)
         response.raise_for_status()
         body = response.json()

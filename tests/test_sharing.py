@@ -322,6 +322,8 @@ async def test_shared_json_is_the_exported_data_in_shared_context(
 ) -> None:
     dashboard, token = await shared_dashboard(client, actor, name="Sales", description="Weekly")
     await patch_sharing(client, actor, dashboard, settings={"noHeader": True})
+    accessed = text("SELECT last_accessed_at FROM dashboard WHERE id = :id")
+    assert (await db.execute(accessed, {"id": dashboard})).scalar_one() is None
     response = await client.get(f"/shared/{token}.json")
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
@@ -340,9 +342,11 @@ async def test_shared_json_is_the_exported_data_in_shared_context(
     assert any(theme["is_global"] for theme in body["themes"])
     embedded = (await client.get(f"/embedded/{token}.json")).json()
     assert embedded["type"] == "embed"
-    # The access is recorded.
-    owner = (await client.get(actor.url(f"dashboards/{dashboard}/"), headers=actor.headers)).json()
-    assert owner["last_accessed_at"] is not None
+    # The access is recorded (written after the response), with no view of anyone's.
+    assert shared["last_accessed_at"] is not None
+    assert (await db.execute(accessed, {"id": dashboard})).scalar_one() is not None
+    views = text("SELECT count(*) FROM dashboard_view WHERE dashboard_id = :id")
+    assert (await db.execute(views, {"id": dashboard})).scalar_one() == 0
 
 
 async def test_shared_json_answers_404_when_the_share_does_not_open(
