@@ -260,6 +260,14 @@ async def test_password_rules(client: httpx.AsyncClient, actor: Actor, db: Async
     short = await client.post(url, json={"raw_password": "short"}, headers=actor.headers)
     assert short.status_code == 400
     assert short.json() == {"error": "Password must be at least 8 characters long."}
+    for odd in (
+        '{"raw_password": "\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800"}',
+        '{"note": "a\\u0000"}',
+    ):
+        answer = await client.post(
+            url, content=odd, headers={**actor.headers, "Content-Type": "application/json"}
+        )
+        assert answer.status_code == 400, odd
     long_note = await client.post(url, json={"note": "n" * 101}, headers=actor.headers)
     assert long_note.status_code == 400 and long_note.json()["attr"] == "note"
     made = await client.post(url, json={"note": "for Ann"}, headers=actor.headers)
@@ -433,6 +441,12 @@ async def test_unlock_answers_and_the_cookie(client: httpx.AsyncClient, actor: A
     # A form body works as well.
     form = await client.post(f"/shared/{share.token}", data={"password": share.password})
     assert form.status_code == 200
+    # Odd passwords are incorrect ones, never a 5xx.
+    for odd in ('{"password": "\\ud800"}', '{"password": 12}', "[]", "not json", '{"password": "a\\u0000b"}'):
+        answer = await client.post(
+            f"/shared/{share.token}", content=odd, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 401, odd
     # Unknown token: 404; a share without a password: 400.
     assert (await unlock(client, "nope", "whatever")).status_code == 404
     _, open_token = await shared_dashboard(client, actor)

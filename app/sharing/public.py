@@ -154,6 +154,10 @@ async def _password_of(request: Request) -> str:
         value = parsed.get("password") if isinstance(parsed, dict) else None
     if not isinstance(value, str) or len(value) > MAX_PASSWORD_CHARS or "\x00" in value:
         return ""
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no password can be one
+        return ""
     return value
 
 

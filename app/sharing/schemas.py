@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from app.errors import ErrorBody
+from app.validation import SafeStr
 
 INVALID_SETTINGS = "Invalid settings format"
 
@@ -68,8 +69,8 @@ class SharingConfiguration(BaseModel):
 class SharePasswordCreate(BaseModel):
     """`POST …/sharing/passwords/`: a blank or missing password is generated."""
 
-    raw_password: str | None = Field(default=None, max_length=1024)
-    note: str | None = Field(default=None, max_length=100)
+    raw_password: SafeStr | None = Field(default=None, max_length=1024)
+    note: SafeStr | None = Field(default=None, max_length=100)
 
 
 class SharePasswordCreated(BaseModel):
