@@ -99,9 +99,10 @@ class Settings(BaseSettings):
     sharing_unlock_limit_per_address: int = Field(
         default=10, alias="TILECAST_SHARING_UNLOCK_LIMIT_PER_ADDRESS", ge=0
     )
-    # Password checks (argon2id, ~20 MB and tens of milliseconds each) run in threads, at most this many at
-    # once per process; more waiting than 32 times this is answered 503 at once.
-    sharing_password_checks: int = Field(default=2, alias="TILECAST_SHARING_PASSWORD_CHECKS", ge=1, le=64)
+    # Password checks (argon2id, ~20 MB and tens of milliseconds of one core each) run in threads, at most
+    # this many at once per process (1: a core stays free for the event loop, whatever the guessing); more
+    # waiting than 32 times this is answered 503 at once.
+    sharing_password_checks: int = Field(default=1, alias="TILECAST_SHARING_PASSWORD_CHECKS", ge=1, le=64)
 
     @field_validator("public_url")
     @classmethod

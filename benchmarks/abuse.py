@@ -775,7 +775,7 @@ def unlock_guessing(base: str, keys: Keys, client: httpx.Client) -> Outcome:
 )
 def unlock_guessing_no_limits(base: str, keys: Keys, client: httpx.Client) -> Outcome:
     """The same with the rate limits off: every guess is an argon2 check; only the process-wide limit on
-    concurrent checks (2, the rest waiting, 503 past 64 waiting) bounds CPU and memory."""
+    concurrent checks (1, the rest waiting, 503 past 32 waiting) bounds CPU and memory."""
     token = _protected_share(client, base, keys)
     statuses = _guess(base, token)
     return Outcome(counts(statuses), f"{len(statuses)} guesses checked or refused")

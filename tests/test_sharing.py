@@ -618,3 +618,14 @@ async def test_failed_attempts_are_rate_limited_per_share(
     # Another share is not affected.
     other = await protected_dashboard(client, actor)
     assert (await unlock(client, other.token, other.password)).status_code == 200
+
+
+async def test_a_limit_of_zero_is_off(
+    configured: object, client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    share = await protected_dashboard(client, actor)
+    env = {"TILECAST_SHARING_UNLOCK_LIMIT_PER_ADDRESS": "0", "TILECAST_SHARING_UNLOCK_LIMIT_PER_TOKEN": "12"}
+    async with configured(**env) as other:  # type: ignore[operator]
+        statuses = [(await unlock(other, share.token, "wrong password")).status_code for _ in range(13)]
+    assert statuses == [401] * 12 + [429]
+    assert await count(db, "sharing_unlock_attempt") == 1  # the share's row alone

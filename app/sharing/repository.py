@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -93,19 +94,27 @@ async def deactivate_password(session: AsyncSession, configuration_id: int, pass
     return result.first() is not None
 
 
-# One failed attempt more in this minute's window, unless the window already holds `limit` (then no row is
-# returned: refused). A new minute starts the count again. The row stays locked until the transaction ends:
-# the caller commits at once.
-_COUNT_ATTEMPT = text(
-    """
-    INSERT INTO sharing_unlock_attempt AS a (key, window_start, failures) VALUES (:key, :window, 1)
+# One failed attempt more in this minute's window against each key, unless that key's window already holds
+# its limit (then that key's upsert returns no row: refused). A new minute starts the count again. Both keys
+# in one statement: the rows stay locked only until the commit that follows at once, so concurrent attempts
+# on one share queue for one round trip each, not for the whole check.
+_UPSERT = """
+    INSERT INTO sharing_unlock_attempt AS a (key, window_start, failures) VALUES ({key}, :window, 1)
     ON CONFLICT (key) DO UPDATE SET
         failures = CASE WHEN a.window_start = excluded.window_start THEN a.failures + 1 ELSE 1 END,
         window_start = excluded.window_start
-    WHERE a.window_start <> excluded.window_start OR a.failures < :limit
+    WHERE a.window_start <> excluded.window_start OR a.failures < {limit}
     RETURNING failures
-    """
-)
+"""
+
+
+def _count_attempts(keys: int) -> Any:
+    ctes = ", ".join(f"k{i} AS ({_UPSERT.format(key=f':key{i}', limit=f':limit{i}')})" for i in range(keys))
+    counted = ", ".join(f"(SELECT count(*) FROM k{i})" for i in range(keys))
+    return text(f"WITH {ctes} SELECT {counted}")
+
+
+_COUNT_ATTEMPTS = {n: _count_attempts(n) for n in (1, 2)}
 _REFUND_ATTEMPT = text(
     """
     UPDATE sharing_unlock_attempt SET failures = greatest(failures - 1, 0)
@@ -114,10 +123,14 @@ _REFUND_ATTEMPT = text(
 )
 
 
-async def count_attempt(session: AsyncSession, key: str, window: datetime, limit: int) -> bool:
-    """Count one attempt against `key`'s limit in this window; False (nothing counted) when it is reached."""
-    result = await session.execute(_COUNT_ATTEMPT, {"key": key, "window": window, "limit": limit})
-    return result.first() is not None
+async def count_attempts(session: AsyncSession, keys: Sequence[tuple[str, int]], window: datetime) -> bool:
+    """Count one attempt against each `(key, limit)` (one or two) in this window, in one statement; False
+    when any key's limit was already reached."""
+    params: dict[str, Any] = {"window": window}
+    for i, (key, limit) in enumerate(keys):
+        params[f"key{i}"], params[f"limit{i}"] = key, limit
+    counted = (await session.execute(_COUNT_ATTEMPTS[len(keys)], params)).one()
+    return all(counted)
 
 
 async def refund_attempts(session: AsyncSession, keys: Sequence[str], window: datetime) -> None:

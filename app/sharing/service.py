@@ -294,20 +294,20 @@ async def unlock(
     configuration = opened.configuration
     if not configuration.password_required:
         raise ErrorBody(400, NOT_PROTECTED)
+    hashes = await repository.password_hashes(session, configuration.id)
     window = _window(now)
     limits = [
-        (f"t:{configuration.id}", settings.sharing_unlock_limit_per_token),
-        (f"a:{configuration.id}:{client}"[:200], settings.sharing_unlock_limit_per_address),
+        (key, limit)
+        for key, limit in (
+            (f"t:{configuration.id}", settings.sharing_unlock_limit_per_token),
+            (f"a:{configuration.id}:{client}"[:200], settings.sharing_unlock_limit_per_address),
+        )
+        if limit
     ]
-    counted = []
-    for key, limit in limits:
-        if not limit:
-            continue
-        if not await repository.count_attempt(session, key, window, limit):
-            logger.warning("share %s: unlock refused (rate limited) from %s", _masked(token), client)
-            raise Throttled(max(1, 60 - (now - window).seconds))
-        counted.append(key)
-    hashes = await repository.password_hashes(session, configuration.id)
+    if limits and not await repository.count_attempts(session, limits, window):
+        logger.warning("share %s: unlock refused (rate limited) from %s", _masked(token), client)
+        raise Throttled(max(1, 60 - (now - window).seconds))
+    counted = [key for key, _ in limits]
     # Counts visible to every worker now, their rows unlocked, the connection back in the pool while the
     # password is checked.
     await session.commit()
