@@ -123,6 +123,19 @@ _REFUND_ATTEMPT = text(
 )
 
 
+_FAILURES = text(
+    "SELECT key, failures FROM sharing_unlock_attempt WHERE key = ANY(:keys) AND window_start = :window"
+)
+
+
+async def over_limit(session: AsyncSession, keys: Sequence[tuple[str, int]], window: datetime) -> bool:
+    """Whether a key's limit is already reached in this window: read without a lock, so that a flood of
+    refused attempts does not queue on the counters' rows (`count_attempts` decides for the others)."""
+    params = {"keys": [key for key, _ in keys], "window": window}
+    failures: dict[str, int] = {key: n for key, n in (await session.execute(_FAILURES, params)).all()}
+    return any(failures.get(key, 0) >= limit for key, limit in keys)
+
+
 async def count_attempts(session: AsyncSession, keys: Sequence[tuple[str, int]], window: datetime) -> bool:
     """Count one attempt against each `(key, limit)` (one or two) in this window, in one statement; False
     when any key's limit was already reached."""

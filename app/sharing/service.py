@@ -304,7 +304,10 @@ async def unlock(
         )
         if limit
     ]
-    if limits and not await repository.count_attempts(session, limits, window):
+    if limits and (
+        await repository.over_limit(session, limits, window)
+        or not await repository.count_attempts(session, limits, window)
+    ):
         logger.warning("share %s: unlock refused (rate limited) from %s", _masked(token), client)
         raise Throttled(max(1, 60 - (now - window).seconds))
     counted = [key for key, _ in limits]
