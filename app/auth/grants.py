@@ -138,22 +138,24 @@ async def open_share(
     now: datetime,
 ) -> OpenedShare | None:
     """The live share of `token` (None: unknown, disabled, expired or its dashboard deleted). Open without a
-    password; password-protected, open only with one of `jwts` issued for this token and an active
-    password."""
-    found = await repository.get_live_share(session, token, now)
+    password; password-protected, open only with one of `jwts` issued for this token and a password still
+    active. One statement."""
+    candidates = [value for value in jwts if looks_like_jwt(value)]
+    password_ids = []
+    if candidates:
+        key = await secret.get(sessionmaker)
+        for value in candidates:
+            claims = read_jwt(key, value, now)
+            if claims is not None and claims[0] == token:
+                password_ids.append(claims[1])
+    found = await repository.get_live_share(session, token, now, password_ids)
     if found is None:
         return None
-    configuration, team = found
+    configuration, team, password_id = found
     if not configuration.password_required:
         return OpenedShare(configuration, team, _grant(configuration, None))
-    if jwts:
-        key = await secret.get(sessionmaker)
-        for value in jwts:
-            claims = read_jwt(key, value, now) if looks_like_jwt(value) else None
-            if claims is None or claims[0] != token:
-                continue
-            if await repository.password_is_active(session, claims[1], configuration.dashboard_id):
-                return OpenedShare(configuration, team, _grant(configuration, claims[1]))
+    if password_id is not None:
+        return OpenedShare(configuration, team, _grant(configuration, password_id))
     return OpenedShare(configuration, team, None)
 
 

@@ -7,9 +7,22 @@ key, the key's user, the team and the user's membership in one round trip (`get_
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, and_, bindparam, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import aliased, contains_eager
 
 from app.models import (
     Dashboard,
@@ -107,9 +120,23 @@ async def get_team_with_membership(
 # --- sharing grants ---------------------------------------------------------------------------------------
 
 # A share that opens its dashboard now: enabled, not expired (a rotated token keeps working until its grace
-# period ends), its dashboard live. With its team, for the grant's `TeamAccess`.
+# period ends), its dashboard live. With its team, for the grant's `TeamAccess`, and the first of the given
+# passwords (of JWTs) that is still active on this dashboard's share (a rotated token's passwords move to the
+# new row): one statement for the whole check.
+_owner = aliased(SharingConfiguration)
+_ACTIVE_PASSWORD = (
+    select(func.min(SharePassword.id))
+    .join(_owner, _owner.id == SharePassword.sharing_configuration_id)
+    .where(
+        SharePassword.id == any_(bindparam("password_ids", type_=ARRAY(Integer))),
+        SharePassword.is_active.is_(True),
+        _owner.dashboard_id == SharingConfiguration.dashboard_id,
+    )
+    .correlate(SharingConfiguration)
+    .scalar_subquery()
+)
 _LIVE_SHARE = (
-    select(SharingConfiguration, Team)
+    select(SharingConfiguration, Team, _ACTIVE_PASSWORD)
     .join(Team, Team.id == SharingConfiguration.team_id)
     .join(Dashboard, Dashboard.id == SharingConfiguration.dashboard_id)
     .where(
@@ -123,28 +150,14 @@ _LIVE_SHARE = (
     )
 )
 
-# A password still active on the share of this dashboard (a rotated token's passwords move to the new row).
-_ACTIVE_PASSWORD = (
-    select(SharePassword.id)
-    .join(SharingConfiguration, SharingConfiguration.id == SharePassword.sharing_configuration_id)
-    .where(
-        SharePassword.id == bindparam("password_id", type_=Integer),
-        SharePassword.is_active.is_(True),
-        SharingConfiguration.dashboard_id == bindparam("dashboard_id", type_=Integer),
-    )
-)
-
 
 async def get_live_share(
-    session: AsyncSession, token: str, now: datetime
-) -> tuple[SharingConfiguration, Team] | None:
-    found = (await session.execute(_LIVE_SHARE, {"token": token, "now": now})).first()
-    return None if found is None else (found[0], found[1])
-
-
-async def password_is_active(session: AsyncSession, password_id: int, dashboard_id: int) -> bool:
-    params = {"password_id": password_id, "dashboard_id": dashboard_id}
-    return (await session.execute(_ACTIVE_PASSWORD, params)).first() is not None
+    session: AsyncSession, token: str, now: datetime, password_ids: list[int] | None = None
+) -> tuple[SharingConfiguration, Team, int | None] | None:
+    """The live share of `token`, its team, and the first of `password_ids` still active on it."""
+    params = {"token": token, "now": now, "password_ids": password_ids or []}
+    found = (await session.execute(_LIVE_SHARE, params)).first()
+    return None if found is None else (found[0], found[1], found[2])
 
 
 _SECRET_INSERT = text(

@@ -85,5 +85,4 @@ SHARED_THEMES_LIMIT = 1000
 
 async def visible_themes(session: AsyncSession, team_id: int) -> list[DataColorTheme]:
     """The team's themes and the global ones, for a shared dashboard's exported data."""
-    themes, _ = await repository.list_themes(session, team_id, SHARED_THEMES_LIMIT, 0)
-    return [to_schema(t) for t in themes]
+    return [to_schema(t) for t in await repository.all_visible(session, team_id, SHARED_THEMES_LIMIT)]
