@@ -27,6 +27,8 @@ from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSla
 from app.paths import loggable_path
 from app.sharing.passwords import PasswordChecks
 from app.sharing.public import router as sharing_public_router
+from app.web.docs import install_docs
+from app.web.routes import router as web_router
 
 logger = logging.getLogger("tilecast")
 
@@ -117,6 +119,9 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        # Served offline by app/web (FastAPI's own pages load their assets from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
     app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
@@ -129,6 +134,8 @@ def create_app() -> FastAPI:
     mount_api(app)
     app.include_router(capture_router)
     app.include_router(sharing_public_router)
+    app.include_router(web_router)
+    install_docs(app)
 
     @app.get("/_health", tags=["operations"], operation_id="health")
     async def health() -> dict[str, str]:

@@ -122,7 +122,7 @@ def ingest(base: str, token: str, count: int) -> None:
 
 
 def build_dashboard(base: str, team: int, headers: dict[str, str], tiles: int = len(QUERIES)) -> int:
-    """A dashboard of `tiles` insights: the 20 queries of `QUERIES`, in turn (past 20, tiles share results)."""
+    """A dashboard of `tiles` insights: the 20 queries of `QUERIES` in turn (past 20, tiles share results)."""
     with httpx.Client(base_url=f"{base}/api/environments/{team}", headers=headers, timeout=60) as http:
         made = http.post("/dashboards/", json={"name": f"{tiles} tiles", "tags": ["bench"]})
         made.raise_for_status()

@@ -388,7 +388,8 @@ async def test_pages_name_the_dashboard_and_may_be_framed(client: httpx.AsyncCli
         assert "&lt;Q4 &amp; more&gt;" in page.text and "<Q4" not in page.text
         assert "For the board" in page.text
         assert "x-frame-options" not in page.headers
-        assert "frame-ancestors" not in page.headers.get("content-security-policy", "")
+        assert "frame-ancestors *" in page.headers["content-security-policy"]
+        assert page.headers["cache-control"] == "no-store"
     # `Accept: application/json` on the page answers the exported data, as PostHog.
     as_json = await client.get(f"/shared/{token}", headers={"Accept": "application/json"})
     assert as_json.json()["type"] == "scene"

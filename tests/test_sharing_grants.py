@@ -29,8 +29,9 @@ NO_PRINCIPAL_ROUTES = {"dashboards_destroy", "insights_destroy"}
 OTHER_PATHS = {
     "/openapi.json",
     "/docs",
-    "/docs/oauth2-redirect",
     "/redoc",
+    "/static/docs/{name}",
+    "/static/web/{name}",
     "/_health",
     "/_readyz",
     "/capture/",

@@ -28,6 +28,8 @@ from app.query.render import parse_refresh
 from app.rendering import Format
 from app.sharing import service
 from app.sharing.service import Exported, Links
+from app.web.pages import html_page
+from app.web.security import ANY_FRAMING
 
 router = APIRouter(include_in_schema=False)
 
@@ -83,21 +85,23 @@ def _page(title: str, body: str) -> str:
     )
 
 
+# Share and embed pages may be framed by any site, as PostHog's (`frame-ancestors *`, no X-Frame-Options);
+# otherwise they carry the strict policy of every page (`app.web.security`): no script, no inline style.
 def _dashboard_page(data: Exported) -> HTMLResponse:
     name = html.escape(data.dashboard.name or "Untitled dashboard")
     description = html.escape(data.dashboard.description or "")
     body = f"<main>\n<h1>{name}</h1>\n" + (f"<p>{description}</p>\n" if description else "") + "</main>"
-    return HTMLResponse(_page(f"{name} · Tilecast", body), headers=PRIVATE_HEADERS)
+    return html_page(_page(f"{name} · Tilecast", body), frame_ancestors=ANY_FRAMING)
 
 
 def _unlock_page() -> HTMLResponse:
     body = "<main>\n<h1>This dashboard is password protected</h1>\n</main>"
-    return HTMLResponse(_page("Password protected · Tilecast", body), headers=PRIVATE_HEADERS)
+    return html_page(_page("Password protected · Tilecast", body), frame_ancestors=ANY_FRAMING)
 
 
 def _not_found_page() -> HTMLResponse:
     body = "<main>\n<h1>This link does not exist or has expired</h1>\n</main>"
-    return HTMLResponse(_page("Not found · Tilecast", body), status_code=404, headers=PRIVATE_HEADERS)
+    return html_page(_page("Not found · Tilecast", body), frame_ancestors=ANY_FRAMING, status_code=404)
 
 
 async def _json(
