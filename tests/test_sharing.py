@@ -580,7 +580,7 @@ async def test_unlock_attempts_are_logged_with_the_client_address(
 
 
 async def test_failed_attempts_are_rate_limited_per_address(
-    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession, clock: FakeClock
 ) -> None:
     share = await protected_dashboard(client, actor)
     for _ in range(10):
@@ -598,7 +598,7 @@ async def test_failed_attempts_are_rate_limited_per_address(
     assert (await unlock(client, share.token, share.password)).status_code == 200
 
 
-async def test_successes_do_not_count(client: httpx.AsyncClient, actor: Actor) -> None:
+async def test_successes_do_not_count(client: httpx.AsyncClient, actor: Actor, clock: FakeClock) -> None:
     share = await protected_dashboard(client, actor)
     for _ in range(15):
         assert (await unlock(client, share.token, share.password)).status_code == 200
@@ -606,7 +606,7 @@ async def test_successes_do_not_count(client: httpx.AsyncClient, actor: Actor) -
 
 
 async def test_failed_attempts_are_rate_limited_per_share(
-    app: FastAPI, client: httpx.AsyncClient, actor: Actor
+    app: FastAPI, client: httpx.AsyncClient, actor: Actor, clock: FakeClock
 ) -> None:
     share = await protected_dashboard(client, actor)
     statuses = []
@@ -627,6 +627,7 @@ async def test_a_limit_of_zero_is_off(
     share = await protected_dashboard(client, actor)
     env = {"TILECAST_SHARING_UNLOCK_LIMIT_PER_ADDRESS": "0", "TILECAST_SHARING_UNLOCK_LIMIT_PER_TOKEN": "12"}
     async with configured(**env) as other:  # type: ignore[operator]
+        other._transport.app.state.clock = FakeClock()  # the minute cannot turn during the test
         statuses = [(await unlock(other, share.token, "wrong password")).status_code for _ in range(13)]
     assert statuses == [401] * 12 + [429]
     assert await count(db, "sharing_unlock_attempt") == 1  # the share's row alone

@@ -13,7 +13,7 @@ from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from tests.conftest import FreshDatabases
 from tests.factories import make_actor
-from tests.sharing_helpers import Protected, protected_dashboard, unlock
+from tests.sharing_helpers import FakeClock, Protected, protected_dashboard, unlock
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,8 @@ async def _instance(url: str) -> FastAPI:
 @pytest.fixture
 async def instances(committed_url: str) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
     first, second = await _instance(committed_url), await _instance(committed_url)
+    # One stopped clock for both: the counts' minute cannot turn during the test.
+    first.state.clock = second.state.clock = FakeClock()
     yield first, second
     for app in (first, second):
         await app.state.engine.dispose()
