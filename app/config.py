@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -103,6 +103,21 @@ class Settings(BaseSettings):
     # Origins whose pages may call the API from a browser (CORS), comma-separated
     # (`https://app.example.com,http://localhost:3000`) or `*`. Empty: none.
     cors_allowed_origins: str = Field(default="", alias="TILECAST_CORS_ALLOWED_ORIGINS")
+    # Sharing. The key that signs the JWTs of unlocked password-protected shares; unset, one is generated on
+    # first use and stored in PostgreSQL, so that every worker and host agrees. Never logged.
+    sharing_jwt_secret: SecretStr | None = Field(default=None, alias="TILECAST_SHARING_JWT_SECRET")
+    # Failed unlock attempts a minute, per share and per share and client address, counted in PostgreSQL
+    # (shared by every worker); past either, 429 with Retry-After until the minute ends. 0 is off.
+    sharing_unlock_limit_per_token: int = Field(
+        default=30, alias="TILECAST_SHARING_UNLOCK_LIMIT_PER_TOKEN", ge=0
+    )
+    sharing_unlock_limit_per_address: int = Field(
+        default=10, alias="TILECAST_SHARING_UNLOCK_LIMIT_PER_ADDRESS", ge=0
+    )
+    # Password checks (argon2id, ~20 MB and tens of milliseconds of one core each) run in threads, at most
+    # this many at once per process (1: a core stays free for the event loop, whatever the guessing); more
+    # waiting than 32 times this is answered 503 at once.
+    sharing_password_checks: int = Field(default=1, alias="TILECAST_SHARING_PASSWORD_CHECKS", ge=1, le=64)
 
     @field_validator("public_url")
     @classmethod

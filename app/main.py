@@ -14,7 +14,9 @@ from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
+from app.auth.grants import JwtSecret
 from app.auth.principal_cache import PrincipalCache
+from app.clock import system_clock
 from app.config import get_settings
 from app.dashboards.views import ViewRecorder
 from app.db import create_engine, create_sessionmaker
@@ -29,6 +31,8 @@ from app.middleware import (
 )
 from app.paths import loggable_path
 from app.query.pool import RenderPool
+from app.sharing.passwords import PasswordChecks
+from app.sharing.public import router as sharing_public_router
 from app.streaming.slots import StreamSlots
 from app.web.docs import install_docs
 from app.web.routes import router as web_router
@@ -133,9 +137,14 @@ def create_app() -> FastAPI:
     app.state.renders = RenderPool(lambda: app.state.sessionmaker, settings.effective_render_concurrency)
     # Open `stream_tiles` streams of this worker, at most `stream_max_streams` (`app.streaming.slots`).
     app.state.streams = StreamSlots(settings.stream_max_streams)
+    # Tests replace the clock to move time (a share's grace period, a JWT's lifetime).
+    app.state.clock = system_clock
+    app.state.sharing_secret = JwtSecret(settings)
+    app.state.password_checks = PasswordChecks(settings.sharing_password_checks)
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)
+    app.include_router(sharing_public_router)
     app.include_router(web_router)
     install_docs(app)
 

@@ -20,6 +20,7 @@ from app.streaming import resume
 from tests.events import event, ingest
 from tests.factories import Actor, make_actor
 from tests.resources import trends
+from tests.sharing_helpers import jwt_for, protected_dashboard, shared_dashboard
 from tests.streams import (
     Message,
     SlowQueries,
@@ -28,6 +29,7 @@ from tests.streams import (
     parse,
     payloads,
     stream,
+    stream_url,
     tiles_of,
 )
 
@@ -521,3 +523,46 @@ def test_the_id_format_round_trips_and_is_compact() -> None:
     assert huge is not None and 5 in huge and 2**31 - 1 in huge and 2**31 not in huge
     assert resume.decode(f"1.{version}.AP____8H") is None  # past the largest tile id
     assert resume.decode(f"1.{version}.gICAgIAB") is None  # a varint too long
+
+
+# --- sharing grants -------------------------------------------------------------------------------------
+
+
+async def test_a_share_streams_its_dashboard_in_shared_context(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    board, token = await shared_dashboard(client, actor, name="Shared board")
+    url = stream_url(actor, board)
+
+    # The share's token alone, as a browser's EventSource sends it (no key, no headers).
+    response = await client.get(url, params={"sharing_access_token": token, "filters_override": '{"x": 1}'})
+
+    assert response.status_code == 200, response.text
+    data = payloads(parse(response.text))
+    assert [d["type"] for d in data] == ["metadata", "tile", "complete"]
+    metadata = data[0]["dashboard"]
+    assert metadata["name"] == "Shared board"
+    # Shared context, as the shared retrieve: levels 37/21, no viewer, overrides ignored.
+    assert (metadata["effective_restriction_level"], metadata["effective_privilege_level"]) == (37, 21)
+    assert metadata["user_access_level"] is None and metadata["last_viewed_at"] is None
+    assert metadata["filters"] == {}
+    # Another dashboard of the team: refused.
+    other = await board_of(client, actor, ["a"])
+    refused = await client.get(stream_url(actor, other), params={"sharing_access_token": token})
+    assert refused.status_code == 403
+
+
+async def test_a_password_protected_share_streams_only_with_its_jwt(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    share = await protected_dashboard(client, actor, name="Locked board")
+    url = stream_url(actor, share.dashboard)
+
+    locked = await client.get(url, params={"sharing_access_token": share.token})
+    assert locked.status_code == 401
+    assert locked.headers["content-type"].startswith("application/json")
+
+    jwt = await jwt_for(client, share)
+    opened = await client.get(url, params={"sharing_access_token": jwt})
+    assert opened.status_code == 200, opened.text
+    assert [d["type"] for d in payloads(parse(opened.text))] == ["metadata", "tile", "complete"]

@@ -129,7 +129,7 @@ def cancel_all(futures: "list[asyncio.Future[Rendered]]") -> None:
             future.cancel()
 
 
-def get_render_pool(request: Request) -> RenderPool:
+async def get_render_pool(request: Request) -> RenderPool:
     """The worker's render pool (made by `create_app`)."""
     pool: RenderPool = request.app.state.renders
     return pool

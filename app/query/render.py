@@ -58,6 +58,17 @@ def parse_refresh(raw: str | None, default: RefreshMode = RefreshMode.FORCE_CACH
         ) from None
 
 
+def shared_refresh(mode: RefreshMode) -> RefreshMode:
+    """A refresh mode as PostHog remaps it in shared context (a share's viewer): `force_blocking` computes
+    only when stale (`blocking`), `async` stays, every other mode and no `refresh` at all become
+    `lazy_async`: a fresh cached result, computed when there is none or it is stale (`USE_FRESH_CACHE`)."""
+    if mode is RefreshMode.FORCE_BLOCKING:
+        return RefreshMode.BLOCKING
+    if mode is RefreshMode.ASYNC:
+        return RefreshMode.ASYNC
+    return RefreshMode.LAZY_ASYNC
+
+
 @dataclass(frozen=True)
 class TeamInfo:
     id: int

@@ -4,8 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app.auth.dependencies import TeamAccess, scoped
-from app.dashboards.router import OverridesDep
+from app.dashboards.router import DashboardReadOrShared, OverridesDep
 from app.dashboards.views import ViewsDep
 from app.db import SessionDep
 from app.query.pool import RenderPoolDep
@@ -17,8 +16,6 @@ from app.streaming.stream import tile_stream
 from app.validation import PathId
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"])
-
-DashboardRead = Annotated[TeamAccess, scoped("dashboard:read")]
 
 STREAM_DESCRIPTION = """Server-Sent Events, one `data:` line of JSON each (no `event:` field): `{"type":
 "metadata", "dashboard": {…, "tiles": [up to 2 tiles]}}` first, then `{"type": "tile", "order", "tile"}`
@@ -41,7 +38,7 @@ async def stream_tiles(
     id: PathId,
     slot: StreamSlotDep,
     session: SessionDep,
-    access: DashboardRead,
+    access: DashboardReadOrShared,
     fmt: FormatDep,
     overrides: OverridesDep,
     views: ViewsDep,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import TeamAccess
 from app.dashboards.repository import DashboardFullRow
-from app.dashboards.service import Overrides, end_read_transaction, get_viewed
+from app.dashboards.service import Overrides, end_read_transaction, get_viewed, shared_context
 from app.dashboards.tiles import PlannedTile, TilePlan, plan_tiles
 from app.dashboards.views import ViewRecorder
 from app.query.effective import merge_filters
@@ -49,7 +49,9 @@ async def open_stream(
     layout_size: str,
     last_event_id: str | None,
 ) -> OpenedStream | None:
-    """The stream to send, or None when a reconnection has nothing left to receive (answered 204)."""
+    """The stream to send, or None when a reconnection has nothing left to receive (answered 204). For a
+    sharing grant, in shared context: overrides ignored, refresh modes remapped (`shared_context`)."""
+    mode, overrides = shared_context(access, mode, overrides)
     row = await get_viewed(session, access, dashboard_id, views)
     d = row.dashboard
     version = resume.dashboard_version(
