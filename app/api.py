@@ -11,10 +11,20 @@ from app.auth.dependencies import ProjectIdPath
 from app.dashboards.router import router as dashboards_router
 from app.insights.router import router as insights_router
 from app.query.router import router as query_router
+from app.sharing.router import router as sharing_router
+from app.streaming.router import router as streaming_router
 from app.teams.router import router as teams_router
 from app.themes.router import router as themes_router
 
-FEATURE_ROUTERS = [dashboards_router, insights_router, themes_router, query_router, teams_router]
+FEATURE_ROUTERS = [
+    dashboards_router,
+    streaming_router,
+    sharing_router,
+    insights_router,
+    themes_router,
+    query_router,
+    teams_router,
+]
 
 
 def _environments_id(route: APIRoute) -> str:

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,37 @@ class Settings(BaseSettings):
     # 2 cores, so ~50 ms at 500, ~100 ms at 1,000.
     query_max_parameters: int = Field(default=500, alias="TILECAST_QUERY_MAX_PARAMETERS", ge=100, le=32_767)
 
+    # Tile rendering: at most this many tiles compute at once in each worker (dashboard retrieves and streams
+    # together), each on a connection of its own; kept below the pool (pool size + overflow) so that requests
+    # always find a connection. Larger values are lowered to the pool's size + overflow - 1.
+    render_concurrency: int = Field(default=8, alias="TILECAST_RENDER_CONCURRENCY", ge=1)
+    # `stream_tiles`: open streams each worker serves at once (more answer 503 with Retry-After), the
+    # heartbeat comment's interval, the longest a stream stays open, how long one message may wait for a
+    # client that stopped reading, and the reconnection delay sent to `EventSource` (`retry:`).
+    stream_max_streams: int = Field(default=2000, alias="TILECAST_STREAM_MAX_STREAMS", ge=1)
+    stream_heartbeat_s: float = Field(default=15, alias="TILECAST_STREAM_HEARTBEAT_S", gt=0)
+    stream_max_lifetime_s: float = Field(default=600, alias="TILECAST_STREAM_MAX_LIFETIME_S", gt=0)
+    stream_send_timeout_s: float = Field(default=30, alias="TILECAST_STREAM_SEND_TIMEOUT_S", gt=0)
+    stream_retry_ms: int = Field(default=3000, alias="TILECAST_STREAM_RETRY_MS", ge=0)
+    # Origins whose pages may call the API from a browser (CORS), comma-separated
+    # (`https://app.example.com,http://localhost:3000`) or `*`. Empty: none.
+    cors_allowed_origins: str = Field(default="", alias="TILECAST_CORS_ALLOWED_ORIGINS")
+    # Sharing. The key that signs the JWTs of unlocked password-protected shares; unset, one is generated on
+    # first use and stored in PostgreSQL, so that every worker and host agrees. Never logged.
+    sharing_jwt_secret: SecretStr | None = Field(default=None, alias="TILECAST_SHARING_JWT_SECRET")
+    # Failed unlock attempts a minute, per share and per share and client address, counted in PostgreSQL
+    # (shared by every worker); past either, 429 with Retry-After until the minute ends. 0 is off.
+    sharing_unlock_limit_per_token: int = Field(
+        default=30, alias="TILECAST_SHARING_UNLOCK_LIMIT_PER_TOKEN", ge=0
+    )
+    sharing_unlock_limit_per_address: int = Field(
+        default=10, alias="TILECAST_SHARING_UNLOCK_LIMIT_PER_ADDRESS", ge=0
+    )
+    # Password checks (argon2id, ~20 MB and tens of milliseconds of one core each) run in threads, at most
+    # this many at once per process (1: a core stays free for the event loop, whatever the guessing); more
+    # waiting than 32 times this is answered 503 at once.
+    sharing_password_checks: int = Field(default=1, alias="TILECAST_SHARING_PASSWORD_CHECKS", ge=1, le=64)
+
     @field_validator("public_url")
     @classmethod
     def _absolute_http_url(cls, value: str | None) -> str | None:
@@ -98,6 +129,16 @@ class Settings(BaseSettings):
                     "TILECAST_PUBLIC_URL must be an http(s) URL such as https://dash.example.com"
                 )
         return value
+
+    @property
+    def cors_origins(self) -> list[str]:
+        origins = (origin.strip().rstrip("/") for origin in self.cors_allowed_origins.split(","))
+        return [origin for origin in origins if origin]
+
+    @property
+    def effective_render_concurrency(self) -> int:
+        """`render_concurrency`, at most the pool's connections less one."""
+        return max(1, min(self.render_concurrency, self.db_pool_size + self.db_max_overflow - 1))
 
 
 @lru_cache

@@ -27,14 +27,16 @@ from app.accounts import create_personal_api_key, get_or_create_team, get_or_cre
 from app.auth import repository as auth_repository
 from app.auth.dependencies import Principal, TeamAccess
 from app.auth.keys import hash_key_value
+from app.config import get_settings
 from app.dashboards.schemas import DashboardUpdate, DashboardWrite, TextEdit, TileEdit
 from app.dashboards.service import Overrides, create_dashboard, update_dashboard
-from app.dashboards.tiles import render_tiles
+from app.dashboards.tiles import compute, plan_tiles, tile_of
 from app.ingestion.repository import NewEvent, insert_events_for_token
 from app.ingestion.service import PersonUpdates
 from app.insights.schemas import InsightWrite
 from app.insights.service import create_insight
 from app.models import Dashboard, DashboardTile, Event, Insight, Team
+from app.query.pool import RenderPool
 from app.query.render import RefreshMode
 
 DEMO_EMAIL = "demo@tilecast.local"
@@ -578,10 +580,14 @@ async def run_demo(
     out.flush()
     # The access, team and dashboard objects are detached now; their loaded columns are all the services read.
     async with sessions() as session, session.begin():
-        tiles = await render_tiles(session, access, dashboard, {}, RefreshMode.FORCE_BLOCKING)
+        plan = await plan_tiles(session, access, dashboard, {}, RefreshMode.FORCE_BLOCKING)
         total = (
             await session.execute(select(func.count()).select_from(Event).where(Event.team_id == team.id))
         ).scalar_one()
+    # Computed as a retrieve computes them: several at once, each in a short session of its own.
+    pool = RenderPool(lambda: sessions, get_settings().effective_render_concurrency)
+    await compute(plan, pool, plan.pending)
+    tiles = [tile_of(t, access) for t in plan.tiles]
     errors = [
         f"{tile.insight.name}: {tile.error.get('message', '')}"
         for tile in tiles

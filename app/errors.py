@@ -103,6 +103,18 @@ class PayloadTooLarge(AppError):
     default_detail = "Request body is too large."
 
 
+class Throttled(AppError):
+    """Too many attempts (DRF's throttled body); `Retry-After` says when to try again."""
+
+    status_code = 429
+    type = "throttled_error"
+    code = "throttled"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Request was throttled. Expected available in {retry_after} seconds.")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class ServiceUnavailable(AppError):
     """The database is away, restarting, saturated or too slow: a transient fault the client should retry."""
 

@@ -14,15 +14,28 @@ from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
+from app.auth.grants import JwtSecret
 from app.auth.principal_cache import PrincipalCache
+from app.clock import system_clock
 from app.config import get_settings
 from app.dashboards.views import ViewRecorder
 from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
-from app.middleware import AccessLogMiddleware, BodyLimitMiddleware, TrailingSlashMiddleware
+from app.middleware import (
+    AccessLogMiddleware,
+    ApiCORSMiddleware,
+    BodyLimitMiddleware,
+    TrailingSlashMiddleware,
+)
 from app.paths import loggable_path
+from app.query.pool import RenderPool
+from app.sharing.passwords import PasswordChecks
+from app.sharing.public import router as sharing_public_router
+from app.streaming.slots import StreamSlots
+from app.web.docs import install_docs
+from app.web.routes import router as web_router
 
 logger = logging.getLogger("tilecast")
 
@@ -113,13 +126,27 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        # Served offline by app/web (FastAPI's own pages load their assets from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
     app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
     app.state.principals = PrincipalCache(get_settings().auth_cache_ttl_s)
+    # Tile computations of this worker, at most `render_concurrency` at once (`app.query.pool`).
+    app.state.renders = RenderPool(lambda: app.state.sessionmaker, settings.effective_render_concurrency)
+    # Open `stream_tiles` streams of this worker, at most `stream_max_streams` (`app.streaming.slots`).
+    app.state.streams = StreamSlots(settings.stream_max_streams)
+    # Tests replace the clock to move time (a share's grace period, a JWT's lifetime).
+    app.state.clock = system_clock
+    app.state.sharing_secret = JwtSecret(settings)
+    app.state.password_checks = PasswordChecks(settings.sharing_password_checks)
     install_error_handlers(app)
     mount_api(app)
     app.include_router(capture_router)
+    app.include_router(sharing_public_router)
+    app.include_router(web_router)
+    install_docs(app)
 
     @app.get("/_health", tags=["operations"], operation_id="health")
     async def health() -> dict[str, str]:
@@ -148,6 +175,8 @@ def create_app() -> FastAPI:
 
     # The last added is the outermost: slashes are settled first, then the request is logged, then bounded.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(ApiCORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     if settings.trusted_proxies:

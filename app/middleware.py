@@ -1,9 +1,10 @@
-"""ASGI middleware: optional trailing slashes without redirects, bounded request bodies, and one log line per
-request."""
+"""ASGI middleware: optional trailing slashes without redirects, bounded request bodies, CORS for the API, and
+one log line per request."""
 
 import logging
 import time
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PayloadTooLarge, error_response
@@ -115,3 +116,26 @@ class AccessLogMiddleware:
                 status,
                 (time.perf_counter() - start) * 1000,
             )
+
+
+class ApiCORSMiddleware:
+    """CORS on `/api/…` for the origins of `TILECAST_CORS_ALLOWED_ORIGINS` (Starlette's `CORSMiddleware`), so
+    that their pages may call the API and open `stream_tiles` with `EventSource`. Capture paths answer CORS
+    themselves, to any origin, as PostHog's capture does."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            # `Last-Event-ID`: sent by `EventSource` when it reconnects to a stream.
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

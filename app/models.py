@@ -272,6 +272,73 @@ class CaptureRateLimit(Base):
     events: Mapped[int] = mapped_column(BigInteger)
 
 
+class SharingConfiguration(Base):
+    """A dashboard's share: its public token and settings. Rotating the token makes a new row; the old one
+    gets `expires_at` (a grace period) and stops counting as the current one."""
+
+    __tablename__ = "sharing_configuration"
+    __table_args__ = (
+        # At most one current configuration per dashboard.
+        Index(
+            "ix_sharing_configuration_current",
+            "dashboard_id",
+            unique=True,
+            postgresql_where=text("expires_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    dashboard_id: Mapped[int] = mapped_column(ForeignKey("dashboard.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    access_token: Mapped[str] = mapped_column(String(400), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    password_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class SharePassword(Base):
+    """A password that unlocks a password-protected share. Deleting one deactivates it (`is_active`); a
+    rotated token's active passwords move to the new configuration."""
+
+    __tablename__ = "share_password"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sharing_configuration_id: Mapped[int] = mapped_column(
+        ForeignKey("sharing_configuration.id", ondelete="CASCADE"), index=True
+    )
+    # argon2id, in its own encoded form (parameters and salt included); the password itself is never stored.
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    note: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+    created_by: Mapped[User | None] = relationship(lazy="raise")
+
+
+class SharingUnlockAttempt(Base):
+    """Failed unlock attempts in the current minute, per share (`t:<config id>`) and per share and client
+    address (`a:<config id>:<address>`): rows, so that every worker and host counts against the same limit."""
+
+    __tablename__ = "sharing_unlock_attempt"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(Integer)
+
+
+class AppSecret(Base):
+    """Secrets the app generates once and every worker shares (the sharing JWT key unless configured)."""
+
+    __tablename__ = "app_secret"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Insight(Base):
     __tablename__ = "insight"
     __table_args__ = (UniqueConstraint("team_id", "short_id"),)

@@ -715,6 +715,72 @@ def query_json_300_deep(base: str, keys: Keys, client: httpx.Client) -> Outcome:
     return query_outcome(base, keys, client, query)
 
 
+# --- share unlock guessing ---------------------------------------------------------------------------
+
+GUESS_SECONDS = 10.0
+GUESS_CONCURRENCY = 64
+
+
+def _protected_share(client: httpx.Client, base: str, keys: Keys) -> str:
+    """A new dashboard shared with a password: its token."""
+    board = _new_board(client, base, keys, "guessed")
+    url, headers = _api(base, keys, f"dashboards/{board}/sharing/")
+    shared = client.patch(url, json={"enabled": True, "password_required": True}, headers=headers)
+    shared.raise_for_status()
+    client.post(
+        f"{url}passwords/", json={"raw_password": "the right one"}, headers=headers
+    ).raise_for_status()
+    return str(shared.json()["access_token"])
+
+
+def _guess(base: str, token: str) -> list[str]:
+    """Wrong passwords from GUESS_CONCURRENCY clients at once, each sending the next as soon as it is
+    answered, for GUESS_SECONDS."""
+    statuses: list[str] = []
+
+    async def run() -> None:
+        limits = httpx.Limits(max_connections=GUESS_CONCURRENCY)
+        async with httpx.AsyncClient(base_url=base, timeout=CLIENT_TIMEOUT, limits=limits) as http:
+            until = time.perf_counter() + GUESS_SECONDS
+
+            async def guesser(i: int) -> None:
+                n = 0
+                while time.perf_counter() < until:
+                    n += 1
+                    try:
+                        answer = await http.post(f"/shared/{token}", json={"password": f"guess {i}-{n}"})
+                        statuses.append(str(answer.status_code))
+                    except httpx.HTTPError as exc:
+                        statuses.append(type(exc).__name__)
+
+            await asyncio.gather(*(guesser(i) for i in range(GUESS_CONCURRENCY)))
+
+    asyncio.run(run())
+    return statuses
+
+
+@scenario("unlock-guessing")
+def unlock_guessing(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """64 clients guessing a share's password for 10 s from one address (default limits: 10 failures a minute
+    per address, 30 per share)."""
+    token = _protected_share(client, base, keys)
+    statuses = _guess(base, token)
+    right = client.post(f"{base}/shared/{token}", json={"password": "the right one"}).status_code
+    return Outcome(counts(statuses), f"{len(statuses)} guesses; the right password then: {right}")
+
+
+@scenario(
+    "unlock-guessing-no-limits",
+    env={"TILECAST_SHARING_UNLOCK_LIMIT_PER_TOKEN": "0", "TILECAST_SHARING_UNLOCK_LIMIT_PER_ADDRESS": "0"},
+)
+def unlock_guessing_no_limits(base: str, keys: Keys, client: httpx.Client) -> Outcome:
+    """The same with the rate limits off: every guess is an argon2 check; only the process-wide limit on
+    concurrent checks (1, the rest waiting, 503 past 32 waiting) bounds CPU and memory."""
+    token = _protected_share(client, base, keys)
+    statuses = _guess(base, token)
+    return Outcome(counts(statuses), f"{len(statuses)} guesses checked or refused")
+
+
 # --- measuring ----------------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from app.db import async_url, create_engine
 from app.main import create_app
 from app.migrations import upgrade
 from tests.factories import Actor, make_actor
+from tests.streams import SlowQueries
 
 # Requests see rows a test changes at once (tests of the per-process principal cache turn it on themselves;
 # TILECAST_TEST_AUTH_CACHE_TTL_S runs the suite with it on, where only tests changing a key's rows must fail).
@@ -177,3 +178,10 @@ def configured(
     yield client_for
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def slow(monkeypatch: pytest.MonkeyPatch) -> SlowQueries:
+    """Latency injected into the tiles' query path: `slow.delays["event"] = seconds` (or `slow.default`) makes
+    each computation of that event's query first run `pg_sleep` on its own connection."""
+    return SlowQueries(monkeypatch)

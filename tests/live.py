@@ -42,6 +42,15 @@ def serve(
 ) -> Iterator[tuple[str, Path]]:
     """A live server on a free port: `tilecast serve`, or with `launcher="uvicorn"` uvicorn running the app
     itself (as `uvicorn app.main:app`, with uvicorn's own defaults; the database must be migrated)."""
+    with serve_process(env, cwd, workers, launcher=launcher) as (base, log, _):
+        yield base, log
+
+
+@contextmanager
+def serve_process(
+    env: dict[str, str], cwd: Path, workers: int = 1, *, launcher: str = "tilecast"
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """`serve`, with the server's process (to signal it)."""
     port = free_port()
     log = cwd / f"serve-{port}.log"
     if launcher == "uvicorn":
@@ -68,7 +77,7 @@ def serve(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"server did not start:\n{log.read_text()}")
             time.sleep(0.2)
-        yield base, log
+        yield base, log, proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

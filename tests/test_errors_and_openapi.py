@@ -254,6 +254,25 @@ IMPLEMENTED = [
         "dashboards_collaborators_destroy",
         "dashboard:write",
     ),
+    ("get", "dashboards/{dashboard_id}/sharing/", "dashboards_sharing_list", "sharing_configuration:read"),
+    (
+        "post",
+        "dashboards/{dashboard_id}/sharing/refresh/",
+        "dashboards_sharing_refresh_create",
+        "sharing_configuration:write",
+    ),
+    (
+        "post",
+        "dashboards/{dashboard_id}/sharing/passwords/",
+        "dashboards_sharing_passwords_create",
+        "sharing_configuration:write",
+    ),
+    (
+        "delete",
+        "dashboards/{dashboard_id}/sharing/passwords/{password_id}/",
+        "dashboards_sharing_passwords_destroy",
+        "sharing_configuration:write",
+    ),
     ("get", "data_color_themes/", "data_color_themes_list", "project:read"),
     ("post", "data_color_themes/", "data_color_themes_create", "project:write"),
     ("get", "data_color_themes/{id}/", "data_color_themes_retrieve", "project:read"),
@@ -270,6 +289,14 @@ IMPLEMENTED = [
 # PostHog declares no scope on these custom actions; DESIGN.md gives them one (its operation ids hold).
 TILECAST_SCOPED = [
     ("patch", "dashboards/{id}/move_tile/", "dashboards_move_tile_partial_update", "dashboard:write"),
+    ("get", "dashboards/{id}/stream_tiles/", "dashboards_stream_tiles_retrieve", "dashboard:read"),
+    # PostHog's schema leaves the sharing PATCH out; its scope is the viewset's.
+    (
+        "patch",
+        "dashboards/{dashboard_id}/sharing/",
+        "dashboards_sharing_partial_update",
+        "sharing_configuration:write",
+    ),
 ]
 
 

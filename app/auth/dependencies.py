@@ -1,13 +1,18 @@
 """Who is calling, and may they act on this team: the principal and team-access dependencies.
 
-A principal is today a user holding a personal API key; a sharing grant (GET-only, one dashboard) will be a
-second kind, so handlers depend on `Principal`/`TeamAccess`, never on the key itself.
+A principal is a user holding a personal API key (`Principal`) or a sharing grant (`SharingGrant`: GET/HEAD
+only, one shared dashboard and its team's themes). Handlers depend on `TeamAccess`, never on the key itself.
+Each route declares which kinds it accepts: `scoped(scope)` accepts the key alone and answers 401 to any
+request carrying `sharing_access_token`; `scoped(scope, grants=GrantTarget.…)` accepts a grant too, limited
+to that target. So no route is reached by a grant unless it says so (a test walks the route table).
 """
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Security
@@ -16,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import repository
+from app.auth.grants import QUERY_PARAMETER, JwtSecret, SharingGrant, grant_for_api, looks_like_jwt
 from app.auth.keys import hash_key_value, scope_allows
 from app.auth.principal_cache import PrincipalCache
+from app.clock import clock_of
 from app.db import SessionDep
 from app.errors import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from app.models import ADMIN, PersonalAPIKey, Team, User
@@ -44,11 +51,17 @@ class Principal:
         return self.key.scopes
 
 
+# Who a grant is, where code reached by one asks for a user: nobody. No user row has id 0 (ids start at 1), so
+# the caller's privilege and last view are never found, and a view noted for it is dropped when written (the
+# dashboard's `last_accessed_at` is still recorded). Never stored: it is not in any session.
+ANONYMOUS = User(id=0, uuid=uuid.UUID(int=0), email="", first_name="", last_name="", is_active=False)
+
+
 @dataclass
 class TeamAccess:
-    """The caller, the URL's team, and the caller's organization membership level in it."""
+    """The caller, the URL's team, and the caller's organization membership level in it (0 for a grant)."""
 
-    principal: Principal
+    principal: Principal | SharingGrant
     team: Team
     membership_level: int
     is_admin: bool = field(init=False)
@@ -58,7 +71,14 @@ class TeamAccess:
 
     @property
     def user(self) -> User:
-        return self.principal.user
+        principal = self.principal
+        return principal.user if isinstance(principal, Principal) else ANONYMOUS
+
+    @property
+    def grant(self) -> SharingGrant | None:
+        """The sharing grant when the caller holds one instead of a key (shared context)."""
+        principal = self.principal
+        return principal if isinstance(principal, SharingGrant) else None
 
 
 async def _find_key(request: Request) -> tuple[str, str] | None:
@@ -107,6 +127,8 @@ async def _record_use(session: AsyncSession, key: PersonalAPIKey) -> bool:
 async def get_principal(
     request: Request, session: SessionDep, _bearer: Annotated[object, Depends(bearer_scheme)] = None
 ) -> Principal:
+    if QUERY_PARAMETER in request.query_params:
+        raise _grant_refused(request)
     value, source = await _credentials(request)
     # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
     key = await repository.get_key_with_user(session, hash_key_value(value)) if value.isascii() else None
@@ -124,6 +146,9 @@ def require_scopes(caller: "Principal | TeamAccess", *scopes: str) -> None:
     that also creates, changes or deletes another kind of object asks for that kind's scope here, before
     any change (DESIGN.md, "Scopes of every object changed")."""
     principal = caller.principal if isinstance(caller, TeamAccess) else caller
+    if isinstance(principal, SharingGrant):
+        # A grant reads; whatever else an action would do, it may not.
+        raise PermissionDenied()
     for scope in scopes:
         if not scope_allows(principal.scopes, scope):
             raise PermissionDenied(f"API key missing required scope '{scope}'")
@@ -152,7 +177,10 @@ async def get_team_access(
     """The caller may act on the URL's team with every scope the route asks for (see `scoped`).
 
     The key, its user, the team and the user's membership come in one statement; the checks then run in the
-    order the answers are owed: bad credentials (401), a missing scope (403), no access to the team (403)."""
+    order the answers are owed: bad credentials (401), a missing scope (403), no access to the team (403).
+    A request carrying a sharing grant is refused (401): this route accepts keys alone."""
+    if QUERY_PARAMETER in request.query_params:
+        raise _grant_refused(request)
     value, source = await _credentials(request)
     team_id = _parse_team_id(project_id)
     # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
@@ -183,10 +211,91 @@ async def get_team_access(
     return TeamAccess(principal=principal, team=team, membership_level=level)
 
 
-def scoped(scope: str) -> Any:
+GET_ONLY = "Sharing access token can only be used for GET requests."
+NOT_FOR_GRANTS = "Sharing access token cannot be used on this endpoint."
+INVALID_GRANT = "Sharing access token is invalid or has expired."
+
+
+def _grant_refused(request: Request) -> AuthenticationFailed:
+    return AuthenticationFailed(GET_ONLY if request.method not in ("GET", "HEAD") else NOT_FOR_GRANTS)
+
+
+class GrantTarget(StrEnum):
+    """What a route lets a sharing grant read."""
+
+    # The shared dashboard itself: the route's `id` path parameter must be the grant's dashboard.
+    DASHBOARD = "dashboard"
+    # The grant's team's data color themes (and the global ones): reads of any of them.
+    TEAM_THEMES = "team_themes"
+
+
+def _grant_value(request: Request) -> str | None:
+    """The grant a request carries: `sharing_access_token`, or a share's JWT as `Authorization: Bearer`."""
+    value = request.query_params.get(QUERY_PARAMETER)
+    if value is not None:
+        return value
+    header = request.headers.get("authorization")
+    match = _BEARER_RE.match(header) if header else None
+    if match and looks_like_jwt(match.group(1).strip()):
+        return match.group(1).strip()
+    return None
+
+
+def carries_grant(request: Request) -> bool:
+    """Whether the request presents a sharing grant (whether or not it is valid)."""
+    return _grant_value(request) is not None
+
+
+async def _grant_access(
+    request: Request, session: AsyncSession, value: str, target: GrantTarget
+) -> TeamAccess:
+    if request.method not in ("GET", "HEAD"):
+        raise AuthenticationFailed(GET_ONLY)
+    secret: JwtSecret = request.app.state.sharing_secret
+    found = await grant_for_api(session, secret, request.app.state.sessionmaker, value, clock_of(request)())
+    if found is None:
+        raise AuthenticationFailed(INVALID_GRANT)
+    grant, team = found
+    if _parse_team_id(request.path_params.get("project_id", "")) != grant.team_id:
+        raise PermissionDenied(NO_PROJECT_ACCESS)
+    if target is GrantTarget.DASHBOARD and request.path_params.get("id") != str(grant.dashboard_id):
+        raise PermissionDenied()
+    return TeamAccess(principal=grant, team=team, membership_level=0)
+
+
+def _key_or_grant(target: GrantTarget) -> Any:
+    async def get_team_access_or_grant(
+        security_scopes: SecurityScopes,
+        project_id: ProjectIdPath,
+        request: Request,
+        session: SessionDep,
+        _bearer: Annotated[object, Depends(bearer_scheme)] = None,
+    ) -> TeamAccess:
+        """A key with the route's scopes on the URL's team, or a sharing grant on `target` (GET/HEAD only)."""
+        value = _grant_value(request)
+        if value is None:
+            return await get_team_access(security_scopes, project_id, request, session)
+        return await _grant_access(request, session, value, target)
+
+    get_team_access_or_grant.accepts_grants = target  # type: ignore[attr-defined]
+    return get_team_access_or_grant
+
+
+_GRANT_DEPENDENCIES = {target: _key_or_grant(target) for target in GrantTarget}
+
+
+def accepted_grant(dependency: Any) -> GrantTarget | None:
+    """The grant target a dependency accepts (None: keys alone). For the test that walks the route table."""
+    return getattr(dependency, "accepts_grants", None)
+
+
+def scoped(scope: str, *, grants: GrantTarget | None = None) -> Any:
     """`Annotated[TeamAccess, scoped("dashboard:read")]`: FastAPI's security scopes, so each operation's
-    OpenAPI security requirement names its scope (`{"PersonalAPIKeyAuth": ["dashboard:read"]}`)."""
-    return Security(get_team_access, scopes=[scope])
+    OpenAPI security requirement names its scope (`{"PersonalAPIKeyAuth": ["dashboard:read"]}`). With
+    `grants`, the route also accepts a sharing grant on that target (for reads; a grant has no scopes)."""
+    if grants is None:
+        return Security(get_team_access, scopes=[scope])
+    return Security(_GRANT_DEPENDENCIES[grants], scopes=[scope])
 
 
 MAX_TEAM_ID = 2**31 - 1  # team ids are PostgreSQL integers

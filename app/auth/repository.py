@@ -7,11 +7,32 @@ key, the key's user, the team and the user's membership in one round trip (`get_
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, and_, bindparam, select, update
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import aliased, contains_eager
 
-from app.models import OrganizationMembership, PersonalAPIKey, Team, User
+from app.models import (
+    Dashboard,
+    OrganizationMembership,
+    PersonalAPIKey,
+    SharePassword,
+    SharingConfiguration,
+    Team,
+    User,
+)
 
 _KEY_WITH_USER = (
     select(PersonalAPIKey)
@@ -94,3 +115,58 @@ async def get_team_with_membership(
         await session.execute(_TEAM_WITH_MEMBERSHIP, {"team_id": team_id, "user_id": user_id})
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+# --- sharing grants ---------------------------------------------------------------------------------------
+
+# A share that opens its dashboard now: enabled, not expired (a rotated token keeps working until its grace
+# period ends), its dashboard live. With its team, for the grant's `TeamAccess`, and the first of the given
+# passwords (of JWTs) that is still active on this dashboard's share (a rotated token's passwords move to the
+# new row): one statement for the whole check.
+_owner = aliased(SharingConfiguration)
+_ACTIVE_PASSWORD = (
+    select(func.min(SharePassword.id))
+    .join(_owner, _owner.id == SharePassword.sharing_configuration_id)
+    .where(
+        SharePassword.id == any_(bindparam("password_ids", type_=ARRAY(Integer))),
+        SharePassword.is_active.is_(True),
+        _owner.dashboard_id == SharingConfiguration.dashboard_id,
+    )
+    .correlate(SharingConfiguration)
+    .scalar_subquery()
+)
+_LIVE_SHARE = (
+    select(SharingConfiguration, Team, _ACTIVE_PASSWORD)
+    .join(Team, Team.id == SharingConfiguration.team_id)
+    .join(Dashboard, Dashboard.id == SharingConfiguration.dashboard_id)
+    .where(
+        SharingConfiguration.access_token == bindparam("token", type_=String),
+        SharingConfiguration.enabled.is_(True),
+        or_(
+            SharingConfiguration.expires_at.is_(None),
+            SharingConfiguration.expires_at > bindparam("now", type_=DateTime(timezone=True)),
+        ),
+        Dashboard.deleted.is_(False),
+    )
+)
+
+
+async def get_live_share(
+    session: AsyncSession, token: str, now: datetime, password_ids: list[int] | None = None
+) -> tuple[SharingConfiguration, Team, int | None] | None:
+    """The live share of `token`, its team, and the first of `password_ids` still active on it."""
+    params = {"token": token, "now": now, "password_ids": password_ids or []}
+    found = (await session.execute(_LIVE_SHARE, params)).first()
+    return None if found is None else (found[0], found[1], found[2])
+
+
+_SECRET_INSERT = text(
+    "INSERT INTO app_secret (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING"
+)
+_SECRET_SELECT = text("SELECT value FROM app_secret WHERE name = :name")
+
+
+async def get_or_create_secret(session: AsyncSession, name: str, candidate: str) -> str:
+    """The stored secret `name`, stored as `candidate` when there is none yet (the first writer wins)."""
+    await session.execute(_SECRET_INSERT, {"name": name, "value": candidate})
+    return str((await session.execute(_SECRET_SELECT, {"name": name})).scalar_one())

@@ -30,9 +30,17 @@ class DashboardAccess:
         return "editor" if self.can_edit else "viewer"
 
 
+# Shared context (a sharing grant): PostHog's fixed levels, and no right to change anything.
+SHARED = DashboardAccess(
+    RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT, PrivilegeLevel.CAN_VIEW, can_restrict=False, can_edit=False
+)
+
+
 def access_for(
     row: DashboardRow | DashboardListRow | DashboardFullRow, access: TeamAccess
 ) -> DashboardAccess:
+    if access.grant is not None:
+        return SHARED
     dashboard = row.dashboard
     can_restrict = access.is_admin or dashboard.created_by_id == access.user.id
     return _rights(dashboard.restriction_level, can_restrict, row.privilege_level)

@@ -42,6 +42,7 @@ from app.models import (
     DashboardView,
     DataColorTheme,
     Insight,
+    SharingConfiguration,
     Tag,
     TaggedItem,
     Text,
@@ -59,6 +60,7 @@ class DashboardRow:
     privilege_level: int | None
     last_viewed_at: datetime | None
     tags: list[str]
+    is_shared: bool = False
 
 
 @dataclass(slots=True)
@@ -108,6 +110,7 @@ class DashboardFullRow:
     privilege_level: int | None
     last_viewed_at: datetime | None
     tags: list[str]
+    is_shared: bool = False
 
 
 @dataclass
@@ -118,6 +121,7 @@ class DashboardListRow:
     privilege_level: int | None
     last_viewed_at: datetime | None
     tags: list[str]
+    is_shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,23 @@ class ListFilters:
     search: str | None = None
 
 
+def _is_shared() -> Any:
+    """Whether the dashboard's current share is enabled (`is_shared`), correlated to the dashboard."""
+    return (
+        exists()
+        .where(
+            SharingConfiguration.dashboard_id == Dashboard.id,
+            SharingConfiguration.expires_at.is_(None),
+            SharingConfiguration.enabled.is_(True),
+        )
+        .correlate(Dashboard)
+    )
+
+
 # One statement per read: the creator, the caller's privilege and last view (outer joins: None when the
 # caller has none) and the tags all come with the dashboard. Built once, with the caller as a parameter:
 # constructing this statement costs more than running it.
-def _build_rows_select() -> Select[Dashboard, int, datetime, list[str]]:
+def _build_rows_select() -> Select[Dashboard, int, datetime, list[str], bool]:
     creator = aliased(User)
     caller = bindparam("caller_id", type_=Integer)
     return (
@@ -139,6 +156,7 @@ def _build_rows_select() -> Select[Dashboard, int, datetime, list[str]]:
             DashboardPrivilege.level,
             DashboardView.viewed_at,
             tag_names(TaggedItem.dashboard_id, Dashboard.id).correlate(Dashboard),
+            _is_shared(),
         )
         .outerjoin(creator, Dashboard.created_by)
         .outerjoin(
@@ -168,6 +186,7 @@ def _build_record_select(columns: Sequence[Any]) -> Select[Any]:
             DashboardView.viewed_at,
             # asyncpg returns the array as a list already: no per-row processing by the ARRAY type.
             type_coerce(tag_names(TaggedItem.dashboard_id, Dashboard.id).correlate(Dashboard), NullType()),
+            _is_shared(),
         )
         .select_from(Dashboard)
         .outerjoin(creator, creator.id == Dashboard.created_by_id)
@@ -198,9 +217,11 @@ _USER_END = _OWN + len(USER_BASIC_FIELDS)
 
 
 def _list_row(values: Sequence[Any]) -> DashboardListRow:
-    level, viewed, tags, _total = values[_USER_END:]
+    level, viewed, tags, shared, _total = values[_USER_END:]
     record = DashboardRecord(UserBasic.from_columns(values[_OWN:_USER_END]), *values[:_OWN])
-    return DashboardListRow(dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
+    return DashboardListRow(
+        dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [], is_shared=shared
+    )
 
 
 _ONE_ROW = _ROWS.where(
@@ -210,11 +231,13 @@ _ONE_LIVE_ROW = _ONE_ROW.where(Dashboard.deleted.is_(False))
 
 
 def _rows(
-    result: Sequence[Row[Dashboard, int | None, datetime | None, list[str] | None]],
+    result: Sequence[Row[Dashboard, int | None, datetime | None, list[str] | None, bool]],
 ) -> list[DashboardRow]:
     return [
-        DashboardRow(dashboard=d, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
-        for d, level, viewed, tags in result
+        DashboardRow(
+            dashboard=d, privilege_level=level, last_viewed_at=viewed, tags=tags or [], is_shared=shared
+        )
+        for d, level, viewed, tags, shared in result
     ]
 
 
@@ -273,11 +296,13 @@ async def get_dashboard_record(
     values = (await (await session.connection()).execute(_ONE_LIVE_RECORD, params)).first()
     if values is None:
         return None
-    level, viewed, tags = values[_FULL_USER_END:]
+    level, viewed, tags, shared = values[_FULL_USER_END:]
     record = DashboardFullRecord(
         UserBasic.from_columns(values[_FULL_OWN:_FULL_USER_END]), *values[:_FULL_OWN]
     )
-    return DashboardFullRow(dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [])
+    return DashboardFullRow(
+        dashboard=record, privilege_level=level, last_viewed_at=viewed, tags=tags or [], is_shared=shared
+    )
 
 
 async def get_dashboard(
@@ -511,8 +536,9 @@ async def load_tiles(
     if session.new or session.dirty or session.deleted:
         await session.flush()
     connection = await session.connection()
+    users: dict[Any, UserBasic | None] = {}
     insight_rows = [
-        InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row))
+        InsightTileRow(tile=TileRecord(*row[INSIGHT_RECORD_WIDTH:]), insight=insight_record_row(row, users))
         for row in (await connection.execute(_INSIGHT_TILES, params)).all()
     ]
     text_rows = [_text_tile_row(row) for row in (await connection.execute(_TEXT_TILES, params)).all()]

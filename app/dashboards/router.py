@@ -3,9 +3,9 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
-from app.auth.dependencies import TeamAccess, scoped
+from app.auth.dependencies import GrantTarget, TeamAccess, carries_grant, scoped
 from app.dashboards import service
 from app.dashboards.repository import ListFilters
 from app.dashboards.responses import dashboard_response, list_response
@@ -23,6 +23,7 @@ from app.dashboards.views import ViewsDep
 from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
 from app.pagination import PageDep
+from app.query.pool import RenderPoolDep
 from app.query.render import parse_refresh
 from app.rendering import FormatDep, add_hard_delete_refusal
 from app.schemas import Paginated
@@ -32,9 +33,13 @@ router = APIRouter(prefix="/dashboards", tags=["dashboards"])
 
 DashboardRead = Annotated[TeamAccess, scoped("dashboard:read")]
 DashboardWriteAccess = Annotated[TeamAccess, scoped("dashboard:write")]
+# A key with `dashboard:read`, or a sharing grant of this very dashboard (the route's `id`): retrieve and
+# `stream_tiles`.
+DashboardReadOrShared = Annotated[TeamAccess, scoped("dashboard:read", grants=GrantTarget.DASHBOARD)]
 
 
 async def get_overrides(
+    request: Request,
     filters_override: Annotated[
         str | None, Query(description="JSON object merged over the dashboard's stored filters.")
     ] = None,
@@ -42,6 +47,8 @@ async def get_overrides(
         str | None, Query(description="JSON object merged over the dashboard's stored variables.")
     ] = None,
 ) -> service.Overrides:
+    if carries_grant(request):
+        return service.NO_OVERRIDES  # ignored in shared context, even when malformed
     return service.Overrides(
         filters=service.parse_override("filters_override", filters_override),
         variables=service.parse_override("variables_override", variables_override),
@@ -102,18 +109,22 @@ async def create_dashboard(
 async def retrieve_dashboard(
     id: PathId,
     session: SessionDep,
-    access: DashboardRead,
+    access: DashboardReadOrShared,
     fmt: FormatDep,
     overrides: OverridesDep,
     views: ViewsDep,
+    pool: RenderPoolDep,
     refresh: Annotated[str | None, Query(description=REFRESH_DESCRIPTION)] = None,
     layout_size: Annotated[
         Literal["sm", "xs"], Query(description="The layout whose positions order the tiles.")
     ] = "sm",
 ) -> Response:
-    """Retrieve a dashboard with its tiles; records the access and the caller's view."""
+    """Retrieve a dashboard with its tiles; records the access and the caller's view. Also open to a sharing
+    grant of this dashboard (`sharing_access_token`)."""
     mode = parse_refresh(refresh)
-    dashboard = await service.retrieve_dashboard(session, access, id, overrides, views, mode, layout_size)
+    dashboard = await service.retrieve_dashboard(
+        session, access, id, overrides, views, pool, mode, layout_size
+    )
     return dashboard_response(fmt, dashboard)
 
 

@@ -32,13 +32,14 @@ from app.dashboards.schemas import (
     Tile,
 )
 from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, creates_tile, duplicate_tiles
-from app.dashboards.tiles import render_tiles
+from app.dashboards.tiles import compute, plan_tiles, tile_of
 from app.dashboards.views import ViewRecorder
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
 from app.pagination import Page
-from app.query.render import RefreshMode
+from app.query.pool import RenderPool
+from app.query.render import RefreshMode, shared_refresh
 from app.schemas import Paginated, UserBasic, trusted
 from app.tags import set_tags
 from app.validation import reject_nul
@@ -67,6 +68,26 @@ def parse_override(name: str, raw: str | None) -> dict[str, Any]:
         raise ValidationFailed(exc.message(), attr=name) from None
 
 
+NO_OVERRIDES = Overrides()
+
+
+def shared_context(
+    access: TeamAccess, mode: RefreshMode, overrides: Overrides
+) -> tuple[RefreshMode, Overrides]:
+    """What a request may ask for: a sharing grant's `filters_override`/`variables_override` are ignored and
+    its refresh mode is remapped as PostHog does in shared context (`shared_refresh`); a key's are as
+    given."""
+    if access.grant is None:
+        return mode, overrides
+    return shared_refresh(mode), NO_OVERRIDES
+
+
+async def get_dashboard_row(session: AsyncSession, access: TeamAccess, dashboard_id: int) -> DashboardRow:
+    """A live dashboard of the team with the caller's rights on it (404 otherwise), for the packages that
+    act on a dashboard (sharing)."""
+    return await _get(session, access, dashboard_id)
+
+
 # --- serialization ---------------------------------------------------------------------------------------
 
 
@@ -81,6 +102,7 @@ def _basic_fields(
     d = row.dashboard
     rights = access_for(row, access)
     legacy = d.restriction_level > RestrictionLevel.EVERYONE_IN_PROJECT_CAN_EDIT
+    shared = access.grant is not None
     return {
         "id": d.id,
         "name": d.name,
@@ -90,15 +112,18 @@ def _basic_fields(
         "created_by": UserBasic.of(d.created_by),
         "last_accessed_at": d.last_accessed_at,
         "last_viewed_at": row.last_viewed_at,
-        # Sharing arrives with the sharing issue; until then nothing is shared.
-        "is_shared": False,
+        "is_shared": row.is_shared,
         "deleted": d.deleted,
         "creation_mode": _CREATION_MODES.get(d.creation_mode) or CreationMode(d.creation_mode),
         "tags": row.tags,
-        "restriction_level": rights.effective_restriction_level,  # no paywalls: the stored level
+        # No paywalls: the stored level (in shared context the effective level is PostHog's fixed 37).
+        "restriction_level": RestrictionLevel(d.restriction_level)
+        if shared
+        else rights.effective_restriction_level,
         "effective_restriction_level": rights.effective_restriction_level,
         "effective_privilege_level": rights.effective_privilege_level,
-        "user_access_level": rights.user_access_level,
+        # Anonymous in shared context: no access level, as PostHog.
+        "user_access_level": None if shared else rights.user_access_level,
         "access_control_version": "v1" if legacy else "v2",
         "last_refresh": d.last_refresh,
         "team_id": d.team_id,
@@ -130,15 +155,11 @@ def to_full(
 
 
 async def _full(
-    session: AsyncSession,
-    access: TeamAccess,
-    row: DashboardRow | DashboardFullRow,
-    overrides: Overrides,
-    mode: RefreshMode = RefreshMode.FORCE_CACHE,
-    layout_size: str = "sm",
+    session: AsyncSession, access: TeamAccess, row: DashboardRow | DashboardFullRow, overrides: Overrides
 ) -> Dashboard:
-    tiles = await render_tiles(session, access, row.dashboard, overrides.filters, mode, layout_size)
-    return to_full(row, access, overrides, tiles)
+    """The dashboard with its tiles' cached results (what write paths answer: they never compute)."""
+    plan = await plan_tiles(session, access, row.dashboard, overrides.filters, RefreshMode.FORCE_CACHE)
+    return to_full(row, access, overrides, [tile_of(t, access) for t in plan.tiles])
 
 
 # --- dashboards --------------------------------------------------------------------------------------------
@@ -168,17 +189,12 @@ async def _get(session: AsyncSession, access: TeamAccess, dashboard_id: int, **k
     return row
 
 
-async def retrieve_dashboard(
-    session: AsyncSession,
-    access: TeamAccess,
-    dashboard_id: int,
-    overrides: Overrides,
-    views: ViewRecorder,
-    mode: RefreshMode = RefreshMode.FORCE_CACHE,
-    layout_size: str = "sm",
-) -> Dashboard:
-    """The dashboard with its tiles; without `refresh` their results come from the cache only."""
-    # Plain columns, no ORM object: a retrieve changes nothing of the dashboard.
+async def get_viewed(
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, views: ViewRecorder
+) -> DashboardFullRow:
+    """A live dashboard as plain columns (404 otherwise), its view by the caller noted (retrieve and
+    `stream_tiles`)."""
+    # Plain columns, no ORM object: reading a dashboard changes nothing of it.
     row = await repository.get_dashboard_record(session, access.team.id, dashboard_id, access.user.id)
     if row is None:
         raise NotFound()
@@ -186,8 +202,38 @@ async def retrieve_dashboard(
     # Written after the response, at most once a minute per dashboard and caller (`app.dashboards.views`):
     # this transaction takes no row lock, so concurrent retrieves of one dashboard do not queue.
     views.note(dashboard_id, access.user.id, now)
-    row.dashboard.last_accessed_at = row.last_viewed_at = now
-    return await _full(session, access, row, overrides, mode, layout_size)
+    row.dashboard.last_accessed_at = now
+    row.last_viewed_at = None if access.grant is not None else now  # an anonymous viewer has no view log
+    return row
+
+
+async def end_read_transaction(session: AsyncSession) -> None:
+    """Commit the request's read transaction now, giving its connection back to the pool, before the tiles'
+    renders open short sessions of their own (DESIGN: the one exception to one transaction per request, for
+    read routes that fan out). The session dependency's commit then has nothing left to do."""
+    await session.commit()
+
+
+async def retrieve_dashboard(
+    session: AsyncSession,
+    access: TeamAccess,
+    dashboard_id: int,
+    overrides: Overrides,
+    views: ViewRecorder,
+    pool: RenderPool,
+    mode: RefreshMode = RefreshMode.FORCE_CACHE,
+    layout_size: str = "sm",
+) -> Dashboard:
+    """The dashboard with its tiles; without `refresh` their results come from the cache only. Tiles that
+    must be computed are computed at the same time, on the worker's render pool. For a sharing grant, in
+    shared context: overrides ignored, refresh modes remapped (`shared_context`)."""
+    mode, overrides = shared_context(access, mode, overrides)
+    row = await get_viewed(session, access, dashboard_id, views)
+    plan = await plan_tiles(session, access, row.dashboard, overrides.filters, mode, layout_size)
+    if plan.pending:
+        await end_read_transaction(session)
+        await compute(plan, pool, plan.pending)
+    return to_full(row, access, overrides, [tile_of(t, access) for t in plan.tiles])
 
 
 async def _check_theme(session: AsyncSession, access: TeamAccess, theme_id: int | None) -> None:

@@ -149,12 +149,24 @@ _USER = len(USER_BASIC_FIELDS)
 INSIGHT_RECORD_WIDTH = _OWN + 2 * _USER + 3
 
 
-def insight_record_row(values: Sequence[Any]) -> InsightRow:
-    """The `InsightRow` of the first `INSIGHT_RECORD_WIDTH` values of an `INSIGHT_RECORDS` row."""
+def _user(values: Sequence[Any], users: dict[Any, UserBasic | None] | None) -> UserBasic | None:
+    if users is None:
+        return UserBasic.from_columns(values)
+    # Rows of one statement: the same id is the same user. One model each, shared by the rows (read-only).
+    user_id = values[0]
+    if user_id not in users:
+        users[user_id] = UserBasic.from_columns(values)
+    return users[user_id]
+
+
+def insight_record_row(values: Sequence[Any], users: dict[Any, UserBasic | None] | None = None) -> InsightRow:
+    """The `InsightRow` of the first `INSIGHT_RECORD_WIDTH` values of an `INSIGHT_RECORDS` row. `users`: the
+    creators and editors already made for other rows of the same statement (a dashboard's insights are
+    mostly made by the same few people)."""
     creator_at, editor_at, rest_at = _OWN, _OWN + _USER, _OWN + 2 * _USER
     record = InsightRecord(
-        UserBasic.from_columns(values[creator_at:editor_at]),
-        UserBasic.from_columns(values[editor_at:rest_at]),
+        _user(values[creator_at:editor_at], users),
+        _user(values[editor_at:rest_at], users),
         *values[:_OWN],
     )
     tags, tiles, restriction = values[rest_at : rest_at + 3]

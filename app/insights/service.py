@@ -142,6 +142,11 @@ async def _get(session: AsyncSession, access: TeamAccess, insight_id: int, **kw:
 async def with_access(session: AsyncSession, access: TeamAccess, rows: Sequence[InsightRow]) -> None:
     """Whether the caller may edit each insight: only if it may edit every restricted dashboard the insight
     is on (PostHog's effective privilege). One statement for all rows; none when no row is restricted."""
+    if access.grant is not None:
+        # Shared context: nothing may be edited.
+        for r in rows:
+            r.can_edit = False
+        return
     restricted = [r for r in rows if r.restriction_level >= RestrictionLevel.ONLY_COLLABORATORS_CAN_EDIT]
     if not restricted:
         return

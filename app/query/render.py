@@ -4,6 +4,8 @@ Insights, dashboard tiles, streams, shares and snapshots all call `render_query`
 DESIGN.md: without a job queue the async modes compute in the request like `blocking`.
 """
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,6 +58,17 @@ def parse_refresh(raw: str | None, default: RefreshMode = RefreshMode.FORCE_CACH
         raise ValidationFailed(
             f'"{raw}" is not a valid choice.', attr="refresh", code="invalid_choice"
         ) from None
+
+
+def shared_refresh(mode: RefreshMode) -> RefreshMode:
+    """A refresh mode as PostHog remaps it in shared context (a share's viewer): `force_blocking` computes
+    only when stale (`blocking`), `async` stays, every other mode and no `refresh` at all become
+    `lazy_async`: a fresh cached result, computed when there is none or it is stale (`USE_FRESH_CACHE`)."""
+    if mode is RefreshMode.FORCE_BLOCKING:
+        return RefreshMode.BLOCKING
+    if mode is RefreshMode.ASYNC:
+        return RefreshMode.ASYNC
+    return RefreshMode.LAZY_ASYNC
 
 
 @dataclass(frozen=True)
@@ -171,11 +184,23 @@ async def render_query(
         else await cache.read(await session.connection(), key, saved=saved)
     )
     started = datetime.now(UTC)
+    answer = answer_from_cache(team, query, mode, key, hit, started)
+    if answer is not None:
+        return answer
+    return await _compute(session, team, query, key, started, saved=saved)
+
+
+def answer_from_cache(
+    team: TeamInfo, query: Any, mode: RefreshMode, key: str, hit: cache.CachedResult | None, now: datetime
+) -> Rendered | None:
+    """What `mode` answers from the cache row `hit` (or its absence) without computing anything; None when
+    the query must be computed. No database: callers that read the cache rows already decide with it which
+    queries are ready at once (`stream_tiles` sends those first)."""
     if mode is RefreshMode.FORCE_CACHE:
         return _from_cache(key, team, query, hit, is_cached=True) if hit else Rendered(key, team.timezone)
-    if mode in USE_FRESH_CACHE and hit is not None and started - hit.last_refresh < target_age(query):
+    if mode in USE_FRESH_CACHE and hit is not None and now - hit.last_refresh < target_age(query):
         return _from_cache(key, team, query, hit, is_cached=True)
-    return await _compute(session, team, query, key, started, saved=saved)
+    return None
 
 
 async def _compute(
@@ -186,6 +211,7 @@ async def _compute(
     settings = get_settings()
     conn = await session.connection()
     await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms)
+    failed: BaseException | None = None
     try:
         hit = await cache.read(conn, key, saved=saved)
         if hit is not None and hit.last_refresh >= started:
@@ -225,5 +251,14 @@ async def _compute(
         if len(text) > memory.RELEASE_ABOVE_BYTES:
             memory.release_soon()
         return _from_cache(key, team, query, cache.CachedResult(payload, ctx.now), is_cached=False)
+    except BaseException as exc:
+        failed = exc
+        raise
     finally:
-        await cache.reset_timeout(conn, settings.db_statement_timeout_ms)
+        if failed is None:
+            await cache.reset_timeout(conn, settings.db_statement_timeout_ms)
+        elif not isinstance(failed, asyncio.CancelledError):
+            # For a caller whose transaction goes on; but never instead of the failure itself (the
+            # connection may be gone). A cancelled computation's transaction is abandoned: nothing to reset.
+            with contextlib.suppress(Exception):
+                await cache.reset_timeout(conn, settings.db_statement_timeout_ms)

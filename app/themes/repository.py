@@ -2,7 +2,7 @@
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.models import DataColorTheme
 
@@ -35,3 +35,15 @@ async def get_theme(session: AsyncSession, team_id: int, theme_id: int) -> DataC
         .options(selectinload(DataColorTheme.created_by))
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def all_visible(session: AsyncSession, team_id: int, limit: int) -> list[DataColorTheme]:
+    """The team's and the global themes with their creators, in one statement (no count)."""
+    stmt = (
+        select(DataColorTheme)
+        .where(_visible(team_id))
+        .options(joinedload(DataColorTheme.created_by))
+        .order_by(DataColorTheme.id)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())

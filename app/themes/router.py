@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.auth.dependencies import TeamAccess, scoped
+from app.auth.dependencies import GrantTarget, TeamAccess, scoped
 from app.db import SessionDep
 from app.pagination import PageDep
 from app.schemas import Paginated
@@ -14,8 +14,9 @@ from app.validation import MAX_INT32
 
 router = APIRouter(prefix="/data_color_themes", tags=["data_color_themes"])
 
-ProjectRead = Annotated[TeamAccess, scoped("project:read")]
 ProjectWrite = Annotated[TeamAccess, scoped("project:write")]
+# Reads are also open to a sharing grant of one of the team's dashboards (a shared page draws its themes).
+ProjectReadOrShared = Annotated[TeamAccess, scoped("project:read", grants=GrantTarget.TEAM_THEMES)]
 # Ids are PostgreSQL integers: a larger number matches no theme (404) rather than overflowing the query.
 ThemeId = Annotated[
     int, Path(le=MAX_INT32, description="A unique integer value identifying this data color theme.")
@@ -23,7 +24,9 @@ ThemeId = Annotated[
 
 
 @router.get("/", name="data_color_themes_list")
-async def list_themes(session: SessionDep, access: ProjectRead, page: PageDep) -> Paginated[DataColorTheme]:
+async def list_themes(
+    session: SessionDep, access: ProjectReadOrShared, page: PageDep
+) -> Paginated[DataColorTheme]:
     """List the team's themes and the global ones."""
     return await service.list_themes(session, access, page)
 
@@ -37,7 +40,7 @@ async def create_theme(
 
 
 @router.get("/{id}/", name="data_color_themes_retrieve")
-async def retrieve_theme(id: ThemeId, session: SessionDep, access: ProjectRead) -> DataColorTheme:
+async def retrieve_theme(id: ThemeId, session: SessionDep, access: ProjectReadOrShared) -> DataColorTheme:
     """Retrieve one of the team's themes or a global theme."""
     return await service.retrieve_theme(session, access, id)
 

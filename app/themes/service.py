@@ -77,3 +77,12 @@ async def delete_theme(session: AsyncSession, access: TeamAccess, theme_id: int)
     theme = await _get(session, access, theme_id, writing=True)
     await session.delete(theme)
     await session.flush()
+
+
+# A share's page draws with any of its team's themes; a team has a handful.
+SHARED_THEMES_LIMIT = 1000
+
+
+async def visible_themes(session: AsyncSession, team_id: int) -> list[DataColorTheme]:
+    """The team's themes and the global ones, for a shared dashboard's exported data."""
+    return [to_schema(t) for t in await repository.all_visible(session, team_id, SHARED_THEMES_LIMIT)]

@@ -1,0 +1,1 @@
+"""`stream_tiles`: a dashboard's tiles over Server-Sent Events, each sent the moment it is rendered."""

@@ -1,0 +1,802 @@
+// Tilecast's live dashboard page: opens the dashboard's stream (Server-Sent Events, PostHog's wire format) and
+// draws the dashboard as its messages arrive. One module, no dependencies, no build step.
+//
+// Safety: every label, breakdown value, name and cell is data someone sent, so data is only ever written with
+// textContent and SVG text nodes, never as markup; text tiles go through this module's own small Markdown
+// subset, which builds DOM nodes (links only to http(s) targets). Styles are set through the CSSOM
+// (`element.style.setProperty`), which the page's Content-Security-Policy allows.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// The default data color theme (one color per series, in turn).
+export const DEFAULT_PALETTE = [
+  "#1d4aff", "#621da6", "#42827e", "#ce0e74", "#f14f58", "#7c440e", "#529a0a", "#0476fb",
+  "#fe729e", "#35416b", "#41cbc4", "#b64b02", "#e4a604", "#a56eff", "#30d5c8",
+];
+
+const TIME_SERIES = new Set([
+  "ActionsLineGraph", "ActionsLineGraphCumulative", "ActionsBar", "ActionsUnstackedBar", "ActionsStackedBar",
+  "ActionsAreaGraph",
+]);
+const AS_TABLE = {
+  ActionsTable: null,
+  ActionsBarValue: null,
+  ActionsPie: "A pie chart, shown as a table.",
+  WorldMap: "A world map, shown as a table.",
+  CalendarHeatmap: "A calendar heatmap, shown as a table.",
+};
+
+// --- numbers -------------------------------------------------------------------------------------------------
+
+const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+const percentFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+/** A number for people: thousands separators, at most 2 decimals; "–" for what is not a finite number. */
+export function formatNumber(value) {
+  const n = typeof value === "number" ? value : Number(value);
+  if (value === null || value === undefined || value === "" || !Number.isFinite(n)) return "–";
+  return numberFormat.format(n);
+}
+
+function formatPercent(value) {
+  return `${percentFormat.format(value)}%`;
+}
+
+// --- DOM helpers (text only) -------------------------------------------------------------------------------
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function svgEl(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+}
+
+// --- Markdown (a small subset, built as DOM nodes) ---------------------------------------------------------
+
+function safeHref(raw) {
+  try {
+    const url = new URL(raw, document.baseURI);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+const INLINE = [
+  { kind: "code", re: /`([^`\n]+)`/ },
+  { kind: "link", re: /\[([^\]\n]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)/ },
+  { kind: "strong", re: /\*\*(?=\S)([^\n]*?\S)\*\*/ },
+  { kind: "strong", re: /__(?=\S)([^\n]*?\S)__/ },
+  { kind: "em", re: /\*(?=\S)([^*\n]*?\S)\*/ },
+  { kind: "em", re: /(?<![\w])_(?=\S)([^_\n]*?\S)_(?![\w])/ },
+];
+
+/** Inline Markdown (code, links, strong, emphasis) appended to `parent` as nodes. */
+function appendInline(parent, text, depth = 0) {
+  let rest = text;
+  while (rest) {
+    let best = null;
+    for (const rule of INLINE) {
+      const m = rule.re.exec(rest);
+      if (m && (best === null || m.index < best.m.index)) best = { rule, m };
+    }
+    if (best === null || depth > 8) {
+      parent.appendChild(document.createTextNode(rest));
+      return;
+    }
+    const { rule, m } = best;
+    if (m.index > 0) parent.appendChild(document.createTextNode(rest.slice(0, m.index)));
+    if (rule.kind === "code") {
+      parent.appendChild(el("code", null, m[1]));
+    } else if (rule.kind === "link") {
+      const href = safeHref(m[2]);
+      if (href === null) {
+        appendInline(parent, m[1], depth + 1);
+      } else {
+        const a = el("a");
+        a.href = href;
+        a.rel = "noopener noreferrer nofollow";
+        a.target = "_blank";
+        appendInline(a, m[1], depth + 1);
+        parent.appendChild(a);
+      }
+    } else {
+      const node = el(rule.kind);
+      appendInline(node, m[1], depth + 1);
+      parent.appendChild(node);
+    }
+    rest = rest.slice(m.index + m[0].length);
+  }
+}
+
+/** A Markdown subset (headings, paragraphs, lists, fenced code, inline code, emphasis, http(s) links) as a
+ * DocumentFragment. No HTML passes through: `<b>` in the text stays the text `<b>`. */
+export function renderMarkdown(source) {
+  const out = document.createDocumentFragment();
+  const lines = String(source ?? "").replace(/\r\n?/g, "\n").split("\n");
+  let paragraph = [];
+  let list = null;
+  const flushParagraph = () => {
+    if (paragraph.length) {
+      const p = el("p");
+      appendInline(p, paragraph.join(" "));
+      out.appendChild(p);
+      paragraph = [];
+    }
+  };
+  const flushList = () => {
+    list = null;
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (/^\s*```/.test(line)) {
+      flushParagraph();
+      flushList();
+      const code = [];
+      i++;
+      while (i < lines.length && !/^\s*```/.test(lines[i])) code.push(lines[i++]);
+      const pre = el("pre");
+      pre.appendChild(el("code", null, code.join("\n")));
+      out.appendChild(pre);
+      continue;
+    }
+    const heading = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line);
+    if (heading) {
+      flushParagraph();
+      flushList();
+      const level = Math.min(heading[1].length + 2, 6);
+      const h = el(`h${level}`, "tc-md-heading");
+      appendInline(h, heading[2]);
+      out.appendChild(h);
+      continue;
+    }
+    const bullet = /^\s*[-*+]\s+(.*)$/.exec(line);
+    const numbered = /^\s*\d{1,9}[.)]\s+(.*)$/.exec(line);
+    if (bullet || numbered) {
+      flushParagraph();
+      const tag = bullet ? "ul" : "ol";
+      if (list === null || list.tagName.toLowerCase() !== tag) {
+        list = el(tag);
+        out.appendChild(list);
+      }
+      const li = el("li");
+      appendInline(li, (bullet || numbered)[1]);
+      list.appendChild(li);
+      continue;
+    }
+    if (!line.trim()) {
+      flushParagraph();
+      flushList();
+      continue;
+    }
+    flushList();
+    paragraph.push(line.trim());
+  }
+  flushParagraph();
+  return out;
+}
+
+// --- results -------------------------------------------------------------------------------------------------
+
+function displayOf(insight) {
+  const source = insight?.query?.source;
+  return source?.trendsFilter?.display || insight?.filters?.display || "ActionsLineGraph";
+}
+
+function seriesLabel(result) {
+  let label = result.label ?? result.action?.name ?? "Series";
+  const bv = result.breakdown_value;
+  if (bv !== undefined && bv !== null && String(label) !== String(bv)) {
+    label = `${label} – ${Array.isArray(bv) ? bv.join(", ") : bv}`;
+  }
+  if (result.compare_label === "previous") label = `${label} (previous)`;
+  return String(label);
+}
+
+function totalOf(result) {
+  if (typeof result.aggregated_value === "number") return result.aggregated_value;
+  if (typeof result.count === "number") return result.count;
+  return (result.data || []).reduce((a, b) => a + (Number(b) || 0), 0);
+}
+
+/** Colors by position among current series; a previous period's series takes its current's color. */
+function assignColors(results, palette) {
+  let current = 0;
+  let previous = 0;
+  return results.map((r) => {
+    const index = r.compare_label === "previous" ? previous++ : current++;
+    return palette[index % palette.length];
+  });
+}
+
+// --- charts --------------------------------------------------------------------------------------------------
+
+function niceStep(range, count) {
+  const raw = range / Math.max(count, 1);
+  const power = 10 ** Math.floor(Math.log10(raw || 1));
+  const unit = raw / power;
+  const nice = unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 2.5 ? 2.5 : unit <= 5 ? 5 : 10;
+  return nice * power;
+}
+
+function yTicks(min, max, count) {
+  if (min === max) max = min + 1;
+  const step = niceStep(max - min, count);
+  const start = Math.floor(min / step) * step;
+  const end = Math.ceil(max / step) * step;
+  const ticks = [];
+  for (let v = start; v <= end + step / 2; v += step) ticks.push(Number(v.toPrecision(12)));
+  return ticks;
+}
+
+const LABEL_CHAR_WIDTH = 6.6; // about the advance of one character of an 11px tick label
+
+/** Where each x label goes: evenly spread, never overlapping, the first and last buckets labelled.
+ * Returns [index, x, anchor] triples. */
+function xTickPlacements(labels, length, xAt, width) {
+  const extent = (i) => {
+    const half = (String(labels[i] ?? i + 1).length * LABEL_CHAR_WIDTH) / 2;
+    const x = xAt(i);
+    if (x - half < 2) return { i, x: Math.max(x - 4, 2), anchor: "start", left: x - 4, right: x - 4 + 2 * half };
+    if (x + half > width - 2) {
+      const end = Math.min(x + 4, width - 2);
+      return { i, x: end, anchor: "end", left: end - 2 * half, right: end };
+    }
+    return { i, x, anchor: "middle", left: x - half, right: x + half };
+  };
+  if (!length) return [];
+  const widest = Math.max(...Array.from({ length }, (_, i) => String(labels[i] ?? i + 1).length));
+  const spacing = widest * LABEL_CHAR_WIDTH + 14;
+  const span = Math.abs(xAt(length - 1) - xAt(0));
+  const step = Math.max(1, Math.ceil((length - 1) / Math.max(Math.floor(span / spacing), 1)));
+  // The smallest regular step whose labels do not overlap.
+  const fits = (ticks) => ticks.every((t, k) => k === 0 || ticks[k - 1].right + 8 <= t.left);
+  let out = [extent(0)];
+  for (let s = step; s < length; s++) {
+    const ticks = [];
+    for (let i = 0; i < length; i += s) ticks.push(extent(i));
+    if (fits(ticks)) {
+      out = ticks;
+      break;
+    }
+  }
+  const last = extent(length - 1);
+  if (out[out.length - 1].i !== last.i) {
+    while (out.length > 1 && out[out.length - 1].right + 8 > last.left) out.pop();
+    if (out[out.length - 1].right + 8 <= last.left) out.push(last);
+  }
+  return out;
+}
+
+/** A trends chart (`kind`: "line", "area" or "bar") of `results` into `host`, sized to it. */
+function drawTrendChart(host, results, colors, kind) {
+  clear(host);
+  const width = Math.max(host.clientWidth, 240);
+  const height = Math.max(host.clientHeight, 160);
+  const labels = (results.find((r) => Array.isArray(r.labels))?.labels ||
+    results.find((r) => Array.isArray(r.days))?.days || []).map(String);
+  const length = Math.max(labels.length, ...results.map((r) => (r.data || []).length), 0);
+  const values = results.flatMap((r) => (r.data || []).map(Number).filter(Number.isFinite));
+  const ticks = yTicks(Math.min(0, ...values), Math.max(0, ...values), Math.max(2, Math.floor(height / 50)));
+  const yMin = ticks[0];
+  const yMax = ticks[ticks.length - 1];
+  const tickTexts = ticks.map(formatNumber);
+  const left = 12 + 7 * Math.max(...tickTexts.map((t) => t.length));
+  const margin = { top: 10, right: 14, bottom: 26, left };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const band = plotW / Math.max(length, 1);
+  const xAt = kind === "bar"
+    ? (i) => margin.left + band * (i + 0.5)
+    : (i) => margin.left + (length <= 1 ? plotW / 2 : (plotW * i) / (length - 1));
+  const yAt = (v) => margin.top + plotH - ((v - yMin) / (yMax - yMin || 1)) * plotH;
+
+  const svg = svgEl("svg", {
+    class: `tc-chart tc-chart-${kind}`,
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+  });
+  svg.appendChild(svgEl("title", {}, results.map(seriesLabel).join(", ")));
+
+  // Axes: horizontal grid lines with the y tick labels, x tick labels under the plot.
+  const axes = svgEl("g", { class: "tc-axes" });
+  for (let i = 0; i < ticks.length; i++) {
+    const y = yAt(ticks[i]);
+    axes.appendChild(svgEl("line", {
+      class: ticks[i] === 0 ? "tc-grid-line tc-zero" : "tc-grid-line",
+      x1: margin.left, x2: width - margin.right, y1: y, y2: y,
+    }));
+    axes.appendChild(svgEl("text", {
+      class: "tc-tick tc-y-tick", x: margin.left - 6, y: y + 4, "text-anchor": "end",
+    }, tickTexts[i]));
+  }
+  for (const tick of xTickPlacements(labels, length, xAt, width)) {
+    axes.appendChild(svgEl("text", {
+      class: "tc-tick tc-x-tick", x: tick.x, y: height - 8, "text-anchor": tick.anchor,
+    }, labels[tick.i] ?? String(tick.i + 1)));
+  }
+  svg.appendChild(axes);
+
+  const plot = svgEl("g", { class: "tc-plot" });
+  const dense = length > 45;
+  results.forEach((result, s) => {
+    const data = (result.data || []).map(Number);
+    const previous = result.compare_label === "previous";
+    const group = svgEl("g", {
+      class: `tc-series${previous ? " tc-previous" : ""}${dense ? " tc-dense" : ""}`,
+      "data-series": s,
+      stroke: colors[s],
+      fill: colors[s],
+    });
+    if (kind === "bar") {
+      const barW = (band * 0.8) / results.length;
+      data.forEach((v, i) => {
+        const value = Number.isFinite(v) ? v : 0;
+        const y = yAt(Math.max(value, 0));
+        const rect = svgEl("rect", {
+          class: "tc-bar",
+          x: margin.left + band * i + band * 0.1 + barW * s,
+          y,
+          width: Math.max(barW - 1, 1),
+          height: Math.max(Math.abs(yAt(value) - yAt(0)), value === 0 ? 0 : 1),
+        });
+        rect.appendChild(svgEl("title", {}, `${seriesLabel(result)} · ${labels[i] ?? ""}: ${formatNumber(v)}`));
+        group.appendChild(rect);
+      });
+    } else {
+      const points = data.map((v, i) => [xAt(i), yAt(Number.isFinite(v) ? v : 0)]);
+      const d = points.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join("");
+      if (kind === "area" && points.length) {
+        const base = yAt(Math.max(yMin, 0)).toFixed(1);
+        const area = `${d}L${points[points.length - 1][0].toFixed(1)},${base}L${points[0][0].toFixed(1)},${base}Z`;
+        group.appendChild(svgEl("path", { class: "tc-area", d: area }));
+      }
+      group.appendChild(svgEl("path", { class: "tc-line", d }));
+      points.forEach(([x, y], i) => {
+        const point = svgEl("circle", { class: "tc-point", cx: x.toFixed(1), cy: y.toFixed(1), r: 3 });
+        point.appendChild(svgEl("title", {}, `${seriesLabel(result)} · ${labels[i] ?? ""}: ${formatNumber(data[i])}`));
+        group.appendChild(point);
+      });
+    }
+    plot.appendChild(group);
+  });
+  svg.appendChild(plot);
+
+  // Hover: a guide at the nearest bucket and a box with every series' value there.
+  const guide = svgEl("line", { class: "tc-guide", y1: margin.top, y2: margin.top + plotH, x1: 0, x2: 0 });
+  guide.setAttribute("visibility", "hidden");
+  svg.appendChild(guide);
+  const overlay = svgEl("rect", {
+    class: "tc-overlay", x: margin.left, y: margin.top, width: Math.max(plotW, 1), height: Math.max(plotH, 1),
+  });
+  svg.appendChild(overlay);
+  host.appendChild(svg);
+  const tip = el("div", "tc-tooltip");
+  tip.hidden = true;
+  host.appendChild(tip);
+
+  const indexAt = (clientX) => {
+    const box = svg.getBoundingClientRect();
+    const x = clientX - box.left;
+    const i = kind === "bar"
+      ? Math.floor((x - margin.left) / band)
+      : Math.round(((x - margin.left) / (plotW || 1)) * (length - 1));
+    return Math.min(Math.max(i, 0), Math.max(length - 1, 0));
+  };
+  overlay.addEventListener("pointermove", (event) => {
+    if (!length) return;
+    const i = indexAt(event.clientX);
+    const x = xAt(i);
+    guide.setAttribute("x1", x);
+    guide.setAttribute("x2", x);
+    guide.setAttribute("visibility", "visible");
+    for (const node of svg.querySelectorAll(".tc-hot")) node.classList.remove("tc-hot");
+    for (const group of svg.querySelectorAll(".tc-series")) {
+      const marks = group.querySelectorAll(".tc-point, .tc-bar");
+      if (marks[i]) marks[i].classList.add("tc-hot");
+    }
+    clear(tip);
+    tip.appendChild(el("div", "tc-tooltip-title", labels[i] ?? ""));
+    results.forEach((result, s) => {
+      const row = el("div", "tc-tooltip-row");
+      const swatch = el("span", "tc-swatch");
+      swatch.style.setProperty("--swatch", colors[s]);
+      row.append(swatch, el("span", "tc-tooltip-label", seriesLabel(result)),
+        el("span", "tc-tooltip-value", formatNumber((result.data || [])[i])));
+      tip.appendChild(row);
+    });
+    tip.hidden = false;
+    const flip = x > width / 2;
+    tip.style.setProperty("left", flip ? "auto" : `${x + 12}px`);
+    tip.style.setProperty("right", flip ? `${width - x + 12}px` : "auto");
+    tip.style.setProperty("top", `${margin.top}px`);
+  });
+  overlay.addEventListener("pointerleave", () => {
+    guide.setAttribute("visibility", "hidden");
+    for (const node of svg.querySelectorAll(".tc-hot")) node.classList.remove("tc-hot");
+    tip.hidden = true;
+  });
+}
+
+function legend(results, colors) {
+  const list = el("ul", "tc-legend");
+  results.forEach((result, s) => {
+    const item = el("li", result.compare_label === "previous" ? "tc-legend-item tc-previous" : "tc-legend-item");
+    const swatch = el("span", "tc-swatch");
+    swatch.style.setProperty("--swatch", colors[s]);
+    item.append(swatch, el("span", "tc-legend-label", seriesLabel(result)));
+    list.appendChild(item);
+  });
+  return list;
+}
+
+function detailsTable(results) {
+  const table = el("table", "tc-table tc-details");
+  const head = el("tr");
+  head.append(el("th", null, "Series"), el("th", "tc-num", "Total"));
+  table.appendChild(el("thead")).appendChild(head);
+  const body = el("tbody");
+  for (const result of results) {
+    const row = el("tr");
+    row.append(el("td", null, seriesLabel(result)), el("td", "tc-num", formatNumber(totalOf(result))));
+    body.appendChild(row);
+  }
+  table.appendChild(body);
+  return table;
+}
+
+function drawTrends(body, results, display, palette, options) {
+  const kind = display.includes("Bar") ? "bar" : display === "ActionsAreaGraph" ? "area" : "line";
+  const colors = assignColors(results, palette);
+  const host = el("div", "tc-chart-host");
+  body.appendChild(host);
+  if (options.legend) body.appendChild(legend(results, colors));
+  if (options.detailed) body.appendChild(detailsTable(results));
+  let drawnSize = "";
+  const draw = () => {
+    const size = `${host.clientWidth}x${host.clientHeight}`;
+    if (size === drawnSize) return;
+    drawnSize = size;
+    drawTrendChart(host, results, colors, kind);
+  };
+  draw();
+  if (typeof ResizeObserver === "function") {
+    let pending = false;
+    new ResizeObserver(() => {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        draw();
+      });
+    }).observe(host);
+  }
+}
+
+function drawNumber(body, results) {
+  const current = results.find((r) => r.compare_label !== "previous") || results[0];
+  const previous = results.find((r) => r.compare_label === "previous");
+  const box = el("div", "tc-number");
+  const value = totalOf(current);
+  box.appendChild(el("div", "tc-number-value", formatNumber(value)));
+  if (previous) {
+    const before = totalOf(previous);
+    let text;
+    let trend = "flat";
+    if (before === 0) {
+      text = value === 0 ? "No change from the previous period" : "Up from 0 in the previous period";
+      trend = value === 0 ? "flat" : "up";
+    } else {
+      const change = ((value - before) / Math.abs(before)) * 100;
+      trend = change > 0 ? "up" : change < 0 ? "down" : "flat";
+      const arrow = trend === "up" ? "▲" : trend === "down" ? "▼" : "=";
+      text = `${arrow} ${formatPercent(Math.abs(change))} from the previous period (${formatNumber(before)})`;
+    }
+    box.appendChild(el("div", `tc-number-change tc-${trend}`, text));
+  }
+  box.appendChild(el("div", "tc-number-label", seriesLabel({ ...current, compare_label: undefined })));
+  body.appendChild(box);
+}
+
+function drawTable(body, results, display, palette) {
+  const note = AS_TABLE[display];
+  if (note) body.appendChild(el("p", "tc-note", note));
+  const rows = results
+    .map((r) => ({ label: seriesLabel(r), value: totalOf(r) }))
+    .sort((a, b) => (b.value || 0) - (a.value || 0));
+  const max = Math.max(...rows.map((r) => Math.abs(r.value) || 0), 0);
+  const table = el("table", "tc-table tc-breakdown");
+  const head = el("tr");
+  head.append(el("th", null, "Breakdown"), el("th", "tc-num", "Value"));
+  table.appendChild(el("thead")).appendChild(head);
+  const tbody = el("tbody");
+  for (const row of rows) {
+    const tr = el("tr");
+    const valueCell = el("td", "tc-num");
+    const bar = el("span", "tc-value-bar");
+    bar.style.setProperty("width", `${max ? (Math.abs(row.value) / max) * 100 : 0}%`);
+    bar.style.setProperty("background-color", palette[0]);
+    valueCell.append(bar, el("span", "tc-value-text", formatNumber(row.value)));
+    tr.append(el("td", "tc-label", row.label), valueCell);
+    tbody.appendChild(tr);
+  }
+  table.appendChild(tbody);
+  body.appendChild(table);
+}
+
+function errorBox(title, message) {
+  const box = el("div", "tc-error");
+  box.setAttribute("role", "alert");
+  box.appendChild(el("strong", null, title));
+  if (message) box.appendChild(el("p", null, message));
+  return box;
+}
+
+/** The body of one tile, drawn from its JSON. */
+function drawTileBody(body, tile, palette, options) {
+  if (tile.text) {
+    body.classList.add("tc-markdown");
+    body.appendChild(renderMarkdown(tile.text.body));
+    return;
+  }
+  const insight = tile.insight;
+  if (tile.error) {
+    const err = tile.error;
+    const message = typeof err === "string" ? err : [err.type, err.message].filter(Boolean).join(": ");
+    body.appendChild(errorBox("This insight could not be computed.", message));
+    return;
+  }
+  if (!insight) {
+    body.appendChild(el("p", "tc-note", "Nothing to show."));
+    return;
+  }
+  const results = insight.result;
+  const kind = insight.query?.source?.kind;
+  if (kind && kind !== "TrendsQuery") {
+    body.appendChild(el("p", "tc-note", `${kind} insights are not drawn on this page.`));
+    return;
+  }
+  if (!Array.isArray(results)) {
+    body.appendChild(el("p", "tc-note", "Not computed yet."));
+    return;
+  }
+  if (!results.length) {
+    body.appendChild(el("p", "tc-note", "No data for this period."));
+    return;
+  }
+  const display = displayOf(insight);
+  if (display === "BoldNumber") drawNumber(body, results);
+  else if (display in AS_TABLE) drawTable(body, results, display, palette);
+  else drawTrends(body, results, TIME_SERIES.has(display) ? display : "ActionsLineGraph", palette, options);
+}
+
+// --- the page ------------------------------------------------------------------------------------------------
+
+export class DashboardPage {
+  constructor(root, streamUrl, options = {}) {
+    this.root = root;
+    this.streamUrl = streamUrl;
+    this.options = { legend: true, ...options };
+    this.palette = Array.isArray(this.options.colors) && this.options.colors.length
+      ? this.options.colors
+      : DEFAULT_PALETTE;
+    this.grid = root.querySelector(".tc-grid");
+    this.progress = root.querySelector(".tc-progress");
+    this.progressBar = root.querySelector(".tc-progress-bar");
+    this.connection = root.querySelector(".tc-connection");
+    this.tiles = new Map(); // tile id → its element
+    this.received = new Set(); // tile ids drawn or failed
+    this.complete = false;
+    this.source = null;
+    if (this.options.noHeader) root.querySelector(".tc-header").hidden = true;
+    if (this.options.whitelabel) root.querySelector(".tc-footer").hidden = true;
+  }
+
+  setState(state, text) {
+    this.root.dataset.state = state;
+    this.connection.textContent = text || "";
+  }
+
+  start() {
+    this.setState("connecting", "Connecting…");
+    const source = new EventSource(this.streamUrl);
+    this.source = source;
+    source.addEventListener("open", () => {
+      if (!this.complete) this.setState("streaming", "");
+    });
+    source.addEventListener("error", () => {
+      if (this.complete) return;
+      if (source.readyState === EventSource.CLOSED) {
+        this.fail("The dashboard's stream could not be opened.");
+      } else {
+        this.setState("reconnecting", "Connection lost — reconnecting…");
+      }
+    });
+    source.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.handle(message);
+    });
+    this.updateProgress();
+  }
+
+  handle(message) {
+    if (!message || typeof message !== "object") return;
+    switch (message.type) {
+      case "metadata":
+        this.drawMetadata(message.dashboard || {});
+        break;
+      case "tile":
+        if (message.tile) this.drawTile(message.tile, message.order);
+        break;
+      case "error":
+        if (message.tile_id !== undefined && message.tile_id !== null) this.tileFailed(message.tile_id, message.error);
+        else this.fail(message.error || "The stream failed.");
+        break;
+      case "complete":
+        this.finish();
+        break;
+      default:
+        break;
+    }
+  }
+
+  drawMetadata(dashboard) {
+    const header = this.root.querySelector(".tc-header");
+    header.querySelector(".tc-title").textContent = dashboard.name || "Untitled dashboard";
+    if (dashboard.name) document.title = String(dashboard.name);
+    const description = header.querySelector(".tc-description");
+    description.textContent = dashboard.description || "";
+    description.hidden = !dashboard.description;
+    const tags = header.querySelector(".tc-tags");
+    clear(tags);
+    for (const tag of Array.isArray(dashboard.tags) ? dashboard.tags : []) tags.appendChild(el("li", "tc-tag", tag));
+    tags.hidden = !tags.firstChild;
+    const tiles = Array.isArray(dashboard.tiles) ? dashboard.tiles : [];
+    tiles.forEach((tile, i) => this.drawTile(tile, tile.order ?? i));
+    if (this.root.dataset.state === "connecting") this.setState("streaming", "");
+  }
+
+  tileElement(id) {
+    let node = this.tiles.get(id);
+    if (!node) {
+      node = el("article", "tc-tile");
+      node.dataset.tileId = String(id);
+      this.tiles.set(id, node);
+      this.grid.appendChild(node);
+    }
+    return node;
+  }
+
+  place(node, tile, order) {
+    const sm = tile.layouts?.sm;
+    const xs = tile.layouts?.xs;
+    const int = (v, d) => (Number.isInteger(v) && v >= 0 ? v : d);
+    if (sm) {
+      const x = Math.min(int(sm.x, 0), 11);
+      const w = Math.min(Math.max(int(sm.w, 6), 1), 12 - x);
+      node.style.setProperty("--sm-col", `${x + 1} / span ${w}`);
+      node.style.setProperty("--sm-row", `${int(sm.y, 0) + 1} / span ${Math.max(int(sm.h, 5), 1)}`);
+    }
+    node.style.setProperty("--xs-order", String(int(xs?.y, int(order, 0))));
+    node.style.setProperty("--xs-h", String(Math.max(int(xs?.h ?? sm?.h, 5), 1)));
+    node.dataset.order = String(order ?? "");
+  }
+
+  drawTile(tile, order) {
+    if (tile === null || typeof tile !== "object" || tile.id === undefined) return;
+    const node = this.tileElement(tile.id);
+    clear(node);
+    node.className = "tc-tile";
+    this.place(node, tile, order);
+    const insight = tile.insight;
+    if (tile.text) node.classList.add("tc-text-tile");
+    if (tile.transparent_background) node.classList.add("tc-transparent");
+    if (insight) {
+      const head = el("header", "tc-tile-header");
+      head.appendChild(el("h2", "tc-tile-title", insight.name || insight.derived_name || "Untitled insight"));
+      if (insight.description && tile.show_description !== false) {
+        head.appendChild(el("p", "tc-tile-description", insight.description));
+      }
+      node.appendChild(head);
+      node.dataset.display = tile.error ? "error" : displayOf(insight);
+    }
+    const body = el("div", "tc-tile-body");
+    node.appendChild(body);
+    try {
+      drawTileBody(body, tile, this.palette, this.options);
+    } catch (exc) {
+      clear(body);
+      body.appendChild(errorBox("This tile could not be drawn.", String(exc && exc.message ? exc.message : exc)));
+    }
+    if (tile.error) node.classList.add("tc-failed");
+    this.received.add(tile.id);
+    this.updateProgress();
+  }
+
+  tileFailed(id, error) {
+    const node = this.tileElement(id);
+    node.classList.add("tc-failed");
+    let body = node.querySelector(".tc-tile-body");
+    if (!body) {
+      body = el("div", "tc-tile-body");
+      node.appendChild(body);
+    }
+    clear(body);
+    body.appendChild(errorBox("This tile could not be loaded.", typeof error === "string" ? error : ""));
+    this.received.add(id);
+    this.updateProgress();
+  }
+
+  updateProgress() {
+    const done = this.received.size;
+    const expected = this.complete ? done : this.options.expectedTiles;
+    const total = Number.isInteger(expected) && expected >= done ? expected : null;
+    const noun = (n) => (n === 1 ? "tile" : "tiles");
+    this.progress.textContent = total === null
+      ? `${done} ${noun(done)} so far`
+      : `${done} of ${total} ${noun(total)}`;
+    if (total !== null) {
+      this.progressBar.max = Math.max(total, 1);
+      this.progressBar.value = total === 0 ? 1 : done;
+    } else {
+      this.progressBar.removeAttribute("value");
+    }
+    this.progressBar.hidden = this.complete;
+  }
+
+  finish() {
+    this.complete = true;
+    this.close();
+    this.setState("complete", "");
+    this.updateProgress();
+  }
+
+  fail(message) {
+    this.close();
+    const box = this.root.querySelector(".tc-fatal");
+    box.textContent = String(message);
+    box.hidden = false;
+    this.progressBar.hidden = true;
+    this.setState("failed", "Stopped.");
+  }
+
+  close() {
+    if (this.source) this.source.close();
+    this.root.dataset.stream = "closed";
+  }
+}
+
+/** Starts the page whose root element carries `data-stream-url` and `data-options` (JSON). */
+export function start(root = document.getElementById("tilecast-dashboard")) {
+  if (!root) return null;
+  let options = {};
+  try {
+    options = JSON.parse(root.dataset.options || "{}") || {};
+  } catch {
+    options = {};
+  }
+  const page = new DashboardPage(root, root.dataset.streamUrl, options);
+  window.tilecastDashboard = page;
+  page.start();
+  return page;
+}
+
+start();
