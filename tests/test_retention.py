@@ -30,7 +30,11 @@ async def _worked_example(client: httpx.AsyncClient, actor: Actor) -> None:
 async def test_worked_example_recurring_field_by_field(client: httpx.AsyncClient, actor: Actor) -> None:
     await _worked_example(client, actor)
     body = await query(
-        client, actor, "RetentionQuery", dateRange=days("2024-01-01", "2024-01-04"), retentionFilter=retention()
+        client,
+        actor,
+        "RetentionQuery",
+        dateRange=days("2024-01-01", "2024-01-04"),
+        retentionFilter=retention(),
     )
     assert body["results"][0] == {
         "values": [

@@ -51,16 +51,13 @@ BASE_IGNORED = frozenset({"dataColorTheme", "modifiers", "tags", "response", "ve
 EVENTS_NODE_IGNORED = frozenset({"optionalInFunnel", "limit", "orderBy", "response", "version"})
 
 
-def refuse_unknown(node: _Node, where: str, ignored: Iterable[str] = ()) -> None:
-    """An unknown key may change the numbers: refused by name, unless it is one `ignored` (display)."""
+def refuse_unknown(node: _Node, where: str, ignored: Iterable[str] = (), path: Path = ()) -> None:
+    """An unknown key may change the numbers: refused by name, unless it is one `ignored` (display). `path`
+    is where `node` is in the query."""
     allowed = set(ignored)
     for key in node.model_extra or {}:
         if key not in allowed:
-            raise UnsupportedQuery(f"{where} field '{key}' is not supported", path=(key,))
-
-
-def _prefixed(path: Path, exc: UnsupportedQuery | InvalidQuery) -> None:
-    exc.path = (*path, *(exc.path or ()))
+            raise UnsupportedQuery(f"{where} field '{key}' is not supported", path=(*path, key))
 
 
 class KindQuery(_Node):
@@ -111,7 +108,7 @@ def check_properties(properties: list[PropertyNode] | PropertyGroupFilter | None
 def check_date_range(date_range: DateRange | None) -> None:
     if date_range is None:
         return
-    refuse_unknown(date_range, "dateRange")
+    refuse_unknown(date_range, "dateRange", path=("dateRange",))
     if date_range.excludeIncompletePeriods:
         raise UnsupportedQuery(
             "dateRange.excludeIncompletePeriods is not supported",
@@ -126,11 +123,7 @@ def check_events_node(series: EventsNode | OtherSeriesNode, path: Path, *, math:
         if series.kind in KNOWN_SERIES_KINDS:
             raise UnsupportedQuery(f"{series.kind} is not supported", path=(*path, "kind"))
         raise InvalidQuery(f"{'.'.join(map(str, path))}: unknown kind '{series.kind}'", path=path)
-    try:
-        refuse_unknown(series, "EventsNode", EVENTS_NODE_IGNORED)
-    except UnsupportedQuery as exc:
-        _prefixed(path, exc)
-        raise
+    refuse_unknown(series, "EventsNode", EVENTS_NODE_IGNORED, path)
     if math and series.math in ("unique_group", "hogql"):
         raise UnsupportedQuery(f"math '{series.math}' is not supported", path=(*path, "math"))
     for node in [*(series.properties or []), *(series.fixedProperties or [])]:

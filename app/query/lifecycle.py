@@ -86,7 +86,7 @@ class LifecycleQuery(KindQuery):
         check_date_range(self.dateRange)
         check_properties(self.properties)
         if self.lifecycleFilter is not None:
-            refuse_unknown(self.lifecycleFilter, "lifecycleFilter", _FILTER_DISPLAY)
+            refuse_unknown(self.lifecycleFilter, "lifecycleFilter", _FILTER_DISPLAY, ("lifecycleFilter",))
         check_events_node(self.series[0], ("series", 0), math=False)
         series = self.node
         own = [

@@ -85,9 +85,7 @@ def lifecycle_statement(plan: LifecyclePlan) -> Select[Any]:
     )
     # Both rows of an active period (its status, and the next period's dormant or nothing) from one pass.
     rows = select(
-        func.unnest(array[Any]([marked.c.period, marked.c.period + step], type_=DateTime())).label(
-            "period"
-        ),
+        func.unnest(array[Any]([marked.c.period, marked.c.period + step], type_=DateTime())).label("period"),
         func.unnest(array[Any]([status, dormant], type_=Text())).label("status"),
     ).subquery("statuses")
     return (

@@ -263,8 +263,8 @@ def _event(entity: RetentionEntity) -> str | None:
 
 
 def _check_filter(retention: RetentionFilter) -> None:
-    refuse_unknown(retention, "retentionFilter", _FILTER_DISPLAY)
     path: Path = ("retentionFilter",)
+    refuse_unknown(retention, "retentionFilter", _FILTER_DISPLAY, path)
     if retention.totalIntervals is not None and retention.totalIntervals < 1:
         raise InvalidQuery(
             "retentionFilter.totalIntervals must be at least 1", path=(*path, "totalIntervals")
@@ -300,7 +300,7 @@ def _check_filter(retention: RetentionFilter) -> None:
 
 def _check_entity(entity: RetentionEntity, path: Path) -> None:
     where = ".".join(map(str, path))
-    refuse_unknown(entity, where)
+    refuse_unknown(entity, where, path=path)
     if entity.type == "actions" or entity.kind == "ActionsNode":
         raise UnsupportedQuery(f"{where}: actions are not supported", path=(*path, "type"))
     if entity.type not in (None, "events") or entity.kind not in (None, "EventsNode"):
@@ -314,8 +314,8 @@ def _check_entity(entity: RetentionEntity, path: Path) -> None:
 
 
 def _check_breakdown(breakdown: BreakdownFilter) -> None:
-    refuse_unknown(breakdown, "breakdownFilter")
     path: Path = ("breakdownFilter",)
+    refuse_unknown(breakdown, "breakdownFilter", path=path)
     if breakdown.breakdown_limit is not None and breakdown.breakdown_limit < 0:
         raise InvalidQuery(
             "breakdownFilter.breakdown_limit must not be negative", path=(*path, "breakdown_limit")

@@ -103,12 +103,16 @@ class StickinessQuery(KindQuery):
         check_date_range(self.dateRange)
         check_properties(self.properties)
         if self.compareFilter is not None:
-            refuse_unknown(self.compareFilter, "compareFilter")
+            refuse_unknown(self.compareFilter, "compareFilter", path=("compareFilter",))
         if self.stickinessFilter is not None:
-            refuse_unknown(self.stickinessFilter, "stickinessFilter", _FILTER_DISPLAY)
+            refuse_unknown(self.stickinessFilter, "stickinessFilter", _FILTER_DISPLAY, ("stickinessFilter",))
             criteria = self.stickinessFilter.stickinessCriteria
             if criteria is not None:
-                refuse_unknown(criteria, "stickinessFilter.stickinessCriteria")
+                refuse_unknown(
+                    criteria,
+                    "stickinessFilter.stickinessCriteria",
+                    path=("stickinessFilter", "stickinessCriteria"),
+                )
         own: list[tuple[Any, Path]] = []
         for index, series in enumerate(self.series):
             check_events_node(series, ("series", index))

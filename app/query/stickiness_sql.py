@@ -58,6 +58,9 @@ def stickiness_statement(plan: StickinessPlan) -> Select[Any]:
         per_interval = per_interval.having(getattr(func.count(), _OPERATORS[plan.operator])(plan.value))
     intervals = per_interval.subquery("intervals")
     per_actor = (
-        select(func.count().label("intervals")).group_by(intervals.c.actor.collate("C")).subquery("actors")
+        select(func.count().label("intervals"))
+        .select_from(intervals)
+        .group_by(intervals.c.actor.collate("C"))
+        .subquery("actors")
     )
     return select(per_actor.c.intervals, func.count().label("value")).group_by(per_actor.c.intervals)
