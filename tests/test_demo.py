@@ -120,8 +120,9 @@ def _check_other_kinds(db: str, insights: dict[str, dict[str, Any]], team: int) 
     first = datetime.fromisoformat(lifecycle["new"]["days"][0] + "T00:00:00+00:00")
     [(active_weeks,)] = _fetch(
         db,
-        "SELECT count(DISTINCT (distinct_id, date_trunc('week', timestamp AT TIME ZONE 'UTC' + interval '1 day'))) "
-        "FROM events WHERE team_id = $1 AND event = '$pageview' AND timestamp >= $2",
+        "SELECT count(DISTINCT (distinct_id, "
+        "date_trunc('week', timestamp AT TIME ZONE 'UTC' + interval '1 day'))) FROM events "
+        "WHERE team_id = $1 AND event = '$pageview' AND timestamp >= $2",
         team,
         first,
     )
@@ -136,8 +137,9 @@ def _check_other_kinds(db: str, insights: dict[str, dict[str, Any]], team: int) 
     since = computed_at.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=30)
     [(users, user_days)] = _fetch(
         db,
-        "SELECT count(DISTINCT distinct_id), count(DISTINCT (distinct_id, (timestamp AT TIME ZONE 'UTC')::date)) "
-        "FROM events WHERE team_id = $1 AND event = '$pageview' AND timestamp >= $2",
+        "SELECT count(DISTINCT distinct_id), "
+        "count(DISTINCT (distinct_id, (timestamp AT TIME ZONE 'UTC')::date)) FROM events "
+        "WHERE team_id = $1 AND event = '$pageview' AND timestamp >= $2",
         team,
         since,
     )

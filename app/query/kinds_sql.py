@@ -55,7 +55,7 @@ def periods_between(
         return cast(func.round(extract("epoch", later - earlier) / 3600), Integer)
     days = cast(later, Date).op("-", return_type=Integer)(cast(earlier, Date))
     if interval == "week":
-        return cast(days / 7, Integer)
+        return days // 7
     return days
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from app.query.filters import EVENTS, EVENTS_AND_PERSONS
 from app.query.kinds_sql import breakdown_text, bucket_of, event_bucket, periods_between
@@ -94,7 +95,7 @@ def _starts(plan: RetentionPlan, breakdown: list[ColumnElement[Any]]) -> Select[
             select(*keys, EVENTS.c.timestamp.label("first"), plan.target_where.label("matches"))
             .select_from(EVENTS_AND_PERSONS)
             .where(*base)
-            .distinct(*(key.element for key in keys))
+            .ext(distinct_on(*(key.element for key in keys)))
             .order_by(*(key.element for key in keys), EVENTS.c.timestamp)
             .subquery("firsts")
         )

@@ -47,7 +47,7 @@ def stickiness_statement(plan: StickinessPlan) -> Select[Any]:
     slot: ColumnElement[Any] = bucket
     if plan.interval_count > 1:
         back = periods_between(literal(plan.last, DateTime()), bucket, plan.interval)
-        slot = back / plan.interval_count
+        slot = back // plan.interval_count
     per_interval = (
         select(EVENTS.c.distinct_id.label("actor"), slot.label("slot"))
         .select_from(EVENTS_AND_PERSONS)
