@@ -198,6 +198,13 @@ class RetentionQuery(KindQuery):
             minimum=self.retentionFilter.minimumOccurrences or 1,
             cumulative=bool(self.retentionFilter.cumulative),
             breakdown=breakdown,
+            returns_are_starts=(
+                self.retention_type == "retention_recurring"
+                and _event(self.target) == _event(self.returning)
+                and not self.target.properties
+                and not self.returning.properties
+                and (self.retentionFilter.minimumOccurrences or 1) == 1
+            ),
         )
         return rows, retention_statement(plan)
 

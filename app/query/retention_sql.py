@@ -58,6 +58,9 @@ class RetentionPlan:
     minimum: int  # return events a period needs to count
     cumulative: bool
     breakdown: RetentionBreakdown | None
+    # Recurring, the same event and filters for starts and returns, no minimum, no breakdown: the returns
+    # are the start rows themselves (one read of the events instead of two).
+    returns_are_starts: bool = False
 
 
 def _event_is(event: str | None) -> list[ColumnElement[bool]]:
@@ -170,6 +173,8 @@ def retention_statement(plan: RetentionPlan) -> Select[Any]:
     )
     if plan.minimum > 1:
         returns_select = returns_select.having(func.count() >= plan.minimum)
+    if plan.returns_are_starts and plan.breakdown is None:
+        returns_select = select(starts.c.actor, starts.c.cohort.label("period"))
     returns = returns_select.cte("returns")
 
     joined = and_(
