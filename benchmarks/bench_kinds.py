@@ -82,7 +82,8 @@ WHERE (r.w::date - s.w::date) / 7 < 8 GROUP BY 1, 2"""
 LIFECYCLE_SQL = f"""
 WITH act AS (SELECT DISTINCT distinct_id AS a, {DAY} AS d FROM events
              WHERE team_id = $1 AND event = '$pageview'
-               AND timestamp >= $2::timestamptz - interval '1 day' AND timestamp < $3::timestamptz + interval '1 day'),
+               AND timestamp >= $2::timestamptz - interval '1 day'
+               AND timestamp < $3::timestamptz + interval '1 day'),
 c AS (SELECT distinct_id AS a, date_trunc('day', min(timestamp) AT TIME ZONE 'UTC') AS c FROM events
       WHERE team_id = $1 AND distinct_id IN (SELECT a FROM act) GROUP BY 1),
 m AS (SELECT act.d, c.c, lag(act.d) OVER w AS p, lead(act.d) OVER w AS n FROM act JOIN c USING (a)

@@ -1,4 +1,5 @@
-"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery is the one kind implemented.
+"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery, RetentionQuery,
+LifecycleQuery and StickinessQuery are computed.
 
 `prepare` is everything decided from the query alone (its JSON, kind, schema, what the engine supports, the
 limits on its filters); `validate` adds what the clock and the team's timezone decide (its date range and
