@@ -353,7 +353,29 @@ def _trends(
     return {"kind": "InsightVizNode", "source": source}
 
 
-# (name, description, query): different maths, intervals, breakdowns and displays.
+def _retention(date_from: str = "-56d") -> dict[str, Any]:
+    """Weekly retention of sign-ups: the weeks after signing up in which they came back to a page."""
+    source: dict[str, Any] = {
+        "kind": "RetentionQuery",
+        "dateRange": {"date_from": date_from},
+        "retentionFilter": {
+            "retentionType": "retention_first_time",
+            "period": "Week",
+            "totalIntervals": 8,
+            "targetEntity": {"id": "signed_up", "type": "events", "name": "signed_up"},
+            "returningEntity": {"id": "$pageview", "type": "events", "name": "$pageview"},
+        },
+    }
+    return {"kind": "InsightVizNode", "source": source}
+
+
+def _lifecycle_or_stickiness(kind: str, date_from: str, interval: str) -> dict[str, Any]:
+    series = [{"kind": "EventsNode", "event": "$pageview", "name": "$pageview"}]
+    source = {"kind": kind, "series": series, "interval": interval, "dateRange": {"date_from": date_from}}
+    return {"kind": "InsightVizNode", "source": source}
+
+
+# (name, description, query): different kinds, maths, intervals, breakdowns and displays.
 DEMO_INSIGHTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("Daily pageviews", "All pageviews per day.", _trends("$pageview")),
     ("Daily active users", "Unique users with a pageview, per day.", _trends("$pageview", "dau")),
@@ -398,6 +420,21 @@ DEMO_INSIGHTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "Monthly active users",
         "Users active in the 30 days up to each day.",
         _trends("$pageview", "monthly_active", date_from="-90d"),
+    ),
+    (
+        "Weekly retention",
+        "Users who signed up, by week, and the weeks after in which they viewed a page again.",
+        _retention(),
+    ),
+    (
+        "Weekly lifecycle",
+        "Users viewing pages each week: new, returning, resurrecting, and dormant (negative).",
+        _lifecycle_or_stickiness("LifecycleQuery", "-90d", "week"),
+    ),
+    (
+        "Stickiness, last 30 days",
+        "How many users viewed pages on exactly 1, 2, 3, … of the last 30 days.",
+        _lifecycle_or_stickiness("StickinessQuery", "-30d", "day"),
     ),
 )
 

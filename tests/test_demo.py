@@ -97,7 +97,54 @@ def _check_dashboard(db: str, base: str, key: str, path: str, team: int) -> dict
         computed_at,
     )
     assert current["aggregated_value"] == pytest.approx(revenue_sum)
+    _check_other_kinds(db, insights, team)
     return dashboard
+
+
+def _check_other_kinds(db: str, insights: dict[str, dict[str, Any]], team: int) -> None:
+    """Retention, lifecycle and stickiness tiles agree with SQL over the same events (the team is in UTC)."""
+    rows = insights["Weekly retention"]["result"]
+    assert len(rows) >= 8 and all(len(row["values"]) == 8 for row in rows)
+    first_week = datetime.fromisoformat(rows[0]["date"].replace("Z", "+00:00"))
+    [(signed_up,)] = _fetch(
+        db,
+        "SELECT count(*) FROM (SELECT min(timestamp) AS first FROM events WHERE team_id = $1 "
+        "AND event = 'signed_up' GROUP BY distinct_id) firsts WHERE first >= $2",
+        team,
+        first_week,
+    )
+    assert sum(row["values"][0]["count"] for row in rows) == signed_up > 0
+
+    lifecycle = {series["status"]: series for series in insights["Weekly lifecycle"]["result"]}
+    assert list(lifecycle) == ["new", "returning", "resurrecting", "dormant"]
+    first = datetime.fromisoformat(lifecycle["new"]["days"][0] + "T00:00:00+00:00")
+    [(active_weeks,)] = _fetch(
+        db,
+        "SELECT count(DISTINCT (distinct_id, "
+        "date_trunc('week', timestamp AT TIME ZONE 'UTC' + interval '1 day'))) FROM events "
+        "WHERE team_id = $1 AND event = '$pageview' AND timestamp >= $2",
+        team,
+        first,
+    )
+    active = sum(lifecycle[status]["count"] for status in ("new", "returning", "resurrecting"))
+    assert active == active_weeks > 0 and lifecycle["dormant"]["count"] < 0
+
+    (sticky,) = insights["Stickiness, last 30 days"]["result"]
+    assert len(sticky["data"]) == 31 and sticky["days"] == list(range(1, 32))
+    computed_at = datetime.fromisoformat(
+        insights["Stickiness, last 30 days"]["last_refresh"].replace("Z", "+00:00")
+    )
+    since = computed_at.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=30)
+    [(users, user_days)] = _fetch(
+        db,
+        "SELECT count(DISTINCT distinct_id), "
+        "count(DISTINCT (distinct_id, (timestamp AT TIME ZONE 'UTC')::date)) FROM events "
+        "WHERE team_id = $1 AND event = '$pageview' AND timestamp >= $2",
+        team,
+        since,
+    )
+    assert sticky["count"] == users > 0
+    assert sum(k * n for k, n in enumerate(sticky["data"], start=1)) == user_days
 
 
 def test_demo_seeds_a_dashboard_served_from_a_warm_cache_and_reuses_it(

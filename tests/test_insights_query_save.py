@@ -113,7 +113,10 @@ async def test_a_trends_query_that_fails_validation_or_a_cap_is_refused_at_save(
             "kind": "InsightVizNode",
             "source": {"kind": "FunnelsQuery", "series": [], "breakdownFilter": {"breakdown_limit": 10**9}},
         },
-        {"kind": "InsightVizNode", "source": {"kind": "RetentionQuery", "anything": "goes"}},
+        {
+            "kind": "InsightVizNode",
+            "source": {"kind": "RetentionQuery", "retentionFilter": {}, "anything": "goes"},
+        },
         {"kind": "HogQLQuery", "query": "select 1"},
         _with(trendsFilter={"formulaNodes": [{"formula": "A*2"}]}),
         _with(node(math="hogql", math_hogql="count()")),

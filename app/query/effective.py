@@ -8,6 +8,7 @@ from typing import Any
 
 # The dashboard filter keys that change a tile's query; others (e.g. `__template_version`) are kept but inert.
 TILE_FILTER_KEYS = ("date_from", "date_to", "properties", "breakdown_filter")
+NO_BREAKDOWN_KINDS = frozenset({"LifecycleQuery", "StickinessQuery"})
 
 
 def merge_filters(stored: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
@@ -50,7 +51,8 @@ def apply_filters(query: Any, filters: dict[str, Any] | None) -> Any:
         source["dateRange"] = {k: v for k, v in date_range.items() if v is not None}
     if relevant.get("properties"):
         source["properties"] = _and(source.get("properties"), relevant["properties"])
-    if relevant.get("breakdown_filter") is not None:
+    # Kinds without breakdowns ignore the dashboard's (as PostHog).
+    if relevant.get("breakdown_filter") is not None and source.get("kind") not in NO_BREAKDOWN_KINDS:
         source["breakdownFilter"] = relevant["breakdown_filter"]
     return result
 

@@ -1,4 +1,5 @@
-"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery is the one kind implemented.
+"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery, RetentionQuery,
+LifecycleQuery and StickinessQuery are computed.
 
 `prepare` is everything decided from the query alone (its JSON, kind, schema, what the engine supports, the
 limits on its filters); `validate` adds what the clock and the team's timezone decide (its date range and
@@ -19,9 +20,20 @@ from app.query.base import (
     QueryLimits,
     UnsupportedQuery,
 )
+from app.query.kinds import KindQuery, prepare_kind
+from app.query.lifecycle import LifecycleQuery
 from app.query.limits import check_filters
+from app.query.retention import RetentionQuery
 from app.query.schema import TrendsQuery, check_json, check_supported, parse_trends
+from app.query.stickiness import StickinessQuery
 from app.query.trends import check_trends, compute_trends
+
+# Kinds computed by their own model (`KindQuery`): parsed, checked and computed through its methods.
+OTHER_KINDS: dict[str, type[KindQuery]] = {
+    "RetentionQuery": RetentionQuery,
+    "LifecycleQuery": LifecycleQuery,
+    "StickinessQuery": StickinessQuery,
+}
 
 
 def _source(query: Any) -> Any:
@@ -41,7 +53,7 @@ def _from_root(query: Any) -> Iterator[None]:
         raise
 
 
-def prepare(query: Any, limits: QueryLimits) -> TrendsQuery:
+def prepare(query: Any, limits: QueryLimits) -> TrendsQuery | KindQuery:
     """The parsed TrendsQuery, or the first reason it cannot be computed. CPU only, no database: run it in a
     thread for a large query."""
     if not isinstance(query, dict) or not isinstance(query.get("kind"), str):
@@ -50,6 +62,9 @@ def prepare(query: Any, limits: QueryLimits) -> TrendsQuery:
     source = _source(query)
     if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
         raise InvalidQuery("An InsightVizNode needs a `source` query with a `kind`.")
+    if source["kind"] in OTHER_KINDS:
+        with _from_root(query):
+            return prepare_kind(OTHER_KINDS[source["kind"]], query, limits)
     if source["kind"] != "TrendsQuery":
         raise UnsupportedQuery(f"{source['kind']} is not supported")
     with _from_root(query):
@@ -64,6 +79,8 @@ def validate(query: Any, ctx: QueryContext) -> None:
     """Raise what `compute` would refuse before running any SQL (`date_from: "all"` counted from now)."""
     parsed = prepare(query, ctx.limits)
     with _from_root(query):
+        if isinstance(parsed, KindQuery):
+            return parsed.check(ctx)
         check_trends(parsed, ctx)
 
 
@@ -71,6 +88,8 @@ async def compute(query: Any, ctx: QueryContext, backend: QueryBackend) -> Compu
     """Compute an insight query (`InsightVizNode` wrapping a source, or a bare source)."""
     parsed = await asyncio.to_thread(prepare, query, ctx.limits)
     with _from_root(query):
+        if isinstance(parsed, KindQuery):
+            return await parsed.compute(ctx, backend)
         return await compute_trends(parsed, ctx, backend)
 
 
