@@ -21,7 +21,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.db import async_url
-from app.query.cache import cache_key, lock_id
+from app.query.cache import lock_id
+from app.query.render import TeamInfo, cache_key_for
 from app.streaming.stream import LIFETIME_REACHED, SHUTTING_DOWN
 from tests.conftest import FreshDatabases
 from tests.live import env_without_database, run_cli, serve_process
@@ -373,7 +374,7 @@ def test_sigterm_ends_a_live_servers_open_streams_cleanly(
             body = {"name": name, "query": trends(name), "dashboards": [board]}
             ids[name] = httpx.post(f"{api}/insights/", json=body, headers=headers).json()["id"]
         query = httpx.get(f"{api}/insights/{ids['held']}/", headers=headers).json()["query"]
-        lock = lock_id(cache_key(created["team_id"], "UTC", query))
+        lock = lock_id(cache_key_for(TeamInfo(id=created["team_id"], timezone="UTC"), query))
         url = str(async_url(database_url).set(drivername="postgresql").render_as_string(False))
         holder = loop.run_until_complete(asyncpg.connect(url))
         try:
