@@ -87,7 +87,8 @@ class QueryTimeout(QueryError):
 class ComputedResult:
     """The engine's answer for one query: PostHog's `results` list and what goes around it."""
 
-    results: list[dict[str, Any]]
+    # A list of series or steps (a list of lists for funnel breakdowns); an object for time to convert.
+    results: Any
     # Each result's JSON, when the engine serialized them already (to measure them): stored as it is.
     serialized: list[str] | None = None
     has_more: bool = False

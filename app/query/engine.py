@@ -1,4 +1,4 @@
-"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery is the one kind implemented.
+"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery and FunnelsQuery are computed.
 
 `prepare` is everything decided from the query alone (its JSON, kind, schema, what the engine supports, the
 limits on its filters); `validate` adds what the clock and the team's timezone decide (its date range and
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from app.query import funnels
 from app.query.backend import QueryBackend
 from app.query.base import (
     ComputedResult,
@@ -19,9 +20,13 @@ from app.query.base import (
     QueryLimits,
     UnsupportedQuery,
 )
+from app.query.funnels import FunnelsQuery, check_funnels, compute_funnels
 from app.query.limits import check_filters
 from app.query.schema import TrendsQuery, check_json, check_supported, parse_trends
 from app.query.trends import check_trends, compute_trends
+
+# The kinds the engine computes.
+KINDS = frozenset({"TrendsQuery", "FunnelsQuery"})
 
 
 def _source(query: Any) -> Any:
@@ -32,7 +37,7 @@ def _source(query: Any) -> Any:
 
 @contextmanager
 def _from_root(query: Any) -> Iterator[None]:
-    """Errors found inside the TrendsQuery name their field from the query's root (`source.…` if wrapped)."""
+    """Errors found inside the source query name their field from the query's root (`source.…` if wrapped)."""
     try:
         yield
     except QueryError as exc:
@@ -41,18 +46,23 @@ def _from_root(query: Any) -> Iterator[None]:
         raise
 
 
-def prepare(query: Any, limits: QueryLimits) -> TrendsQuery:
-    """The parsed TrendsQuery, or the first reason it cannot be computed. CPU only, no database: run it in a
-    thread for a large query."""
+def prepare(query: Any, limits: QueryLimits) -> TrendsQuery | FunnelsQuery:
+    """The parsed query (TrendsQuery or FunnelsQuery), or the first reason it cannot be computed. CPU only,
+    no database: run it in a thread for a large query."""
     if not isinstance(query, dict) or not isinstance(query.get("kind"), str):
         raise InvalidQuery("The query must be an object with a `kind`.")
     check_json(query)
     source = _source(query)
     if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
         raise InvalidQuery("An InsightVizNode needs a `source` query with a `kind`.")
-    if source["kind"] != "TrendsQuery":
+    if source["kind"] not in KINDS:
         raise UnsupportedQuery(f"{source['kind']} is not supported")
     with _from_root(query):
+        if source["kind"] == "FunnelsQuery":
+            funnel = funnels.parse_funnels(query)
+            funnels.check_funnel_filters(funnel, limits)
+            funnels.check_supported(funnel)
+            return funnel
         parsed = parse_trends(query)
         # Limits first: a query over them is refused even when it also asks for something not supported yet.
         check_filters(parsed, limits)
@@ -64,13 +74,18 @@ def validate(query: Any, ctx: QueryContext) -> None:
     """Raise what `compute` would refuse before running any SQL (`date_from: "all"` counted from now)."""
     parsed = prepare(query, ctx.limits)
     with _from_root(query):
-        check_trends(parsed, ctx)
+        if isinstance(parsed, FunnelsQuery):
+            check_funnels(parsed, ctx)
+        else:
+            check_trends(parsed, ctx)
 
 
 async def compute(query: Any, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
     """Compute an insight query (`InsightVizNode` wrapping a source, or a bare source)."""
     parsed = await asyncio.to_thread(prepare, query, ctx.limits)
     with _from_root(query):
+        if isinstance(parsed, FunnelsQuery):
+            return await compute_funnels(parsed, ctx, backend)
         return await compute_trends(parsed, ctx, backend)
 
 
