@@ -351,6 +351,21 @@ def _trends(
     return {"kind": "InsightVizNode", "source": source}
 
 
+def _funnel(*events: str, date_from: str = "-30d") -> dict[str, Any]:
+    steps = [{"kind": "EventsNode", "event": event, "name": event} for event in events]
+    source: dict[str, Any] = {
+        "kind": "FunnelsQuery",
+        "series": steps,
+        "dateRange": {"date_from": date_from},
+        "funnelsFilter": {
+            "funnelVizType": "steps",
+            "funnelWindowInterval": 14,
+            "funnelWindowIntervalUnit": "day",
+        },
+    }
+    return {"kind": "InsightVizNode", "source": source}
+
+
 # (name, description, query): different maths, intervals, breakdowns and displays.
 DEMO_INSIGHTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("Daily pageviews", "All pageviews per day.", _trends("$pageview")),
@@ -396,6 +411,11 @@ DEMO_INSIGHTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "Monthly active users",
         "Users active in the 30 days up to each day.",
         _trends("$pageview", "monthly_active", date_from="-90d"),
+    ),
+    (
+        "Pageview to purchase",
+        "Users who viewed a page, then signed up, then bought within 14 days (last 30 days).",
+        _funnel("$pageview", "signed_up", "purchase"),
     ),
 )
 

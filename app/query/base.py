@@ -20,6 +20,8 @@ class QueryLimits:
     filter_values: int = 10_000
     # Bind parameters of one statement (asyncpg refuses more than 32,767; compiling costs time on the loop).
     parameters: int = 500
+    # PostgreSQL's work_mem (kB) for statements that sort the events per actor (funnels); 0: the server's.
+    work_mem_kb: int = 65_536
 
 
 @dataclass(frozen=True)

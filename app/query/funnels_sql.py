@@ -44,6 +44,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -150,7 +151,12 @@ def base_rows(plan: FunnelPlan, period: ResolvedRange, *, bucket: bool = False) 
         # other event breaks a path).
         unique = sorted({name for name in names if name is not None})
         conditions.append(EVENTS.c.event == func.any(literal(unique, ARRAY(Text))))
-    return select(*columns).select_from(EVENTS_AND_PERSONS).where(*conditions).subquery("base")
+    # OFFSET 0 keeps PostgreSQL from merging this into the windows above: the sort then carries the flags
+    # instead of each event's name, and the later passes read the flags instead of comparing names again.
+    statement = (
+        select(*columns).select_from(EVENTS_AND_PERSONS).where(*conditions).offset(literal_column("0"))
+    )
+    return statement.subquery("base")
 
 
 def _expand_step_attribution(plan: FunnelPlan, base: Subquery) -> tuple[Subquery, list[str]]:
@@ -215,13 +221,32 @@ def ordered_layers(
     base, keys = _partition(plan, base_rows(plan, period, bucket=bucket))
     window = literal(plan.window, Interval())
     current = select(*base.c, case((base.c.s0, base.c.ts), else_=null()).label("r0")).subquery("l0")
+    # Of a run of consecutive events that match the first step and nothing else, only the last one matters
+    # (it is the latest start for what follows; the others reach nothing further): the first window pass
+    # marks the others (`drop`) and the later passes skip them. Not when every event counts: funnel trends
+    # (each start makes an entry) and first/last touch breakdowns (the value may be on any event).
+    others = [base.c[f"s{j}"] for j in range(1, plan.n)] + [
+        base.c[f"x{i}"] for i in range(len(plan.exclusions))
+    ]
+    collapse = not bucket and (plan.breakdown is None or plan.breakdown.attribution in ("all_events", "step"))
+    only_first = and_(current.c.s0, *(~current.c[column.name] for column in others))
     kills: list[str] = []
     for j in range(1, plan.n):
+        if j == 2 and collapse:
+            kept = [column for column in current.c if column.name != "drop"]
+            current = select(*kept).where(current.c.drop.is_not(true())).subquery("collapsed")
         reached = current.c[f"r{j - 1}"]
+        spec = _window(current, keys, None if plan.order == "strict" else (None, -1))
         if plan.order == "strict":
-            prev = func.lag(reached).over(**_window(current, keys, None))
+            prev = func.lag(reached).over(**spec)
         else:
-            prev = func.max(reached).over(**_window(current, keys, (None, -1)))
+            prev = func.max(reached).over(**spec)
+        # The same window as `prev` (lead ignores the frame): one pass computes both.
+        drop = (
+            [and_(only_first, func.lead(only_first).over(**spec)).label("drop")]
+            if j == 1 and collapse
+            else []
+        )
         exclusions = [
             current.c[f"x{i}"]
             for i, x in enumerate(plan.exclusions)
@@ -229,7 +254,7 @@ def ordered_layers(
         ]
         if exclusions:
             # Marked attempts, as of each event: the attempt an exclusion event found at step j-1.
-            with_prev = select(*current.c, prev.label("prev")).subquery(f"p{j}")
+            with_prev = select(*current.c, prev.label("prev"), *drop).subquery(f"p{j}")
             hit = and_(
                 or_(*(with_prev.c[x.name] for x in exclusions)), with_prev.c.ts <= with_prev.c.prev + window
             )
@@ -249,9 +274,11 @@ def ordered_layers(
             kills.append(f"k{j}")
         else:
             advances = and_(current.c[f"s{j}"], current.c.ts <= prev + window)
-            current = select(*current.c, case((advances, prev), else_=null()).label(f"r{j}")).subquery(
-                f"l{j}"
-            )
+            reach = case((advances, prev), else_=null()).label(f"r{j}")
+            current = select(*current.c, reach, *drop).subquery(f"l{j}")
+    if plan.n == 2 and collapse:
+        kept = [column for column in current.c if column.name != "drop"]
+        current = select(*kept).where(current.c.drop.is_not(true())).subquery("collapsed")
     partition = [current.c[key].collate("C") for key in keys]
     sstar = func.coalesce(
         *(func.min(current.c[f"r{j}"]).over(partition_by=partition) for j in range(plan.n - 1, 0, -1))
@@ -273,13 +300,15 @@ def ordered_actors(plan: FunnelPlan, period: ResolvedRange) -> Subquery:
     """One row per actor (and breakdown value): `bd`, `level` (0-based furthest step), `t{j}` the time of the
     credited path at step j, `d{j}` the conversion time into step j in seconds."""
     rows, keys = ordered_layers(plan, period)
-    group_keys = [rows.c[key] for key in keys if key in ("actor", "bd")]
+    # In byte order, as the windows sorted them: the rows arrive grouped already.
+    actor = rows.c.actor.collate("C")
+    group_keys = [actor, *(rows.c.bd for key in keys if key == "bd")]
     kill_columns = [key for key in keys if key.startswith("k")]
     level = func.max(_level(rows, plan.n, "r", 0))
     times = [func.max(rows.c.sstar).label("t0")] + [
         func.min(rows.c.ts).filter(rows.c[f"r{j}"] == rows.c.sstar).label(f"t{j}") for j in range(1, plan.n)
     ]
-    columns: list[Any] = [rows.c.actor, *_actor_value(plan, rows), level.label("level"), *times]
+    columns: list[Any] = [actor.label("actor"), *_actor_value(plan, rows), level.label("level"), *times]
     grouped = select(*columns).group_by(*group_keys)
     if kill_columns:
         kill_levels = [case((rows.c[name], literal(int(name[1:]))), else_=null()) for name in kill_columns]
