@@ -57,7 +57,8 @@ WITH e AS (
            event = '$pageview' AS s0, event = 'signup' AS s1, event = 'purchase' AS s2,
            CASE event WHEN '$pageview' THEN 0 WHEN 'signup' THEN 1 ELSE 2 END AS ord
     FROM events
-    WHERE team_id = $1 AND event IN ('$pageview', 'signup', 'purchase') AND timestamp >= $2 AND timestamp <= $3
+    WHERE team_id = $1 AND event IN ('$pageview', 'signup', 'purchase')
+      AND timestamp >= $2 AND timestamp <= $3
 ), l1 AS (
     SELECT *, CASE WHEN s1 AND ts <= max(CASE WHEN s0 THEN ts END) OVER w + interval '14 days'
                    THEN max(CASE WHEN s0 THEN ts END) OVER w END AS r1

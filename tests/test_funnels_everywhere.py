@@ -86,8 +86,8 @@ async def test_dashboard_filters_apply_to_funnel_tiles(
         actor.url(f"dashboards/{other}/"), params={"format": "txt"}, headers=actor.headers
     )
     assert (
-        "G: Chrome: signup 2 \u2192 view 2 (100.0%) \u2192 buy 1 (50.0%); Safari: signup 1 \u2192 view 0 (0.0%)"
-        " \u2192 buy 0 (0.0%)"
+        "G: Chrome: signup 2 \u2192 view 2 (100.0%) \u2192 buy 1 (50.0%); "
+        "Safari: signup 1 \u2192 view 0 (0.0%) \u2192 buy 0 (0.0%)"
     ) in response.text.splitlines()
 
 
