@@ -121,3 +121,23 @@ async def test_saving_an_invalid_funnel_is_refused(client: httpx.AsyncClient, ac
     )
     assert response.status_code == 400, response.text
     assert response.json()["attr"] == "query__source__series"
+
+
+async def test_txt_of_funnel_trends_and_time_to_convert(
+    client: httpx.AsyncClient, actor: Actor, recent: None
+) -> None:
+    board = await dashboard(client, actor)
+    trends = funnel_query(*STEPS, dateRange={"date_from": "-7d"}, funnelsFilter={"funnelVizType": "trends"})
+    await insight_on(client, actor, board, trends, name="Over time")
+    ttc = funnel_query(
+        *STEPS, dateRange={"date_from": "-7d"}, funnelsFilter={"funnelVizType": "time_to_convert"}
+    )
+    await insight_on(client, actor, board, ttc, name="Time")
+    await tiles(client, actor, board, refresh="blocking")
+    response = await client.get(
+        actor.url(f"dashboards/{board}/"), params={"format": "txt"}, headers=actor.headers
+    )
+    lines = response.text.splitlines()
+    # Today nobody entered the funnel: the latest period's conversion is 0.
+    assert "Over time: conversion 0.0%" in lines
+    assert "Time: time to convert: average 7200 s" in lines

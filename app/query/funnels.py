@@ -42,6 +42,7 @@ from app.query.funnels_sql import (
     ttc_statement,
     unordered_actors,
 )
+from app.query.limits import _count_and_check_values
 from app.query.schema import (
     KNOWN_SERIES_KINDS,
     PROPERTY_TYPES,
@@ -76,8 +77,6 @@ DEFAULT_BREAKDOWN_LIMIT = 25
 MAX_BREAKDOWN_LIMIT = 2**31 - 1
 # More steps than this is no funnel: every step is one more window pass over the events.
 MAX_STEPS = 30
-# Funnel trends series with a breakdown are capped at this many rows (PostHog's cap).
-ATTRIBUTIONS = frozenset({"first_touch", "last_touch", "all_events", "step"})
 
 
 class FunnelExclusionNode(_Node):
@@ -206,8 +205,6 @@ def _properties_of(query: FunnelsQuery) -> list[tuple[Any, Path]]:
 
 def check_funnel_filters(query: FunnelsQuery, limits: QueryLimits) -> None:
     """Values per filter, and the bind parameters of the one statement that carries every filter."""
-    from app.query.limits import _count_and_check_values
-
     filters = sum(_count_and_check_values(nodes, path, limits) for nodes, path in _properties_of(query))
     parameters = STATEMENT_PARAMETERS + STEP_PARAMETERS * len(query.series) + FILTER_PARAMETERS * filters
     if parameters > limits.parameters:
@@ -227,7 +224,7 @@ def _check_node_properties(nodes: Any) -> None:
         check_property_node(node)
 
 
-def _check_step(series: EventsNode | OtherSeriesNode, index: int, order: str) -> None:
+def _check_step(series: EventsNode | OtherSeriesNode, index: int) -> None:
     path: Path = ("series", index)
     if isinstance(series, OtherSeriesNode):
         if series.kind in KNOWN_SERIES_KINDS:
@@ -384,7 +381,7 @@ def check_supported(query: FunnelsQuery) -> None:
             )
     _check_node_properties(query.properties)
     for index, series in enumerate(query.series):
-        _check_step(series, index, query.order)
+        _check_step(series, index)
     f = query.filter
     fpath: Path = ("funnelsFilter",)
     _refuse_unknown(f, "funnelsFilter", fpath)
