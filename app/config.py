@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # statement there, in time proportional to its filters: ~0.4 ms per filter of the costliest kind on
     # 2 cores, so ~50 ms at 500, ~100 ms at 1,000.
     query_max_parameters: int = Field(default=500, alias="TILECAST_QUERY_MAX_PARAMETERS", ge=100, le=32_767)
+    # PostgreSQL's `work_mem` (kB) for the statements that sort every event they read per actor (funnels):
+    # PostgreSQL's default of 4 MB sends the sort of a few hundred thousand events to disk. Set for that
+    # statement only (0 keeps the server's setting).
+    query_work_mem_kb: int = Field(default=65_536, alias="TILECAST_QUERY_WORK_MEM_KB", ge=0, le=2_097_151)
 
     # Tile rendering: at most this many tiles compute at once in each worker (dashboard retrieves and streams
     # together), each on a connection of its own; kept below the pool (pool size + overflow) so that requests

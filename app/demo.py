@@ -369,6 +369,21 @@ def _retention(date_from: str = "-56d") -> dict[str, Any]:
     return {"kind": "InsightVizNode", "source": source}
 
 
+def _funnel(*events: str, date_from: str = "-30d") -> dict[str, Any]:
+    steps = [{"kind": "EventsNode", "event": event, "name": event} for event in events]
+    source: dict[str, Any] = {
+        "kind": "FunnelsQuery",
+        "series": steps,
+        "dateRange": {"date_from": date_from},
+        "funnelsFilter": {
+            "funnelVizType": "steps",
+            "funnelWindowInterval": 14,
+            "funnelWindowIntervalUnit": "day",
+        },
+    }
+    return {"kind": "InsightVizNode", "source": source}
+
+
 def _lifecycle_or_stickiness(kind: str, date_from: str, interval: str) -> dict[str, Any]:
     series = [{"kind": "EventsNode", "event": "$pageview", "name": "$pageview"}]
     source = {"kind": kind, "series": series, "interval": interval, "dateRange": {"date_from": date_from}}
@@ -420,6 +435,11 @@ DEMO_INSIGHTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "Monthly active users",
         "Users active in the 30 days up to each day.",
         _trends("$pageview", "monthly_active", date_from="-90d"),
+    ),
+    (
+        "Pageview to purchase",
+        "Users who viewed a page, then signed up, then bought within 14 days (last 30 days).",
+        _funnel("$pageview", "signed_up", "purchase"),
     ),
     (
         "Weekly retention",

@@ -111,7 +111,19 @@ async def test_a_trends_query_that_fails_validation_or_a_cap_is_refused_at_save(
     [
         {
             "kind": "InsightVizNode",
-            "source": {"kind": "FunnelsQuery", "series": [], "breakdownFilter": {"breakdown_limit": 10**9}},
+            "source": {
+                "kind": "StickinessQuery",
+                "series": [],
+                "breakdownFilter": {"breakdown_limit": 10**9},
+            },
+        },
+        {
+            "kind": "InsightVizNode",
+            "source": {
+                "kind": "FunnelsQuery",
+                "series": [{"kind": "EventsNode", "event": "a"}, {"kind": "EventsNode", "event": "b"}],
+                "funnelsFilter": {"funnelAggregateByHogQL": "properties.$session_id"},
+            },
         },
         {
             "kind": "InsightVizNode",
@@ -121,7 +133,7 @@ async def test_a_trends_query_that_fails_validation_or_a_cap_is_refused_at_save(
         _with(trendsFilter={"formulaNodes": [{"formula": "A*2"}]}),
         _with(node(math="hogql", math_hogql="count()")),
     ],
-    ids=["funnel", "retention", "hogql", "formula", "math-hogql"],
+    ids=["stickiness", "funnel-field", "retention", "hogql", "formula", "math-hogql"],
 )
 async def test_kinds_and_fields_not_implemented_yet_are_stored_and_render_as_a_tile_error(
     client: httpx.AsyncClient, actor: Actor, query: dict[str, Any]

@@ -103,8 +103,55 @@ class Tile(BaseModel):
         return f"{title}: {_latest_numbers(insight.result if insight else None)}"
 
 
+def _percent(count: Any, first: Any) -> str:
+    return (
+        f"{count / first * 100:.1f}%" if isinstance(count, int) and isinstance(first, int) and first else "0%"
+    )
+
+
+def _funnel_steps(steps: list[Any]) -> str:
+    """One funnel's steps on one line: "signup 3 → view 2 (66.7%) → buy 1 (33.3%)" (conversion from the
+    first step)."""
+    first = steps[0].get("count") if isinstance(steps[0], dict) else None
+    parts = []
+    for index, item in enumerate(steps):
+        if not isinstance(item, dict):
+            continue
+        name = item.get("custom_name") or item.get("name") or "All events"
+        count = item.get("count")
+        parts.append(f"{name} {count}" if index == 0 else f"{name} {count} ({_percent(count, first)})")
+    line = " \u2192 ".join(parts)
+    value = steps[0].get("breakdown_value") if isinstance(steps[0], dict) else None
+    if isinstance(value, list):
+        line = f"{', '.join(str(part) for part in value) or '(none)'}: {line}"
+    return line
+
+
+def _is_funnel_step(item: Any) -> bool:
+    return isinstance(item, dict) and "order" in item and "people" in item
+
+
+def _funnel_numbers(result: Any) -> str | None:
+    """A funnel's plain text (steps, each breakdown value's steps, or time to convert), None for others."""
+    if isinstance(result, dict) and "bins" in result:
+        average = result.get("average_conversion_time")
+        if average is None:
+            return "time to convert: no conversions"
+        return f"time to convert: average {average:.0f} s"
+    if isinstance(result, list) and result and _is_funnel_step(result[0]):
+        return _funnel_steps(result)
+    if isinstance(result, list) and result and isinstance(result[0], list) and result[0]:
+        if _is_funnel_step(result[0][0]):
+            return "; ".join(_funnel_steps(group) for group in result if group)
+    return None
+
+
 def _latest_numbers(result: Any) -> str:
-    """The latest value of each series (or its aggregated value), for the plain-text rendering."""
+    """The latest value of each series (or its aggregated value), for the plain-text rendering; a funnel's
+    steps with their conversion."""
+    funnel = _funnel_numbers(result)
+    if funnel is not None:
+        return funnel
     if not isinstance(result, list) or not result:
         return "no result cached"
     parts = []
@@ -116,6 +163,9 @@ def _latest_numbers(result: Any) -> str:
             data = series.get("data") or []
             value = data[-1] if data else series.get("count")
         label = str(series.get("label", ""))
+        if "label" not in series and "days" in series and "count" in series:
+            # A funnel's conversion over time: the latest period's rate.
+            label, value = "conversion", f"{value}%"
         if series.get("compare_label"):
             label = f"{label} ({series['compare_label']})"
         parts.append(f"{label} {value}".strip())

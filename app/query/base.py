@@ -20,6 +20,8 @@ class QueryLimits:
     filter_values: int = 10_000
     # Bind parameters of one statement (asyncpg refuses more than 32,767; compiling costs time on the loop).
     parameters: int = 500
+    # PostgreSQL's work_mem (kB) for statements that sort the events per actor (funnels); 0: the server's.
+    work_mem_kb: int = 65_536
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class QueryTimeout(QueryError):
 class ComputedResult:
     """The engine's answer for one query: PostHog's `results` list and what goes around it."""
 
-    results: list[dict[str, Any]]
+    # A list of series or steps (a list of lists for funnel breakdowns); an object for time to convert.
+    results: Any
     # Each result's JSON, when the engine serialized them already (to measure them): stored as it is.
     serialized: list[str] | None = None
     has_more: bool = False

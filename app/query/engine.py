@@ -1,4 +1,4 @@
-"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery, RetentionQuery,
+"""Dispatch by query kind: check, parse, then compute on a backend. TrendsQuery, FunnelsQuery, RetentionQuery,
 LifecycleQuery and StickinessQuery are computed.
 
 `prepare` is everything decided from the query alone (its JSON, kind, schema, what the engine supports, the
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from app.query import funnels
 from app.query.backend import QueryBackend
 from app.query.base import (
     ComputedResult,
@@ -20,6 +21,7 @@ from app.query.base import (
     QueryLimits,
     UnsupportedQuery,
 )
+from app.query.funnels import FunnelsQuery, check_funnels, compute_funnels
 from app.query.kinds import KindQuery, prepare_kind
 from app.query.lifecycle import LifecycleQuery
 from app.query.limits import check_filters
@@ -34,6 +36,8 @@ OTHER_KINDS: dict[str, type[KindQuery]] = {
     "LifecycleQuery": LifecycleQuery,
     "StickinessQuery": StickinessQuery,
 }
+# The kinds parsed and computed by their own modules here.
+KINDS = frozenset({"TrendsQuery", "FunnelsQuery"})
 
 
 def _source(query: Any) -> Any:
@@ -44,7 +48,7 @@ def _source(query: Any) -> Any:
 
 @contextmanager
 def _from_root(query: Any) -> Iterator[None]:
-    """Errors found inside the TrendsQuery name their field from the query's root (`source.…` if wrapped)."""
+    """Errors found inside the source query name their field from the query's root (`source.…` if wrapped)."""
     try:
         yield
     except QueryError as exc:
@@ -53,8 +57,8 @@ def _from_root(query: Any) -> Iterator[None]:
         raise
 
 
-def prepare(query: Any, limits: QueryLimits) -> TrendsQuery | KindQuery:
-    """The parsed TrendsQuery, or the first reason it cannot be computed. CPU only, no database: run it in a
+def prepare(query: Any, limits: QueryLimits) -> TrendsQuery | FunnelsQuery | KindQuery:
+    """The parsed query, or the first reason it cannot be computed. CPU only, no database: run it in a
     thread for a large query."""
     if not isinstance(query, dict) or not isinstance(query.get("kind"), str):
         raise InvalidQuery("The query must be an object with a `kind`.")
@@ -65,9 +69,14 @@ def prepare(query: Any, limits: QueryLimits) -> TrendsQuery | KindQuery:
     if source["kind"] in OTHER_KINDS:
         with _from_root(query):
             return prepare_kind(OTHER_KINDS[source["kind"]], query, limits)
-    if source["kind"] != "TrendsQuery":
+    if source["kind"] not in KINDS:
         raise UnsupportedQuery(f"{source['kind']} is not supported")
     with _from_root(query):
+        if source["kind"] == "FunnelsQuery":
+            funnel = funnels.parse_funnels(query)
+            funnels.check_funnel_filters(funnel, limits)
+            funnels.check_supported(funnel)
+            return funnel
         parsed = parse_trends(query)
         # Limits first: a query over them is refused even when it also asks for something not supported yet.
         check_filters(parsed, limits)
@@ -81,7 +90,10 @@ def validate(query: Any, ctx: QueryContext) -> None:
     with _from_root(query):
         if isinstance(parsed, KindQuery):
             return parsed.check(ctx)
-        check_trends(parsed, ctx)
+        if isinstance(parsed, FunnelsQuery):
+            check_funnels(parsed, ctx)
+        else:
+            check_trends(parsed, ctx)
 
 
 async def compute(query: Any, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
@@ -90,6 +102,8 @@ async def compute(query: Any, ctx: QueryContext, backend: QueryBackend) -> Compu
     with _from_root(query):
         if isinstance(parsed, KindQuery):
             return await parsed.compute(ctx, backend)
+        if isinstance(parsed, FunnelsQuery):
+            return await compute_funnels(parsed, ctx, backend)
         return await compute_trends(parsed, ctx, backend)
 
 

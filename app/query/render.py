@@ -152,6 +152,7 @@ def query_limits() -> QueryLimits:
         result_bytes=settings.query_max_result_bytes,
         filter_values=settings.query_max_filter_values,
         parameters=settings.query_max_parameters,
+        work_mem_kb=settings.query_work_mem_kb,
     )
 
 
