@@ -784,9 +784,19 @@ export class DashboardPage {
   }
 }
 
+/** A share's JWT given in the address (after an unlock) is not left in the address bar or the history: the
+ * stream's URL carries it. */
+function forgetGrantInAddress() {
+  const here = new URL(window.location.href);
+  if (!here.searchParams.has("sharing_access_token")) return;
+  here.searchParams.delete("sharing_access_token");
+  window.history.replaceState(null, "", here.pathname + here.search + here.hash);
+}
+
 /** Starts the page whose root element carries `data-stream-url` and `data-options` (JSON). */
 export function start(root = document.getElementById("tilecast-dashboard")) {
   if (!root) return null;
+  forgetGrantInAddress();
   let options = {};
   try {
     options = JSON.parse(root.dataset.options || "{}") || {};
