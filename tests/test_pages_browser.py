@@ -5,6 +5,8 @@ real app on a committed database behind a live server, its real stream.
   closed; hostile data shows as text and runs nothing.
 - A password-protected share shows its form, refuses a wrong password and shows the dashboard after the right
   one, on its own and inside a cross-site iframe (where the unlock's cookie is not sent).
+- A signed-in viewer lists the key's dashboards and opens one, changes its date range and refreshes it; once
+  the key is revoked, its session is refused.
 
 Without `/usr/bin/chromium` these tests are skipped, saying why. Each test saves screenshots in its temporary
 directory.
@@ -19,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from playwright.async_api import Frame, Page
+from sqlalchemy import text
 
 from tests.conftest import FreshDatabases
 from tests.factories import Actor
@@ -103,13 +106,13 @@ async def assert_dashboard_drawn(page: Page | Frame, dashboard: dict[str, Any]) 
     assert error and "FunnelsQuery" in error
 
 
-def assert_nothing_ran(watch: Watch, *, refused_passwords: int = 0) -> None:
+def assert_nothing_ran(watch: Watch, *, refused_401s: int = 0) -> None:
     assert watch.dialogs == []
     assert watch.page_errors == []
-    # Chromium logs each refused unlock (401) as a failed load; nothing else may be logged.
+    # Chromium logs each refused password or key (401) as a failed load; nothing else may be logged.
     refused = "the server responded with a status of 401"
     assert [e for e in watch.console_errors if refused not in e] == []
-    assert len(watch.console_errors) == refused_passwords
+    assert len(watch.console_errors) == refused_401s
     assert watch.blocked == []
 
 
@@ -180,7 +183,7 @@ async def test_a_password_protected_share_opens_with_the_right_password(
         await page.reload()
         await assert_dashboard_drawn(page, dashboard)
         assert await page.locator("form#tilecast-unlock").count() == 0
-        assert_nothing_ran(watch, refused_passwords=1)
+        assert_nothing_ran(watch, refused_401s=1)
 
         # Inside a cross-site iframe (another host: `localhost` frames `127.0.0.1`), no cookie is sent.
         other = base.replace("127.0.0.1", "localhost")
@@ -200,3 +203,65 @@ async def test_a_password_protected_share_opens_with_the_right_password(
         await framed.wait_for_timeout(400)
         await framed.screenshot(path=screenshot(tmp_path, "iframe-unlocked"), full_page=True)
         assert framed_watch.dialogs == [] and framed_watch.page_errors == []
+
+
+async def test_a_signed_in_viewer_lists_and_opens_dashboards_until_the_key_is_revoked(
+    world: tuple[FastAPI, httpx.AsyncClient, Actor], tmp_path: Path
+) -> None:
+    app, client, actor = world
+    dashboard = await real_dashboard(client, actor)
+    other = await client.post(
+        actor.url("dashboards/"), json={"name": "Pinned notes", "pinned": True}, headers=actor.headers
+    )
+    assert other.status_code == 201
+    async with served(app) as (base, _), chromium() as browser:
+        page, watch = await open_page(browser, base)
+        await page.goto(f"{base}/")
+        await page.locator('input[name="personal_api_key"]').fill("phx_not_a_key")
+        await page.locator('button[type="submit"]').click()
+        assert await page.locator(".tc-form-error").text_content() == "That personal API key is not valid."
+        await page.locator('input[name="personal_api_key"]').fill(actor.key)
+        await page.locator('button[type="submit"]').click()
+        listed = page.locator(".tc-dashboards a")
+        await listed.first.wait_for()
+        assert await listed.all_text_contents() == ["Pinned notes", "Shop overview"]
+        await page.screenshot(path=screenshot(tmp_path, "dashboards"), full_page=True)
+        # The session's cookie is not readable by scripts.
+        assert await page.evaluate("document.cookie") == ""
+
+        await page.locator(".tc-dashboards a", has_text="Shop overview").click()
+        await page.wait_for_url(f"{base}/project/{actor.team.id}/dashboard/{dashboard['id']}")
+        await assert_dashboard_drawn(page, dashboard)
+        await page.wait_for_timeout(400)
+        await page.screenshot(path=screenshot(tmp_path, "viewer"), full_page=True)
+
+        # The date range: the stream again, with `filters_override`; the refresh: with `force_blocking`.
+        streams: list[str] = []
+        page.on("request", lambda r: streams.append(r.url) if "/stream_tiles/" in r.url else None)
+        await page.locator("select.tc-range").select_option("-14d")
+        await page.locator(COMPLETE).wait_for(timeout=30_000)
+        line = tile_named(dashboard, "Pageviews by browser")
+        points = page.locator(f'[data-tile-id="{line["id"]}"] g.tc-series[data-series="0"] circle.tc-point')
+        assert await points.count() == 15  # 14 days back and today
+        await page.locator("button.tc-refresh").click()
+        await page.locator(COMPLETE).wait_for(timeout=30_000)
+        assert await page.locator(".tc-progress").text_content() == "6 of 6 tiles"
+        assert len(streams) == 2
+        assert "filters_override=%7B%22date_from%22%3A%22-14d%22%7D" in streams[0]
+        assert "refresh=force_blocking" in streams[1] and "filters_override" in streams[1]
+        await page.wait_for_timeout(400)
+        await page.screenshot(path=screenshot(tmp_path, "viewer-14d"), full_page=True)
+        assert_nothing_ran(watch, refused_401s=1)
+
+        # The key is revoked: its session is refused, on the API and on the pages.
+        async with app.state.sessionmaker() as session:  # revoking a key deletes its row
+            await session.execute(
+                text("DELETE FROM personal_api_key WHERE user_id = :u"), {"u": actor.user.id}
+            )
+            await session.commit()
+        api = await page.request.get(f"{base}/api/environments/{actor.team.id}/dashboards/")
+        assert api.status == 401
+        await page.reload()
+        await page.wait_for_url(f"{base}/")
+        await page.locator('input[name="personal_api_key"]').wait_for()
+        await page.screenshot(path=screenshot(tmp_path, "revoked"))

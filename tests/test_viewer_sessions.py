@@ -169,7 +169,12 @@ async def test_signing_out_deletes_the_row_and_only_from_this_site(
     secret = client.cookies[COOKIE_NAME]
     digest = hashlib.sha256(secret.encode()).hexdigest()
     # Another site's post (its Origin, or Sec-Fetch-Site) is refused; the session goes on.
-    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://testserver"},
+    ):
         refused = await client.post("/sign-out", headers=headers)
         assert refused.status_code == 403
         assert [r for r in await _rows(db) if r["secret_hash"] == digest]

@@ -5,7 +5,7 @@ dashboard with a refresh button and a date range.
 Signing in takes a personal API key once and makes a server-side session (`app.auth.sessions`): the cookie
 holds an opaque random id, HttpOnly, SameSite=Lax, Secure over https, for 12 hours. The session reads as its
 key (its scopes and teams) on GET and HEAD only. Both forms are posted only from this site: SameSite=Lax keeps
-the cookie off other sites' posts, and a post whose `Origin` (or `Sec-Fetch-Site`) names another site is
+the cookie off other sites' posts, and a post whose `Sec-Fetch-Site` (or `Origin`) names another site is
 refused.
 """
 
@@ -53,18 +53,23 @@ def _secure(request: Request) -> bool:
 
 
 def _same_site(request: Request) -> bool:
-    """Whether a form post comes from this site: its `Origin` is this server's (or the public URL's), or,
-    without one, `Sec-Fetch-Site` says so; a client sending neither (not a browser) is let through."""
-    origin = request.headers.get("origin")
-    if origin is not None:
-        own = {f"{request.url.scheme}://{request.url.netloc}"}
-        public = get_settings().public_url
-        if public:
-            parts = urlsplit(public)
-            own.add(f"{parts.scheme}://{parts.netloc}")
-        return origin in own
+    """Whether a form post comes from this site. Browsers say so in `Sec-Fetch-Site` (`same-origin`, or
+    `none` for what the user typed), which pages cannot forge; without it, the `Origin` must be this
+    server's (or the public URL's). (These pages' `no-referrer` policy makes Chromium send `Origin: null`
+    even on its own forms, so `Sec-Fetch-Site` decides first.) A client sending neither (not a browser,
+    which no other site can drive into sending the cookie) is let through."""
     fetch_site = request.headers.get("sec-fetch-site")
-    return fetch_site is None or fetch_site in ("same-origin", "none")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    own = {f"{request.url.scheme}://{request.url.netloc}"}
+    public = get_settings().public_url
+    if public:
+        parts = urlsplit(public)
+        own.add(f"{parts.scheme}://{parts.netloc}")
+    return origin in own
 
 
 async def _form_value(request: Request, name: str, limit: int) -> str:
