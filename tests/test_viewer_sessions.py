@@ -137,16 +137,12 @@ async def test_revoking_or_rolling_the_key_ends_its_sessions(
 
     await sign_in(client, actor.key)
     assert (await client.get(actor.url("dashboards/"))).status_code == 200
-    await db.execute(text("DELETE FROM personal_api_key WHERE user_id = :u"), {"u": actor.user.id})
-    remaining = (
-        await db.execute(
-            text(
-                "SELECT count(*) FROM viewer_session s "
-                "WHERE NOT EXISTS (SELECT 1 FROM personal_api_key k WHERE k.id = s.key_id)"
-            )
-        )
+    key_id = (
+        await db.execute(text("SELECT id FROM personal_api_key WHERE user_id = :u"), {"u": actor.user.id})
     ).scalar_one()
-    assert remaining == 0  # deleted with the key
+    assert [r for r in await _rows(db) if r["key_id"] == key_id]
+    await db.execute(text("DELETE FROM personal_api_key WHERE id = :k"), {"k": key_id})
+    assert [r for r in await _rows(db) if r["key_id"] == key_id] == []  # deleted with the key
     refused = await client.get(actor.url("dashboards/"))
     assert refused.status_code == 401 and refused.json()["detail"] == SESSION_ENDED
     page = await client.get("/")
