@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts import create_personal_api_key, get_or_create_team, get_or_create_user
@@ -633,6 +633,11 @@ async def run_demo(
         started = time.monotonic()
         await _ingest(sessions, team, events, datetime.now(UTC), out)
         out.write(f"ingested {events:,} events in {time.monotonic() - started:.1f} s\n")
+        # Fresh statistics before computing: right after a bulk load PostgreSQL's estimates (no rows yet, as
+        # far as it knows) lead it to plans that read the events once per actor (minutes, not a second), and
+        # autovacuum's own ANALYZE comes only a minute or more later.
+        async with sessions() as session, session.begin():
+            await session.execute(text("ANALYZE events, person"))
     out.write("computing tiles...\n")
     out.flush()
     # The access, team and dashboard objects are detached now; their loaded columns are all the services read.
