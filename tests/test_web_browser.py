@@ -129,7 +129,7 @@ async def real_dashboard(client: httpx.AsyncClient, actor: Actor) -> dict[str, A
                 breakdownFilter={"breakdown": "$browser"},
             ),
         ),
-        ("Conversion funnel", {"kind": "InsightVizNode", "source": {"kind": "FunnelsQuery"}}),
+        ("User paths", {"kind": "InsightVizNode", "source": {"kind": "PathsQuery"}}),
     ]
     for name, query in insights:
         await _post(client, actor, "insights/", {"name": name, "query": query, "dashboards": [board_id]})
@@ -412,9 +412,9 @@ async def test_the_page_draws_every_tile_of_a_real_dashboard(
         assert await tile.locator("b, script").count() == 0
 
         # The tile that cannot render: a visible error box naming why.
-        failing = tile_named(dashboard, "Conversion funnel")
+        failing = tile_named(dashboard, "User paths")
         box_text = await page.locator(f'[data-tile-id="{failing["id"]}"] .tc-error').text_content()
-        assert box_text is not None and "FunnelsQuery" in box_text
+        assert box_text is not None and "PathsQuery" in box_text
 
         # Grid placement follows the `sm` layouts.
         for tile in tiles:
