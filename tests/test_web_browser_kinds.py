@@ -295,7 +295,17 @@ async def test_the_page_draws_funnels_retention_lifecycle_and_stickiness(
         ]
         fills = [await g.get_attribute("fill") for g in await chart.locator("g.tc-series").all()]
         assert len(set(fills)) == 4
+        # Hovering shows each status's value in that bucket (dormant negative).
+        box = await chart.bounding_box()
+        assert box is not None
+        await page.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] / 2)
+        tooltip = tile.locator(".tc-tooltip")
+        await tooltip.wait_for(state="visible")
+        assert await tooltip.locator(".tc-tooltip-value").all_text_contents() == [
+            people(s["data"][-1]) for s in series
+        ]
         await tile.screenshot(path=screenshot(tmp_path, "lifecycle"))
+        await page.mouse.move(0, 0)
 
         # Stickiness: grouped bars, a series per series and period, x labels "1 day", "2 days", ….
         tile, series = _tile(page, dashboard, "Stickiness")
@@ -314,6 +324,18 @@ async def test_the_page_draws_funnels_retention_lifecycle_and_stickiness(
             "signup (previous)",
         ]
         await tile.screenshot(path=screenshot(tmp_path, "stickiness"))
+
+        # Below 600 px every drawing still fits its tile's width.
+        await page.set_viewport_size({"width": 420, "height": 900})
+        await page.wait_for_timeout(300)
+        await page.screenshot(path=screenshot(tmp_path, "narrow"), full_page=True)
+        for tile in dashboard["tiles"]:
+            node = page.locator(f'[data-tile-id="{tile["id"]}"] .tc-tile-body')
+            widths = await node.evaluate("(n) => [n.scrollWidth, n.clientWidth]")
+            assert widths[0] <= widths[1] + 1, (tile["insight"]["name"], widths)
+        await _tile(page, dashboard, "Retention by browser")[0].screenshot(
+            path=screenshot(tmp_path, "narrow-retention")
+        )
 
         # Hostile data ran nothing.
         assert await page.locator("img").count() == 0

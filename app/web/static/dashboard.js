@@ -777,9 +777,11 @@ function cohortLabel(row, period) {
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?/.exec(String(row.date ?? ""));
   if (!m) return String(row.label ?? "");
   const day = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  // The year only when it is not this one, as PostHog does.
+  const year = Number(m[1]) === new Date().getFullYear() ? {} : { year: "numeric" };
   const format = period === "Month"
     ? { month: "short", year: "numeric", timeZone: "UTC" }
-    : { month: "short", day: "numeric", year: "numeric", timeZone: "UTC" };
+    : { month: "short", day: "numeric", ...year, timeZone: "UTC" };
   const text = new Intl.DateTimeFormat(undefined, format).format(day);
   return period === "Hour" ? `${text}, ${m[4] ?? "00"}:${m[5] ?? "00"}` : text;
 }
