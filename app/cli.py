@@ -139,7 +139,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"API key: {result.key}")
     print(f"Project API key (for capture): {result.project_api_key}")
     print(f"Dashboard: {dashboard_url}")
+    print(f"Page: {DEMO_BASE_URL}/project/{result.team_id}/dashboard/{result.dashboard_id}")
     print("Try it, with `tilecast serve` running:")
+    print(f"open {DEMO_BASE_URL}/ in a browser, sign in with the API key, then open the page above; or")
     print(f"curl -s {dashboard_url} -H 'Authorization: Bearer {result.key}'")
     return 1 if result.errors else 0
 

@@ -36,6 +36,7 @@ from app.sharing.public import router as sharing_public_router
 from app.streaming.slots import StreamSlots
 from app.web.docs import install_docs
 from app.web.routes import router as web_router
+from app.web.viewer import router as viewer_router
 
 logger = logging.getLogger("tilecast")
 
@@ -146,6 +147,7 @@ def create_app() -> FastAPI:
     app.include_router(capture_router)
     app.include_router(sharing_public_router)
     app.include_router(web_router)
+    app.include_router(viewer_router)
     install_docs(app)
 
     @app.get("/_health", tags=["operations"], operation_id="health")

@@ -451,3 +451,19 @@ class QueryCache(Base):
     saved: Mapped[bool] = mapped_column(Boolean)
     # Written when computed, then on a read at most once a minute: reads stay nearly write-free.
     last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ViewerSession(Base):
+    """A signed-in viewer's session: made by signing in with a personal API key, it reads as that key (GET and
+    HEAD only). The row holds the key's id, never the key, and a hash of the session's random id (the cookie
+    holds the id itself). Deleting the key deletes its sessions; a session older than the key's last roll is
+    refused."""
+
+    __tablename__ = "viewer_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # sha256 hex of the cookie's random value.
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("personal_api_key.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -31,14 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 import profiler
 import wrk
 from bench_dashboard_tiles import build_dashboard, differences, ingest
-from harness import create_key, free_port, machine_line, start_database, tilecast_process
+from harness import (
+    cpu_seconds,
+    create_key,
+    free_port,
+    machine_line,
+    server_processes,
+    start_database,
+    tilecast_process,
+)
 
 HERE = Path(__file__).parent
 # Queried through `/query/` (not one of the dashboard's: its cache row is an ad-hoc one).
@@ -129,25 +136,9 @@ def verify(ep: Endpoint, tilecast: Target, bare: Target) -> str:
     return f"{ep.name}: {tilecast.name} {len(t_raw):,} bytes, bare {len(b_raw):,} bytes: same JSON{ignoring}"
 
 
-def _cpu_seconds(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _server_processes(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    root = psutil.Process(proc.pid)
-    return [root, *root.children(recursive=True)]
-
-
 def measure(target: Target, ep: Endpoint, args: argparse.Namespace, seconds: float) -> wrk.WrkResult:
-    watched = _server_processes(target.proc)
-    before = _cpu_seconds(watched)
+    watched = server_processes(target.proc)
+    before = cpu_seconds(watched)
     result = wrk.run(
         f"{ep.name}: {target.name}",
         f"{target.base}{ep.path}",
@@ -158,7 +149,7 @@ def measure(target: Target, ep: Endpoint, args: argparse.Namespace, seconds: flo
         threads=args.threads,
         connections=args.connections,
     )
-    used = _cpu_seconds(watched) - before
+    used = cpu_seconds(watched) - before
     target.cpu_ms.setdefault(ep.name, []).append(used * 1000 / max(result.requests, 1))
     return result
 

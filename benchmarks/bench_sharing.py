@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 import wrk
 from bench_dashboard_tiles import build_dashboard, ingest
-from harness import create_key, database, machine_line, tilecast_process
+from harness import cpu_seconds, create_key, database, machine_line, server_processes, tilecast_process
 
 
 @dataclass
@@ -41,17 +40,6 @@ class Target:
     headers: dict[str, str]
     runs: list[wrk.WrkResult] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
-
-
-def _cpu(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def setup(base: str, info: dict[str, object], events: int) -> list[Target]:
@@ -111,18 +99,18 @@ def main() -> None:
         info = create_key(env, work)
         with tilecast_process(env, work) as (base, proc):
             targets = setup(base, info, args.events)
-            procs = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            procs = server_processes(proc)
             for t in targets:  # warm-up
                 wrk.run(t.name, f"{base}{t.path}", seconds=1, headers=t.headers, connections=args.connections)
             print(machine_line(embedded))
             for round_ in range(args.rounds):
                 for t in targets if round_ % 2 == 0 else reversed(targets):
-                    before = _cpu(procs)
+                    before = cpu_seconds(procs)
                     result = wrk.run(
                         t.name, f"{base}{t.path}", seconds=args.seconds, headers=t.headers,
                         connections=args.connections,
                     )  # fmt: skip
-                    t.cpu_ms.append((_cpu(procs) - before) * 1000 / max(result.requests, 1))
+                    t.cpu_ms.append((cpu_seconds(procs) - before) * 1000 / max(result.requests, 1))
                     t.runs.append(result)
                     print(result.line(), flush=True)
     print(

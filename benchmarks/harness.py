@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 TILECAST = str(Path(sys.executable).parent / "tilecast")
 
@@ -147,3 +148,21 @@ def machine_line(embedded: bool) -> str:
         f"Python {platform.python_version()}; database: "
         f"{'embedded PostgreSQL' if embedded else 'DATABASE_URL'}"
     )
+
+
+def server_processes(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """A server process and its workers (uvicorn's, with `--workers`)."""
+    root = psutil.Process(proc.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """User and system CPU the processes have spent so far (those gone since count nothing)."""
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total

@@ -127,12 +127,12 @@ async def test_tiles_of_deleted_insights_are_hidden(client: httpx.AsyncClient, a
 async def test_a_tile_that_cannot_render_carries_an_error(client: httpx.AsyncClient, actor: Actor) -> None:
     board = await dashboard(client, actor)
     await insight_on(
-        client, actor, board, {"kind": "InsightVizNode", "source": {"kind": "LifecycleQuery"}}, "funnel"
+        client, actor, board, {"kind": "InsightVizNode", "source": {"kind": "PathsQuery"}}, "funnel"
     )
     await insight_on(client, actor, board, trends(), name="fine")
     rendered = by_name(await tiles(client, actor, board, refresh="blocking"))
     assert rendered["funnel"]["error"]["type"] == "UnsupportedQuery"
-    assert "LifecycleQuery" in rendered["funnel"]["error"]["message"]
+    assert "PathsQuery" in rendered["funnel"]["error"]["message"]
     assert rendered["funnel"]["insight"]["result"] is None
     assert "error" not in rendered["fine"] and rendered["fine"]["insight"]["result"] is not None
 

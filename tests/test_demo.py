@@ -39,6 +39,8 @@ def _run_demo(env: dict[str, str], events: int) -> tuple[str, str, int, int, str
     key, url = KEY_RE.search(result.stdout), URL_RE.search(result.stdout)
     assert key is not None and url is not None, result.stdout
     assert f"curl -s {url.group(1)} -H 'Authorization: Bearer {key.group(1)}'" in result.stdout
+    # The page that draws it, for a browser signed in with the key.
+    assert f"Page: http://127.0.0.1:8000/project/{url.group(3)}/dashboard/{url.group(4)}\n" in result.stdout
     return key.group(1), url.group(2), int(url.group(3)), int(url.group(4)), result.stderr
 
 

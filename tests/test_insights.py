@@ -291,11 +291,11 @@ async def test_the_team_timezone_is_part_of_the_cache_key(
 async def test_unsupported_queries_report_an_error_naming_them(
     client: httpx.AsyncClient, actor: Actor
 ) -> None:
-    funnel = {"kind": "InsightVizNode", "source": {"kind": "LifecycleQuery", "series": []}}
+    funnel = {"kind": "InsightVizNode", "source": {"kind": "PathsQuery", "series": []}}
     made = await create(client, actor, name="x", query=funnel)
     body = await get(client, actor, made["id"], refresh="blocking")
     assert body["result"] is None and body["last_refresh"] is None
-    assert body["error"]["type"] == "UnsupportedQuery" and "LifecycleQuery" in body["error"]["message"]
+    assert body["error"]["type"] == "UnsupportedQuery" and "PathsQuery" in body["error"]["message"]
 
 
 async def test_bad_refresh_value_is_400(client: httpx.AsyncClient, actor: Actor) -> None:

@@ -8,12 +8,12 @@ from tests.factories import Actor, make_member
 
 async def test_unknown_kind_is_a_400_naming_it(client: httpx.AsyncClient, actor: Actor) -> None:
     response = await client.post(
-        actor.url("query/"), json={"query": {"kind": "RetentionQuery", "series": []}}, headers=actor.headers
+        actor.url("query/"), json={"query": {"kind": "PathsQuery", "series": []}}, headers=actor.headers
     )
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["code"] == "unsupported_query"
-    assert "RetentionQuery" in body["detail"]
+    assert "PathsQuery" in body["detail"]
 
 
 async def test_query_needs_the_query_read_scope(

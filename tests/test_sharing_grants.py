@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import GET_ONLY, NOT_FOR_GRANTS, accepted_grant, get_team_access
+from app.auth.sessions import COOKIE_NAME
 from app.query.render import RefreshMode, shared_refresh
 from tests.factories import Actor
 from tests.resources import new_dashboard
@@ -47,6 +48,11 @@ OTHER_PATHS = {
     "/embedded/{token}.json",
     "/shared/{token}",
     "/embedded/{token}",
+    # A signed-in viewer's pages: their principal is a session, as the API's GET routes (below).
+    "/",
+    "/sign-in",
+    "/sign-out",
+    "/project/{team_id}/dashboard/{dashboard_id}",
 }
 
 
@@ -211,3 +217,37 @@ async def test_a_grant_on_the_projects_prefix(client: httpx.AsyncClient, actor: 
         actor.url(f"dashboards/{dashboard}/", prefix="projects"), params={"sharing_access_token": token}
     )
     assert response.status_code == 200
+
+
+async def test_a_session_reads_on_every_key_route_and_writes_on_none(
+    app: FastAPI, client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    """A signed-in viewer's session cookie is a principal for GET and HEAD wherever a key is one, and for no
+    other method."""
+    dashboard = await new_dashboard(client, actor)
+    signed_in = await client.post("/sign-in", data={"personal_api_key": actor.key})
+    assert signed_in.status_code == 303 and client.cookies.get(COOKIE_NAME)
+    theme = (
+        await db.execute(text("SELECT min(id) FROM data_color_theme WHERE team_id IS NULL"))
+    ).scalar_one()
+    values = {
+        "project_id": str(actor.team.id),
+        "dashboard_id": str(dashboard),
+        "user__uuid": str(uuid.uuid4()),
+    }
+    reads = writes = 0
+    for route in _api_routes(app):
+        if route.name in NO_PRINCIPAL_ROUTES:
+            continue
+        ids = {"id": str(theme if "data_color_themes" in route.path else dashboard)}
+        url = _fill(route.path, {**values, **ids})
+        for method in sorted(route.methods):
+            response = await client.request(method, url, json={} if method != "GET" else None)
+            if method in ("GET", "HEAD"):
+                reads += 1
+                assert response.status_code not in (401, 403), (method, url, response.text)
+            else:
+                writes += 1
+                assert response.status_code == 401, (method, url, response.text)
+                assert response.json()["code"] == "not_authenticated"
+    assert reads >= 15 and writes >= 20

@@ -139,13 +139,13 @@ async def test_a_failing_tile_is_an_ordinary_tile_with_its_error_and_the_stream_
 ) -> None:
     board = await board_of(client, actor, ["fine"])
     await insight_on(
-        client, actor, board, {"kind": "InsightVizNode", "source": {"kind": "FunnelsQuery"}}, "f"
+        client, actor, board, {"kind": "InsightVizNode", "source": {"kind": "PathsQuery"}}, "f"
     )
     data = payloads(await messages_of(client, actor, board))
     assert [d["type"] for d in data] == ["metadata", "tile", "tile", "complete"]
     by_name = {d["tile"]["insight"]["name"]: d["tile"] for d in data[1:-1]}
     assert by_name["f"]["error"]["type"] == "UnsupportedQuery"
-    assert "FunnelsQuery" in by_name["f"]["error"]["message"]
+    assert "PathsQuery" in by_name["f"]["error"]["message"]
     assert "error" not in by_name["fine"] and by_name["fine"]["insight"]["result"] is not None
     retrieved = {
         t["insight"]["name"]: t for t in (await retrieve(client, actor, board, refresh="blocking"))["tiles"]

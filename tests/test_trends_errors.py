@@ -61,8 +61,8 @@ UNSUPPORTED = [
     (_with(unknownKnob=True), "TrendsQuery field 'unknownKnob' is not supported"),
     (_with(dateRange={"date_from": "-7d", "excludeIncompletePeriods": True}), "excludeIncompletePeriods"),
     (
-        {"kind": "InsightVizNode", "source": {"kind": "RetentionQuery", "series": []}},
-        "RetentionQuery is not supported",
+        {"kind": "InsightVizNode", "source": {"kind": "PathsQuery", "series": []}},
+        "PathsQuery is not supported",
     ),
     ({"kind": "HogQLQuery", "query": "select 1"}, "HogQLQuery is not supported"),
 ]

@@ -79,6 +79,7 @@ def test_the_page_carries_its_stream_and_options_escaped() -> None:
         "detailed": False,
         "colors": ["#ff0000"],
         "expectedTiles": 3,
+        "controls": False,
     }
     metas = [attrs for tag, attrs in page.tags if tag == "meta" and "property" in attrs]
     assert metas == [{"property": "og:title", "content": HOSTILE}]
@@ -139,9 +140,11 @@ async def test_other_static_paths_are_404(client: httpx.AsyncClient, path: str) 
 async def test_the_module_writes_no_markup() -> None:
     from importlib.resources import files
 
-    source = files("app.web").joinpath("static", "dashboard.js").read_text("utf-8")
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
-        assert sink not in source, sink
+    for name in ("dashboard.js", "unlock.js"):
+        source = files("app.web").joinpath("static", name).read_text("utf-8")
+        sinks = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function")
+        for sink in sinks:
+            assert sink not in source, (name, sink)
     assert "import " not in source.split("\n", 20)[-1]  # no dependencies
 
 

@@ -1,10 +1,12 @@
 """Who is calling, and may they act on this team: the principal and team-access dependencies.
 
 A principal is a user holding a personal API key (`Principal`) or a sharing grant (`SharingGrant`: GET/HEAD
-only, one shared dashboard and its team's themes). Handlers depend on `TeamAccess`, never on the key itself.
-Each route declares which kinds it accepts: `scoped(scope)` accepts the key alone and answers 401 to any
-request carrying `sharing_access_token`; `scoped(scope, grants=GrantTarget.…)` accepts a grant too, limited
-to that target. So no route is reached by a grant unless it says so (a test walks the route table).
+only, one shared dashboard and its team's themes). A signed-in viewer's session cookie (`app.auth.sessions`)
+reads as its key, for GET/HEAD only, wherever a key is accepted; explicit credentials (a key in the header,
+body or query string, a `sharing_access_token`) win over it. Handlers depend on `TeamAccess`, never on the
+key itself. Each route declares which kinds it accepts: `scoped(scope)` accepts the key alone and answers 401
+to any request carrying `sharing_access_token`; `scoped(scope, grants=GrantTarget.…)` accepts a grant too,
+limited to that target. So no route is reached by a grant unless it says so (a test walks the route table).
 """
 
 import json
@@ -20,7 +22,7 @@ from fastapi.security import HTTPBearer, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.auth import repository
+from app.auth import repository, sessions
 from app.auth.grants import QUERY_PARAMETER, JwtSecret, SharingGrant, grant_for_api, looks_like_jwt
 from app.auth.keys import hash_key_value, scope_allows
 from app.auth.principal_cache import PrincipalCache
@@ -102,16 +104,31 @@ async def _find_key(request: Request) -> tuple[str, str] | None:
     return None
 
 
-async def _credentials(request: Request) -> tuple[str, str]:
-    """The candidate key and where it came from (401 when the request carries none)."""
-    found = await _find_key(request)
-    if found is None:
-        raise NotAuthenticated()
-    return found
+SESSION_ENDED = "Your session has ended: sign in again."
 
 
 def _invalid_key(source: str) -> AuthenticationFailed:
     return AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
+
+
+async def _secure_value(request: Request, session: AsyncSession) -> tuple[str, str]:
+    """The hash of the key the request acts as, and where it came from: an explicit key (header, body, query
+    string), else, for GET and HEAD, a signed-in viewer's session cookie. 401 when it carries none; 401 for
+    a key that cannot be one (keys are ASCII: a lone surrogate from a JSON body cannot even be hashed) or a
+    session that has ended."""
+    found = await _find_key(request)
+    if found is not None:
+        value, source = found
+        if not value.isascii():
+            raise _invalid_key(source)
+        return hash_key_value(value), source
+    cookie = request.cookies.get(sessions.COOKIE_NAME)
+    if cookie is None or request.method not in sessions.READ_METHODS:
+        raise NotAuthenticated()
+    secure_value = await sessions.key_of_session(session, cookie, clock_of(request)())
+    if secure_value is None:
+        raise AuthenticationFailed(SESSION_ENDED)
+    return secure_value, "session"
 
 
 async def _record_use(session: AsyncSession, key: PersonalAPIKey) -> bool:
@@ -129,11 +146,10 @@ async def get_principal(
 ) -> Principal:
     if QUERY_PARAMETER in request.query_params:
         raise _grant_refused(request)
-    value, source = await _credentials(request)
-    # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
-    key = await repository.get_key_with_user(session, hash_key_value(value)) if value.isascii() else None
+    secure_value, source = await _secure_value(request, session)
+    key = await repository.get_key_with_user(session, secure_value)
     if key is None:
-        raise _invalid_key(source)
+        raise _invalid_key(source) if source != "session" else AuthenticationFailed(SESSION_ENDED)
     await _record_use(session, key)
     return Principal(user=key.user, key=key)
 
@@ -181,18 +197,14 @@ async def get_team_access(
     A request carrying a sharing grant is refused (401): this route accepts keys alone."""
     if QUERY_PARAMETER in request.query_params:
         raise _grant_refused(request)
-    value, source = await _credentials(request)
+    secure_value, source = await _secure_value(request, session)
     team_id = _parse_team_id(project_id)
-    # Keys are ASCII: anything else (a lone surrogate from a JSON body cannot even be hashed) matches none.
-    if not value.isascii():
-        raise _invalid_key(source)
-    secure_value = hash_key_value(value)
     principals: PrincipalCache = request.app.state.principals
     found = principals.get(secure_value, team_id)
     if found is None:
         found = await repository.get_principal_for_team(session, secure_value, team_id)
         if found is None:
-            raise _invalid_key(source)
+            raise _invalid_key(source) if source != "session" else AuthenticationFailed(SESSION_ENDED)
         principals.put(secure_value, team_id, found)
     key, team, level = found
     if await _record_use(session, key):

@@ -732,3 +732,54 @@ async def copy_insight_tags(session: AsyncSession, copies: Sequence[tuple[int, i
         )
         .on_conflict_do_nothing()
     )
+
+
+# --- what a dashboard page needs before its stream ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    """A live dashboard's name, description, data color theme and number of live tiles (as `stream_tiles`
+    sends them: text tiles, and insight tiles whose insight is not deleted)."""
+
+    id: int
+    name: str | None
+    description: str
+    colors: list[Any] | None
+    tiles: int
+
+
+def _build_page_facts() -> Select[Any]:
+    tile_count = (
+        select(func.count())
+        .select_from(DashboardTile)
+        .outerjoin(Insight, Insight.id == DashboardTile.insight_id)
+        .where(
+            DashboardTile.dashboard_id == Dashboard.id,
+            _live(DashboardTile.deleted),
+            or_(DashboardTile.text_id.is_not(None), Insight.deleted.is_(False)),
+        )
+        .correlate(Dashboard)
+        .scalar_subquery()
+    )
+    return (
+        select(Dashboard.id, Dashboard.name, Dashboard.description, DataColorTheme.colors, tile_count)
+        .outerjoin(DataColorTheme, DataColorTheme.id == Dashboard.data_color_theme_id)
+        .where(
+            Dashboard.id == bindparam("dashboard_id", type_=Integer),
+            Dashboard.team_id == bindparam("team_id", type_=Integer),
+            Dashboard.deleted.is_(False),
+        )
+    )
+
+
+_PAGE_FACTS = _build_page_facts()
+
+
+async def page_facts(session: AsyncSession, team_id: int, dashboard_id: int) -> PageFacts | None:
+    """One statement; None when the team has no such live dashboard."""
+    params = {"team_id": team_id, "dashboard_id": dashboard_id}
+    row = (await (await session.connection()).execute(_PAGE_FACTS, params)).first()
+    if row is None:
+        return None
+    return PageFacts(id=row[0], name=row[1], description=row[2] or "", colors=row[3], tiles=int(row[4]))

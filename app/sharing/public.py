@@ -6,20 +6,28 @@ as the `posthog_sharing_token` cookie, as `Authorization: Bearer`, or as `sharin
 share names nothing: its `.json` is `{"type": "unlock"}` and its page carries no name or description.
 """
 
-import html
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from app.auth.grants import COOKIE_NAME, JWT_LIFETIME, QUERY_PARAMETER, OpenedShare
+from app.auth.grants import (
+    COOKIE_NAME,
+    JWT_LIFETIME,
+    QUERY_PARAMETER,
+    OpenedShare,
+    SharingGrant,
+    looks_like_jwt,
+    read_jwt,
+)
 from app.clock import NowDep
 from app.config import get_settings
+from app.dashboards.repository import PageFacts, page_facts
 from app.dashboards.responses import dashboard_response
 from app.dashboards.views import ViewsDep
 from app.db import SessionDep
@@ -28,8 +36,8 @@ from app.query.pool import RenderPool
 from app.query.render import parse_refresh
 from app.rendering import Format
 from app.sharing import service
-from app.sharing.service import Exported, Links
-from app.web.pages import html_page
+from app.sharing.service import Exported, Links, flags_of
+from app.web.pages import PageMeta, PageOptions, html_page, render_dashboard_page, render_shell, unlock_form
 from app.web.security import ANY_FRAMING
 
 router = APIRouter(include_in_schema=False)
@@ -78,31 +86,59 @@ def _exported_json(data: Exported) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers=PRIVATE_HEADERS)
 
 
-def _page(title: str, body: str) -> str:
-    return (
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{title}</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+# Share and embed pages may be framed by any site, as PostHog's (`frame-ancestors *`, no X-Frame-Options);
+# otherwise they carry the strict policy of every page (`app.web.security`): no inline script or style.
+def _stream_url(grant: SharingGrant, stream_with: str) -> str:
+    query = urlencode({QUERY_PARAMETER: stream_with})
+    return f"/api/environments/{grant.team_id}/dashboards/{grant.dashboard_id}/stream_tiles/?{query}"
+
+
+def _dashboard_page(grant: SharingGrant, facts: PageFacts, stream_with: str) -> HTMLResponse:
+    flags = flags_of(grant.settings)
+    name = facts.name or "Untitled dashboard"
+    open_graph = {"og:type": "website", "og:title": name}
+    if facts.description:
+        open_graph["og:description"] = facts.description
+    colors = [c for c in facts.colors or () if isinstance(c, str)] or None
+    options = PageOptions(
+        no_header=flags.get("noHeader", False),
+        legend=flags.get("legend", False),
+        whitelabel=flags.get("whitelabel", False),
+        detailed=flags.get("detailed", False),
+        colors=colors,
+        expected_tiles=facts.tiles,
+    )
+    title = name if options.whitelabel else f"{name} · Tilecast"
+    return render_dashboard_page(
+        _stream_url(grant, stream_with),
+        options=options,
+        meta=PageMeta(title=title, open_graph=open_graph),
+        frame_ancestors=ANY_FRAMING,
     )
 
 
-# Share and embed pages may be framed by any site, as PostHog's (`frame-ancestors *`, no X-Frame-Options);
-# otherwise they carry the strict policy of every page (`app.web.security`): no script, no inline style.
-def _dashboard_page(data: Exported) -> HTMLResponse:
-    name = html.escape(data.dashboard.name or "Untitled dashboard")
-    description = html.escape(data.dashboard.description or "")
-    body = f"<main>\n<h1>{name}</h1>\n" + (f"<p>{description}</p>\n" if description else "") + "</main>"
-    return html_page(_page(f"{name} · Tilecast", body), frame_ancestors=ANY_FRAMING)
-
-
-def _unlock_page() -> HTMLResponse:
-    body = "<main>\n<h1>This dashboard is password protected</h1>\n</main>"
-    return html_page(_page("Password protected · Tilecast", body), frame_ancestors=ANY_FRAMING)
+def _unlock_page(path: str) -> HTMLResponse:
+    return html_page(
+        render_shell("Password protected · Tilecast", unlock_form(path), script="unlock.js"),
+        frame_ancestors=ANY_FRAMING,
+    )
 
 
 def _not_found_page() -> HTMLResponse:
-    body = "<main>\n<h1>This link does not exist or has expired</h1>\n</main>"
-    return html_page(_page("Not found · Tilecast", body), frame_ancestors=ANY_FRAMING, status_code=404)
+    body = '<main class="tc-page tc-narrow">\n<h1>This link does not exist or has expired</h1>\n</main>'
+    return html_page(render_shell("Not found · Tilecast", body), frame_ancestors=ANY_FRAMING, status_code=404)
+
+
+async def _grant_jwt(request: Request, grant: SharingGrant, now: datetime) -> str:
+    """What the page's stream presents: the share's token, or for a password-protected share the JWT (of
+    those the request carries) that opened it."""
+    if grant.password_id is None:
+        return grant.access_token
+    secret = await _links(request).secret.get(request.app.state.sessionmaker)
+    for value in _jwts(request):
+        if looks_like_jwt(value) and read_jwt(secret, value, now) == (grant.access_token, grant.password_id):
+            return value
+    raise NotFound()  # not reached: the share was opened by one of them
 
 
 async def _json(
@@ -139,10 +175,19 @@ async def _html(
         "accept", ""
     ) and "text/html" not in request.headers.get("accept", "")
     if opened.grant is None:
-        return JSONResponse({"type": "unlock"}, headers=PRIVATE_HEADERS) if wants_json else _unlock_page()
-    pool: RenderPool = request.app.state.renders
-    data = await service.exported(session, opened, kind, views, pool, parse_refresh(refresh), "sm")
-    return _exported_json(data) if wants_json else _dashboard_page(data)
+        if wants_json:
+            return JSONResponse({"type": "unlock"}, headers=PRIVATE_HEADERS)
+        return _unlock_page(request.url.path)
+    if wants_json:
+        pool: RenderPool = request.app.state.renders
+        data = await service.exported(session, opened, kind, views, pool, parse_refresh(refresh), "sm")
+        return _exported_json(data)
+    # The page draws itself from the share's stream: here only what it needs first.
+    grant = opened.grant
+    facts = await page_facts(session, grant.team_id, grant.dashboard_id)
+    if facts is None:
+        return _not_found_page()
+    return _dashboard_page(grant, facts, await _grant_jwt(request, grant, now))
 
 
 async def _password_of(request: Request) -> str:

@@ -222,7 +222,8 @@ async def open_link(
     return opened
 
 
-def _flags(settings: dict[str, Any] | None) -> dict[str, bool]:
+def flags_of(settings: dict[str, Any] | None) -> dict[str, bool]:
+    """A share's display settings (`noHeader`, `legend`, ...), each a boolean."""
     return {flag: bool((settings or {}).get(flag)) for flag in FLAGS}
 
 
@@ -260,7 +261,7 @@ async def exported(
         access_token=grant.access_token,
         dashboard=dashboard,
         themes=await visible_themes(session, opened.team.id),
-        flags=_flags(grant.settings),
+        flags=flags_of(grant.settings),
     )
 
 

@@ -24,6 +24,7 @@ STATIC_PREFIX = "/static/web"
 ASSETS: dict[str, str] = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    "unlock.js": "text/javascript; charset=utf-8",
 }
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 _OG_PROPERTY = re.compile(r"^(?:og|twitter):[a-z_:]{1,40}$")
@@ -58,6 +59,8 @@ class PageOptions:
       palette.
     - `expected_tiles`: how many tiles the stream will send, for the progress ("7 of 12 tiles"); `None`: the
       count is shown without a total until `complete`.
+    - `controls`: a signed-in viewer's toolbar: a refresh button (`refresh=force_blocking`) and a date range
+      (`filters_override`), each restarting the stream.
     """
 
     no_header: bool = False
@@ -66,6 +69,7 @@ class PageOptions:
     detailed: bool = False
     colors: Sequence[str] | None = None
     expected_tiles: int | None = None
+    controls: bool = False
 
     def as_json(self) -> str:
         colors = [c for c in (self.colors or ()) if isinstance(c, str) and _COLOR.match(c)]
@@ -77,6 +81,7 @@ class PageOptions:
                 "detailed": self.detailed,
                 "colors": colors or None,
                 "expectedTiles": self.expected_tiles,
+                "controls": self.controls,
             },
             separators=(",", ":"),
         )
@@ -143,4 +148,30 @@ def html_page(
         body,
         status_code=status_code,
         headers=page_headers(dashboard_csp(frame_ancestors), framed=tuple(frame_ancestors) != DENY_FRAMING),
+    )
+
+
+def render_shell(title: str, body: str, *, script: str | None = None) -> str:
+    """A page of the same family as the dashboard's (its stylesheet, optionally one of its module files):
+    `body` is markup the caller built and escaped, with no inline script or style."""
+    tag = f'\n<script type="module" src="{_attr(asset_url(script))}"></script>' if script else ""
+    return _template("page.html").substitute(
+        title=_attr(title), css_url=_attr(asset_url("dashboard.css")), script=tag, body=body
+    )
+
+
+def unlock_form(action: str) -> str:
+    """The unlock form of a password-protected share posting to `action` (its page's path); `unlock.js`
+    posts the password, then opens the page with the JWT it gets as `sharing_access_token`."""
+    return (
+        '<main class="tc-page tc-narrow">\n'
+        f'<form id="tilecast-unlock" class="tc-card tc-form" method="post" action="{_attr(action)}">\n'
+        "<h1>This dashboard is password protected</h1>\n"
+        "<p>Enter the password you were given to see it.</p>\n"
+        '<label for="tc-password">Password</label>\n'
+        '<input id="tc-password" name="password" type="password" autocomplete="current-password" '
+        "required autofocus>\n"
+        '<p class="tc-form-error" role="alert" hidden></p>\n'
+        '<button type="submit">Unlock</button>\n'
+        "</form>\n</main>"
     )

@@ -14,6 +14,16 @@ export const DEFAULT_PALETTE = [
   "#fe729e", "#35416b", "#41cbc4", "#b64b02", "#e4a604", "#a56eff", "#30d5c8",
 ];
 
+// A signed-in viewer's date ranges ("": the dashboard's own filters).
+const DATE_RANGES = [
+  ["", "Dashboard's range"],
+  ["-24h", "Last 24 hours"],
+  ["-7d", "Last 7 days"],
+  ["-14d", "Last 14 days"],
+  ["-30d", "Last 30 days"],
+  ["-90d", "Last 90 days"],
+];
+
 const TIME_SERIES = new Set([
   "ActionsLineGraph", "ActionsLineGraphCumulative", "ActionsBar", "ActionsUnstackedBar", "ActionsStackedBar",
   "ActionsAreaGraph",
@@ -979,6 +989,51 @@ export class DashboardPage {
     this.source = null;
     if (this.options.noHeader) root.querySelector(".tc-header").hidden = true;
     if (this.options.whitelabel) root.querySelector(".tc-footer").hidden = true;
+    if (this.options.controls) this.drawControls();
+  }
+
+  /** A signed-in viewer's toolbar: a date range (`filters_override`) and a refresh (`force_blocking`), each
+   * opening the stream again. */
+  drawControls() {
+    const bar = el("div", "tc-toolbar");
+    const back = el("a", "tc-back", "← All dashboards");
+    back.href = "/";
+    const label = el("label", "tc-range-label", "Date range ");
+    const select = el("select", "tc-range");
+    for (const [value, text] of DATE_RANGES) {
+      const option = el("option", null, text);
+      option.value = value;
+      select.appendChild(option);
+    }
+    label.appendChild(select);
+    const refresh = el("button", "tc-refresh tc-secondary", "Refresh");
+    refresh.type = "button";
+    select.addEventListener("change", () => this.restart({ dateFrom: select.value }));
+    refresh.addEventListener("click", () => this.restart({ dateFrom: select.value, refresh: true }));
+    bar.append(back, label, refresh);
+    this.root.querySelector(".tc-status").before(bar);
+  }
+
+  /** The stream's URL with the toolbar's choices. */
+  urlFor({ dateFrom = "", refresh = false } = {}) {
+    const url = new URL(this.streamUrl, window.location.href);
+    if (dateFrom) url.searchParams.set("filters_override", JSON.stringify({ date_from: dateFrom }));
+    if (refresh) url.searchParams.set("refresh", "force_blocking");
+    return url.pathname + url.search;
+  }
+
+  /** Close the stream, forget the tiles, and draw the dashboard again from a new stream. */
+  restart(choices) {
+    if (this.source) this.source.close();
+    this.tiles.clear();
+    this.received.clear();
+    this.complete = false;
+    clear(this.grid);
+    const box = this.root.querySelector(".tc-fatal");
+    box.hidden = true;
+    box.textContent = "";
+    delete this.root.dataset.stream;
+    this.start(this.urlFor(choices));
   }
 
   setState(state, text) {
@@ -986,9 +1041,9 @@ export class DashboardPage {
     this.connection.textContent = text || "";
   }
 
-  start() {
+  start(url = this.streamUrl) {
     this.setState("connecting", "Connecting…");
-    const source = new EventSource(this.streamUrl);
+    const source = new EventSource(url);
     this.source = source;
     source.addEventListener("open", () => {
       if (!this.complete) this.setState("streaming", "");
@@ -1160,9 +1215,19 @@ export class DashboardPage {
   }
 }
 
+/** A share's JWT given in the address (after an unlock) is not left in the address bar or the history: the
+ * stream's URL carries it. */
+function forgetGrantInAddress() {
+  const here = new URL(window.location.href);
+  if (!here.searchParams.has("sharing_access_token")) return;
+  here.searchParams.delete("sharing_access_token");
+  window.history.replaceState(null, "", here.pathname + here.search + here.hash);
+}
+
 /** Starts the page whose root element carries `data-stream-url` and `data-options` (JSON). */
 export function start(root = document.getElementById("tilecast-dashboard")) {
   if (!root) return null;
+  forgetGrantInAddress();
   let options = {};
   try {
     options = JSON.parse(root.dataset.options || "{}") || {};

@@ -1,9 +1,9 @@
 """Persons (each distinct id's properties, from `$set` and `$set_once`) and the team settings queries read:
 test-account filters and the week's first day.
 
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-07 19:10:00
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-07 20:10:00
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
