@@ -138,9 +138,7 @@ async def test_a_failing_tile_is_an_ordinary_tile_with_its_error_and_the_stream_
     client: httpx.AsyncClient, actor: Actor
 ) -> None:
     board = await board_of(client, actor, ["fine"])
-    await insight_on(
-        client, actor, board, {"kind": "InsightVizNode", "source": {"kind": "PathsQuery"}}, "f"
-    )
+    await insight_on(client, actor, board, {"kind": "InsightVizNode", "source": {"kind": "PathsQuery"}}, "f")
     data = payloads(await messages_of(client, actor, board))
     assert [d["type"] for d in data] == ["metadata", "tile", "tile", "complete"]
     by_name = {d["tile"]["insight"]["name"]: d["tile"] for d in data[1:-1]}
