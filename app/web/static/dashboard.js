@@ -199,8 +199,10 @@ export function renderMarkdown(source) {
 
 // --- results -------------------------------------------------------------------------------------------------
 
+const DRAWN_KINDS = new Set(["TrendsQuery", "FunnelsQuery", "RetentionQuery", "LifecycleQuery", "StickinessQuery"]);
+
 function displayOf(insight) {
-  const source = insight?.query?.source;
+  const source = queryOf(insight);
   return source?.trendsFilter?.display || insight?.filters?.display || "ActionsLineGraph";
 }
 
@@ -240,9 +242,10 @@ function niceStep(range, count) {
   return nice * power;
 }
 
-function yTicks(min, max, count) {
+function yTicks(min, max, count, integer = false) {
   if (min === max) max = min + 1;
-  const step = niceStep(max - min, count);
+  let step = niceStep(max - min, count);
+  if (integer && !Number.isInteger(step)) step = step < 1 ? 1 : Math.floor(step);
   const start = Math.floor(min / step) * step;
   const end = Math.ceil(max / step) * step;
   const ticks = [];
@@ -289,25 +292,36 @@ function xTickPlacements(labels, length, xAt, width) {
   return out;
 }
 
-/** A trends chart (`kind`: "line", "area" or "bar") of `results` into `host`, sized to it. */
-function drawTrendChart(host, results, colors, kind) {
+/** A trends chart (`kind`: "line", "area", "bar" or "stacked" bars) of `results` into `host`, sized to it.
+ * `opts.format` writes the values (ticks, tooltips; `formatNumber` by default); `opts.titles` names each
+ * bucket in the tooltip when its x label is too short to; `opts.integer` keeps the y ticks whole (counts). */
+function drawTrendChart(host, results, colors, kind, opts = {}) {
   clear(host);
+  const fmt = opts.format || formatNumber;
+  const bars = kind === "bar" || kind === "stacked";
   const width = Math.max(host.clientWidth, 240);
   const height = Math.max(host.clientHeight, 160);
   const labels = (results.find((r) => Array.isArray(r.labels))?.labels ||
     results.find((r) => Array.isArray(r.days))?.days || []).map(String);
   const length = Math.max(labels.length, ...results.map((r) => (r.data || []).length), 0);
-  const values = results.flatMap((r) => (r.data || []).map(Number).filter(Number.isFinite));
-  const ticks = yTicks(Math.min(0, ...values), Math.max(0, ...values), Math.max(2, Math.floor(height / 50)));
+  let values = results.flatMap((r) => (r.data || []).map(Number).filter(Number.isFinite));
+  if (kind === "stacked") {
+    // The extent is that of each bucket's sums: positives stack up from zero, negatives down.
+    values = Array.from({ length }, (_, i) => {
+      const at = results.map((r) => Number((r.data || [])[i])).filter(Number.isFinite);
+      return [at.filter((v) => v > 0).reduce((a, b) => a + b, 0), at.filter((v) => v < 0).reduce((a, b) => a + b, 0)];
+    }).flat();
+  }
+  const ticks = yTicks(Math.min(0, ...values), Math.max(0, ...values), Math.max(2, Math.floor(height / 50)), opts.integer);
   const yMin = ticks[0];
   const yMax = ticks[ticks.length - 1];
-  const tickTexts = ticks.map(formatNumber);
+  const tickTexts = ticks.map(fmt);
   const left = 12 + 7 * Math.max(...tickTexts.map((t) => t.length));
   const margin = { top: 10, right: 14, bottom: 26, left };
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const band = plotW / Math.max(length, 1);
-  const xAt = kind === "bar"
+  const xAt = bars
     ? (i) => margin.left + band * (i + 0.5)
     : (i) => margin.left + (length <= 1 ? plotW / 2 : (plotW * i) / (length - 1));
   const yAt = (v) => margin.top + plotH - ((v - yMin) / (yMax - yMin || 1)) * plotH;
@@ -342,6 +356,8 @@ function drawTrendChart(host, results, colors, kind) {
 
   const plot = svgEl("g", { class: "tc-plot" });
   const dense = length > 45;
+  const stackUp = new Array(length).fill(0);
+  const stackDown = new Array(length).fill(0);
   results.forEach((result, s) => {
     const data = (result.data || []).map(Number);
     const previous = result.compare_label === "previous";
@@ -363,7 +379,25 @@ function drawTrendChart(host, results, colors, kind) {
           width: Math.max(barW - 1, 1),
           height: Math.max(Math.abs(yAt(value) - yAt(0)), value === 0 ? 0 : 1),
         });
-        rect.appendChild(svgEl("title", {}, `${seriesLabel(result)} · ${labels[i] ?? ""}: ${formatNumber(v)}`));
+        rect.appendChild(svgEl("title", {}, `${seriesLabel(result)} · ${labels[i] ?? ""}: ${fmt(v)}`));
+        group.appendChild(rect);
+      });
+    } else if (kind === "stacked") {
+      const barW = Math.max(band * 0.7, 1);
+      data.forEach((v, i) => {
+        const value = Number.isFinite(v) ? v : 0;
+        const stack = value < 0 ? stackDown : stackUp;
+        const from = stack[i];
+        const to = from + value;
+        stack[i] = to;
+        const rect = svgEl("rect", {
+          class: `tc-bar ${value < 0 ? "tc-below" : "tc-above"}`,
+          x: margin.left + band * i + (band - barW) / 2,
+          y: yAt(Math.max(from, to)),
+          width: barW,
+          height: Math.abs(yAt(to) - yAt(from)),
+        });
+        rect.appendChild(svgEl("title", {}, `${seriesLabel(result)} · ${labels[i] ?? ""}: ${fmt(v)}`));
         group.appendChild(rect);
       });
     } else {
@@ -377,7 +411,7 @@ function drawTrendChart(host, results, colors, kind) {
       group.appendChild(svgEl("path", { class: "tc-line", d }));
       points.forEach(([x, y], i) => {
         const point = svgEl("circle", { class: "tc-point", cx: x.toFixed(1), cy: y.toFixed(1), r: 3 });
-        point.appendChild(svgEl("title", {}, `${seriesLabel(result)} · ${labels[i] ?? ""}: ${formatNumber(data[i])}`));
+        point.appendChild(svgEl("title", {}, `${seriesLabel(result)} · ${labels[i] ?? ""}: ${fmt(data[i])}`));
         group.appendChild(point);
       });
     }
@@ -401,7 +435,7 @@ function drawTrendChart(host, results, colors, kind) {
   const indexAt = (clientX) => {
     const box = svg.getBoundingClientRect();
     const x = clientX - box.left;
-    const i = kind === "bar"
+    const i = bars
       ? Math.floor((x - margin.left) / band)
       : Math.round(((x - margin.left) / (plotW || 1)) * (length - 1));
     return Math.min(Math.max(i, 0), Math.max(length - 1, 0));
@@ -419,13 +453,13 @@ function drawTrendChart(host, results, colors, kind) {
       if (marks[i]) marks[i].classList.add("tc-hot");
     }
     clear(tip);
-    tip.appendChild(el("div", "tc-tooltip-title", labels[i] ?? ""));
+    tip.appendChild(el("div", "tc-tooltip-title", opts.titles?.[i] ?? labels[i] ?? ""));
     results.forEach((result, s) => {
       const row = el("div", "tc-tooltip-row");
       const swatch = el("span", "tc-swatch");
       swatch.style.setProperty("--swatch", colors[s]);
       row.append(swatch, el("span", "tc-tooltip-label", seriesLabel(result)),
-        el("span", "tc-tooltip-value", formatNumber((result.data || [])[i])));
+        el("span", "tc-tooltip-value", fmt((result.data || [])[i])));
       tip.appendChild(row);
     });
     tip.hidden = false;
@@ -468,19 +502,21 @@ function detailsTable(results) {
   return table;
 }
 
-function drawTrends(body, results, display, palette, options) {
-  const kind = display.includes("Bar") ? "bar" : display === "ActionsAreaGraph" ? "area" : "line";
-  const colors = assignColors(results, palette);
+/** A chart of series with its legend (and, when asked, the details table). `chart` may set the `kind`
+ * ("line", "area", "bar", "stacked"), the `colors`, and what `drawTrendChart` takes (`format`, `titles`). */
+function drawTrends(body, results, display, palette, options, chart = {}) {
+  const kind = chart.kind || (display.includes("Bar") ? "bar" : display === "ActionsAreaGraph" ? "area" : "line");
+  const colors = chart.colors || assignColors(results, palette);
   const host = el("div", "tc-chart-host");
   body.appendChild(host);
-  if (options.legend) body.appendChild(legend(results, colors));
-  if (options.detailed) body.appendChild(detailsTable(results));
+  if (options.legend && chart.legend !== false) body.appendChild(legend(results, colors));
+  if (options.detailed && chart.details !== false) body.appendChild(detailsTable(results));
   let drawnSize = "";
   const draw = () => {
     const size = `${host.clientWidth}x${host.clientHeight}`;
     if (size === drawnSize) return;
     drawnSize = size;
-    drawTrendChart(host, results, colors, kind);
+    drawTrendChart(host, results, colors, kind, chart);
   };
   draw();
   if (typeof ResizeObserver === "function") {
@@ -547,6 +583,336 @@ function drawTable(body, results, display, palette) {
   body.appendChild(table);
 }
 
+// --- funnels, retention, lifecycle, stickiness -------------------------------------------------------------
+
+/** The insight's query: an InsightVizNode's source, or the query itself. */
+function queryOf(insight) {
+  const query = insight?.query;
+  if (query && typeof query === "object" && query.source && typeof query.source === "object") return query.source;
+  return query && typeof query === "object" ? query : null;
+}
+
+/** What a tile draws: a trends display, or the kind's own drawing. */
+function vizOf(insight) {
+  const source = queryOf(insight);
+  switch (source?.kind) {
+    case "FunnelsQuery":
+      return `Funnel-${FUNNEL_VIZ.has(source.funnelsFilter?.funnelVizType) ? source.funnelsFilter.funnelVizType : "steps"}`;
+    case "RetentionQuery":
+      return "RetentionTable";
+    case "LifecycleQuery":
+      return "LifecycleBars";
+    case "StickinessQuery":
+      return "StickinessBars";
+    default:
+      return displayOf(insight);
+  }
+}
+
+const FUNNEL_VIZ = new Set(["steps", "trends", "time_to_convert"]);
+
+/** A duration in seconds for people, in at most two units: "45s", "5m 3s", "2h 5m", "3d 4h". */
+export function formatDuration(seconds) {
+  const n = typeof seconds === "number" ? seconds : Number(seconds);
+  if (seconds === null || seconds === undefined || seconds === "" || !Number.isFinite(n)) return "–";
+  let rest = Math.round(Math.abs(n));
+  const sign = n < 0 ? "-" : "";
+  const parts = [];
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+    const count = Math.floor(rest / size);
+    rest -= count * size;
+    if (count || parts.length || size === 1) parts.push([count, unit]);
+  }
+  const [first, second] = parts;
+  const text = second && second[0] ? `${first[0]}${first[1]} ${second[0]}${second[1]}` : `${first[0]}${first[1]}`;
+  return sign + text;
+}
+
+function percentOrDash(value) {
+  const n = Number(value);
+  return value === null || value === undefined || !Number.isFinite(n) ? "–" : formatPercent(n);
+}
+
+/** count as a percentage of `of` (0 when `of` is 0). */
+function rate(count, of) {
+  const c = Number(count) || 0;
+  const o = Number(of) || 0;
+  return o > 0 ? (c / o) * 100 : 0;
+}
+
+/** A breakdown value as text: lists joined, a missing value (`""`, null) as "None". */
+function breakdownText(value) {
+  const one = (v) => (v === "" || v === null || v === undefined ? "None" : String(v));
+  return Array.isArray(value) ? (value.length ? value.map(one).join(", ") : "None") : one(value);
+}
+
+function stepName(step, index) {
+  if (!step || typeof step !== "object") return `Step ${index + 1}`;
+  const name = step.custom_name ?? step.name ?? (step.action_id === null ? "All events" : step.action_id);
+  return name === null || name === undefined || name === "" ? `Step ${index + 1}` : String(name);
+}
+
+/** Funnel steps as horizontal bars: per step its name, count and conversion from the first step and from
+ * the previous one; a breakdown draws one bar per value in each step, with a legend. */
+function drawFunnelSteps(body, results, palette, options) {
+  const broken = results.some(Array.isArray);
+  const groups = broken ? results.filter(Array.isArray) : [results.filter((s) => s && typeof s === "object")];
+  const stepCount = Math.max(0, ...groups.map((g) => g.length));
+  if (!stepCount) {
+    body.appendChild(el("p", "tc-note", "No data for this period."));
+    return;
+  }
+  const colors = groups.map((_, g) => palette[g % palette.length]);
+  const countAt = (group, k) => Number(group[k]?.count) || 0;
+  const totals = Array.from({ length: stepCount }, (_, k) => groups.reduce((a, g) => a + countAt(g, k), 0));
+
+  const box = el("div", "tc-funnel");
+  const summary = el("p", "tc-funnel-summary");
+  summary.append(
+    el("span", "tc-funnel-total", formatPercent(rate(totals[stepCount - 1], totals[0]))),
+    document.createTextNode(` of ${formatNumber(totals[0])} converted from the first step to the last`),
+  );
+  box.appendChild(summary);
+
+  const list = el("ol", "tc-funnel-steps");
+  for (let k = 0; k < stepCount; k++) {
+    const item = el("li", "tc-funnel-step");
+    item.dataset.step = String(k);
+    const head = el("div", "tc-funnel-step-head");
+    const reference = groups.find((g) => g[k])?.[k];
+    head.append(el("span", "tc-funnel-step-index", k + 1), el("span", "tc-funnel-step-name", stepName(reference, k)));
+    if (broken) head.appendChild(el("span", "tc-funnel-step-total", formatNumber(totals[k])));
+    item.appendChild(head);
+    groups.forEach((group, g) => {
+      const count = countAt(group, k);
+      const fromFirst = k === 0 ? (count ? 100 : 0) : rate(count, countAt(group, 0));
+      const fromPrevious = k === 0 ? fromFirst : rate(count, countAt(group, k - 1));
+      const row = el("div", "tc-funnel-row");
+      row.dataset.series = String(g);
+      const track = el("div", "tc-funnel-track");
+      const bar = el("span", "tc-funnel-bar");
+      bar.style.setProperty("width", `${Math.min(Math.max(fromFirst, 0), 100)}%`);
+      bar.style.setProperty("background-color", colors[g]);
+      const name = broken ? `${breakdownText(group[0]?.breakdown_value ?? group[0]?.breakdown)} · ` : "";
+      track.title = `${name}${stepName(group[k] || reference, k)}: ${formatNumber(count)}`;
+      track.appendChild(bar);
+      const figures = el("div", "tc-funnel-figures");
+      figures.appendChild(el("span", "tc-funnel-count", formatNumber(count)));
+      figures.appendChild(el("span", "tc-funnel-rate", formatPercent(fromFirst)));
+      if (k > 0) {
+        figures.appendChild(el("span", "tc-funnel-rate-previous", `${formatPercent(fromPrevious)} from previous`));
+        const dropped = countAt(group, k - 1) - count;
+        if (!broken && dropped > 0) figures.appendChild(el("span", "tc-funnel-dropped", `${formatNumber(dropped)} dropped off`));
+        const time = group[k]?.average_conversion_time;
+        if (!broken && typeof time === "number") figures.appendChild(el("span", "tc-funnel-time", `avg ${formatDuration(time)}`));
+      }
+      row.append(track, figures);
+      item.appendChild(row);
+    });
+    list.appendChild(item);
+  }
+  box.appendChild(list);
+  body.appendChild(box);
+  if (broken && options.legend) {
+    body.appendChild(legend(groups.map((group) => ({ label: breakdownText(group[0]?.breakdown_value ?? group[0]?.breakdown) })), colors));
+  }
+}
+
+/** A funnel's conversion rate over time: the trends line chart, in percent. */
+function drawFunnelTrends(body, results, palette, options) {
+  const series = results
+    .filter((r) => r && typeof r === "object")
+    .map((r) => ({
+      label: r.breakdown_value === undefined ? "Conversion rate" : breakdownText(r.breakdown_value),
+      compare_label: r.compare_label,
+      data: r.data,
+      labels: r.labels,
+      days: r.days,
+    }));
+  drawTrends(body, series, "ActionsLineGraph", palette, options, {
+    kind: "line", format: percentOrDash, details: false, legend: series.length > 1,
+  });
+}
+
+/** Time to convert: a histogram of the bins ([seconds, actors]) with durations on the axis, and the average. */
+function drawTimeToConvert(body, result, palette, options) {
+  const ttc = Array.isArray(result) ? result.find((r) => r && r.compare_label !== "previous") || result[0] : result;
+  const bins = (Array.isArray(ttc?.bins) ? ttc.bins : []).filter((b) => Array.isArray(b) && b.length >= 2);
+  const summary = el("p", "tc-funnel-summary");
+  summary.append(
+    document.createTextNode("Average time to convert: "),
+    el("span", "tc-ttc-average", formatDuration(ttc?.average_conversion_time)),
+  );
+  if (typeof ttc?.median_conversion_time === "number") {
+    summary.append(document.createTextNode(" · median "), el("span", "tc-ttc-median", formatDuration(ttc.median_conversion_time)));
+  }
+  body.appendChild(summary);
+  if (!bins.length || bins.every((b) => !Number(b[1]))) {
+    body.appendChild(el("p", "tc-note", "No conversions in this period."));
+    return;
+  }
+  const labels = bins.map((b) => formatDuration(b[0]));
+  const titles = bins.map((b, i) => (i + 1 < bins.length
+    ? `${formatDuration(b[0])} to ${formatDuration(bins[i + 1][0])}`
+    : `${formatDuration(b[0])} or more`));
+  const series = [{ label: "Conversions", data: bins.map((b) => Number(b[1]) || 0), labels }];
+  drawTrends(body, series, "ActionsBar", palette, options, { kind: "bar", titles, legend: false, details: false, integer: true });
+}
+
+function drawFunnel(body, result, source, palette, options) {
+  const viz = source.funnelsFilter?.funnelVizType;
+  if (viz === "time_to_convert") drawTimeToConvert(body, result, palette, options);
+  else if (viz === "trends") drawFunnelTrends(body, result, palette, options);
+  else drawFunnelSteps(body, result, palette, options);
+}
+
+const RETENTION_PERIODS = { Hour: 3600e3, Day: 86400e3, Week: 7 * 86400e3 };
+
+/** [r, g, b] of a `#rgb` or `#rrggbb` color, or the default accent. */
+function rgbOf(color) {
+  const m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(String(color || "").trim());
+  if (!m) return [29, 74, 255];
+  const hex = m[1].length === 3 ? [...m[1]].map((c) => c + c).join("") : m[1];
+  return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+
+function shade(cell, percent, rgb) {
+  const p = Math.min(Math.max(Number(percent) || 0, 0), 100) / 100;
+  cell.style.setProperty("background-color", `rgba(${rgb.join(", ")}, ${(0.04 + 0.86 * p).toFixed(3)})`);
+  if (p >= 0.5) cell.classList.add("tc-dark");
+}
+
+/** A cohort's period start as people read it (the wall time the server wrote, whatever its offset). */
+function cohortLabel(row, period) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?/.exec(String(row.date ?? ""));
+  if (!m) return String(row.label ?? "");
+  const day = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  // The year only when it is not this one, as PostHog does.
+  const year = Number(m[1]) === new Date().getFullYear() ? {} : { year: "numeric" };
+  const format = period === "Month"
+    ? { month: "short", year: "numeric", timeZone: "UTC" }
+    : { month: "short", day: "numeric", ...year, timeZone: "UTC" };
+  const text = new Intl.DateTimeFormat(undefined, format).format(day);
+  return period === "Hour" ? `${text}, ${m[4] ?? "00"}:${m[5] ?? "00"}` : text;
+}
+
+/** Whether a cohort's period `k` starts after now (PostHog leaves those cells empty). */
+function inFuture(row, k, period, now) {
+  const start = Date.parse(String(row.date ?? ""));
+  if (!Number.isFinite(start)) return false;
+  if (period === "Month") {
+    const at = new Date(start);
+    at.setUTCMonth(at.getUTCMonth() + k);
+    return at.getTime() > now;
+  }
+  return start + k * (RETENTION_PERIODS[period] || RETENTION_PERIODS.Day) > now;
+}
+
+/** Retention: one cohort table per breakdown value; a cell's shade is its percentage (of the cohort's size,
+ * or of the previous period with `retentionReference: "previous"`), with a mean row on top. */
+function drawRetention(body, results, source, palette) {
+  const filter = source.retentionFilter || {};
+  const period = ["Hour", "Day", "Week", "Month"].includes(filter.period) ? filter.period : "Day";
+  const previous = filter.retentionReference === "previous";
+  const meanKind = ["simple", "weighted", "none"].includes(filter.meanRetentionCalculation)
+    ? filter.meanRetentionCalculation
+    : "simple";
+  const rgb = rgbOf(palette[0]);
+  const now = Date.now();
+  const groups = [];
+  const byValue = new Map();
+  for (const row of results) {
+    if (!row || typeof row !== "object" || !Array.isArray(row.values)) continue;
+    const key = JSON.stringify(row.breakdown_value ?? null);
+    if (!byValue.has(key)) {
+      const group = { value: row.breakdown_value ?? null, rows: [] };
+      byValue.set(key, group);
+      groups.push(group);
+    }
+    byValue.get(key).rows.push(row);
+  }
+  const broken = groups.length > 1 || (groups.length === 1 && groups[0].value !== null);
+  for (const group of groups) {
+    const width = Math.max(...group.rows.map((r) => r.values.length));
+    const percents = group.rows.map((row) => row.values.map((cell, k) => {
+      const count = Number(cell?.count) || 0;
+      if (k === 0) return count ? 100 : 0;
+      return rate(count, previous ? row.values[k - 1]?.count : row.values[0]?.count);
+    }));
+    const sizes = group.rows.map((row) => Number(row.values[0]?.count) || 0);
+    const wrap = el("section", "tc-retention");
+    if (broken) wrap.appendChild(el("h3", "tc-retention-breakdown", breakdownText(group.value)));
+    const table = el("table", "tc-table tc-retention-table");
+    const head = el("tr");
+    head.append(el("th", null, "Cohort"), el("th", "tc-num", "Size"));
+    for (let k = 0; k < width; k++) {
+      const label = group.rows.find((r) => r.values[k]?.label)?.values[k].label ?? `${period} ${k}`;
+      head.appendChild(el("th", "tc-num", label));
+    }
+    table.appendChild(el("thead")).appendChild(head);
+    const tbody = el("tbody");
+    if (meanKind !== "none" && group.rows.length > 1) {
+      const tr = el("tr", "tc-retention-mean");
+      tr.append(el("td", "tc-retention-cohort", "Mean"), el("td", "tc-num", formatNumber(sizes.reduce((a, b) => a + b, 0))));
+      for (let k = 0; k < width; k++) {
+        const use = group.rows
+          .map((row, r) => ({ row, r }))
+          .filter(({ row, r }) => sizes[r] > 0 && k < row.values.length && !inFuture(row, k, period, now));
+        const td = el("td", "tc-num tc-retention-cell");
+        if (use.length) {
+          const weight = use.reduce((a, { r }) => a + sizes[r], 0);
+          const mean = meanKind === "weighted"
+            ? use.reduce((a, { r }) => a + percents[r][k] * sizes[r], 0) / (weight || 1)
+            : use.reduce((a, { r }) => a + percents[r][k], 0) / use.length;
+          td.textContent = formatPercent(mean);
+          td.dataset.percent = String(mean);
+          shade(td, mean, rgb);
+        }
+        tr.appendChild(td);
+      }
+      tbody.appendChild(tr);
+    }
+    group.rows.forEach((row, r) => {
+      const tr = el("tr", "tc-retention-row");
+      tr.append(el("td", "tc-retention-cohort", cohortLabel(row, period)), el("td", "tc-num tc-retention-size", formatNumber(sizes[r])));
+      for (let k = 0; k < width; k++) {
+        const cell = row.values[k];
+        if (!cell || inFuture(row, k, period, now)) {
+          tr.appendChild(el("td", "tc-num tc-retention-cell tc-retention-future"));
+          continue;
+        }
+        const td = el("td", "tc-num tc-retention-cell", formatPercent(percents[r][k]));
+        td.dataset.percent = String(percents[r][k]);
+        td.title = `${formatNumber(cell.count)} of ${formatNumber(sizes[r])}`;
+        shade(td, percents[r][k], rgb);
+        tr.appendChild(td);
+      }
+      tbody.appendChild(tr);
+    });
+    table.appendChild(tbody);
+    wrap.appendChild(table);
+    body.appendChild(wrap);
+  }
+}
+
+// PostHog-like colors per lifecycle status, and its order.
+const LIFECYCLE = {
+  new: { name: "New", color: "#1d4aff" },
+  returning: { name: "Returning", color: "#529a0a" },
+  resurrecting: { name: "Resurrecting", color: "#a56eff" },
+  dormant: { name: "Dormant", color: "#f14f58" },
+};
+
+/** Lifecycle: stacked bars around zero, new, returning and resurrecting above and dormant (negative) below. */
+function drawLifecycle(body, results, source, palette, options) {
+  const toggled = source.lifecycleFilter?.toggledLifecycles;
+  const shown = results.filter((r) => r && typeof r === "object" &&
+    (!Array.isArray(toggled) || !(r.status in LIFECYCLE) || toggled.includes(r.status)));
+  const series = shown.map((r) => (r.status in LIFECYCLE ? { ...r, label: LIFECYCLE[r.status].name } : r));
+  const colors = shown.map((r, i) => LIFECYCLE[r.status]?.color ?? palette[i % palette.length]);
+  drawTrends(body, series, "ActionsStackedBar", palette, options, { kind: "stacked", colors, integer: true });
+}
+
 function errorBox(title, message) {
   const box = el("div", "tc-error");
   box.setAttribute("role", "alert");
@@ -574,9 +940,15 @@ function drawTileBody(body, tile, palette, options) {
     return;
   }
   const results = insight.result;
-  const kind = insight.query?.source?.kind;
-  if (kind && kind !== "TrendsQuery") {
+  const source = queryOf(insight);
+  const kind = source?.kind;
+  if (kind && !DRAWN_KINDS.has(kind)) {
     body.appendChild(el("p", "tc-note", `${kind} insights are not drawn on this page.`));
+    return;
+  }
+  if (kind === "FunnelsQuery" && source.funnelsFilter?.funnelVizType === "time_to_convert") {
+    if (results && typeof results === "object") drawTimeToConvert(body, results, palette, options);
+    else body.appendChild(el("p", "tc-note", "Not computed yet."));
     return;
   }
   if (!Array.isArray(results)) {
@@ -587,6 +959,10 @@ function drawTileBody(body, tile, palette, options) {
     body.appendChild(el("p", "tc-note", "No data for this period."));
     return;
   }
+  if (kind === "FunnelsQuery") return drawFunnel(body, results, source, palette, options);
+  if (kind === "RetentionQuery") return drawRetention(body, results, source, palette);
+  if (kind === "LifecycleQuery") return drawLifecycle(body, results, source, palette, options);
+  if (kind === "StickinessQuery") return drawTrends(body, results, "ActionsBar", palette, options, { kind: "bar", integer: true });
   const display = displayOf(insight);
   if (display === "BoldNumber") drawNumber(body, results);
   else if (display in AS_TABLE) drawTable(body, results, display, palette);
@@ -771,7 +1147,7 @@ export class DashboardPage {
         head.appendChild(el("p", "tc-tile-description", insight.description));
       }
       node.appendChild(head);
-      node.dataset.display = tile.error ? "error" : displayOf(insight);
+      node.dataset.display = tile.error ? "error" : vizOf(insight);
     }
     const body = el("div", "tc-tile-body");
     node.appendChild(body);
