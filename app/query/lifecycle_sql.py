@@ -47,13 +47,16 @@ def lifecycle_statement(plan: LifecyclePlan) -> Select[Any]:
         .distinct()
         .cte("active")
     )
-    # The actor's creation: its first event ever, of any name and whatever its properties.
+    # The actor's creation: its first event ever, of any name and whatever its properties. Every actor of the
+    # team, joined to the active ones after: one pass and a hash aggregate, whatever the planner's estimates.
+    # (Restricted with `IN (active actors)`, stale statistics right after a bulk load made it read the events
+    # once per actor: a 100,000-event team's tile went from a second to past the query timeout.)
     created = (
         select(
             EVENTS.c.distinct_id.label("actor"),
             bucket_of(func.min(EVENTS.c.timestamp), plan.interval, plan.tz, plan.week_start).label("created"),
         )
-        .where(EVENTS.c.team_id == plan.team_id, EVENTS.c.distinct_id.in_(select(active.c.actor)))
+        .where(EVENTS.c.team_id == plan.team_id)
         .group_by(EVENTS.c.distinct_id)
         .cte("created")
     )
