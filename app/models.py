@@ -53,6 +53,9 @@ class User(Base):
     # Only a hash is ever stored; users created by `tilecast create-key` have none.
     password: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The team `@current` means for this user (PostHog's `current_team`); set by `create-key` and
+    # `PATCH /api/users/@me/`.
+    current_team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
 
 
 class Team(Base):
@@ -465,5 +468,46 @@ class ViewerSession(Base):
     # sha256 hex of the cookie's random value.
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_id: Mapped[str] = mapped_column(ForeignKey("personal_api_key.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class DashboardTemplate(Base):
+    """A team's own dashboard template (PostHog's `posthog_dashboardtemplate`). The built-in templates live in
+    code (`app.templates.builtin`) and are never rows; `deleted` is a soft delete (DELETE answers 405)."""
+
+    __tablename__ = "dashboard_template"
+    __table_args__ = (UniqueConstraint("template_name", "team_id"),)
+
+    id: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True, default=uuid4)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    template_name: Mapped[str | None] = mapped_column(String(400))
+    dashboard_description: Mapped[str | None] = mapped_column(String(400))
+    dashboard_filters: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    tiles: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    variables: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(String(255)))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    deleted: Mapped[bool | None] = mapped_column(Boolean, default=False, server_default=text("false"))
+    image_url: Mapped[str | None] = mapped_column(String(8201))
+    # `team` | `global` | `feature_flag` | '' | null, as PostHog.
+    scope: Mapped[str | None] = mapped_column(String(24))
+    github_url: Mapped[str | None] = mapped_column(String(8201))
+    availability_contexts: Mapped[list[str] | None] = mapped_column(ARRAY(String(255)))
+
+
+class DashboardSnapshot(Base):
+    """The "before" state of a dashboard refresh, kept for `analyze_refresh_result`: one row per `snapshot`
+    call, bound to its dashboard and user, readable until `expires_at` (30 minutes) and deleted after."""
+
+    __tablename__ = "dashboard_snapshot"
+
+    cache_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    dashboard_id: Mapped[int] = mapped_column(ForeignKey("dashboard.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    # {"<tile_id>": {"insight_name": str, "data": <the tile's result>}, ...}
+    tiles: Mapped[Any] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
