@@ -14,6 +14,7 @@ from app.query.router import router as query_router
 from app.sharing.router import router as sharing_router
 from app.streaming.router import router as streaming_router
 from app.teams.router import router as teams_router
+from app.templates.router import router as templates_router
 from app.themes.router import router as themes_router
 
 FEATURE_ROUTERS = [
@@ -24,6 +25,7 @@ FEATURE_ROUTERS = [
     themes_router,
     query_router,
     teams_router,
+    templates_router,
 ]
 
 

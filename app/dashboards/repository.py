@@ -45,6 +45,7 @@ from app.models import (
     SharingConfiguration,
     Tag,
     TaggedItem,
+    Team,
     Text,
     User,
 )
@@ -783,3 +784,26 @@ async def page_facts(session: AsyncSession, team_id: int, dashboard_id: int) -> 
     if row is None:
         return None
     return PageFacts(id=row[0], name=row[1], description=row[2] or "", colors=row[3], tiles=int(row[4]))
+
+
+async def lock_team(session: AsyncSession, team_id: int) -> None:
+    """Hold the team's row until the transaction ends: requests that must not run at once for one team
+    (`create_unlisted_dashboard`) queue here, whichever worker serves them."""
+    await session.execute(select(Team.id).where(Team.id == team_id).with_for_update())
+
+
+async def unlisted_dashboard_exists(session: AsyncSession, team_id: int, tag: str) -> bool:
+    """Whether the team has a live unlisted dashboard tagged `tag`."""
+    query = (
+        select(Dashboard.id)
+        .join(TaggedItem, TaggedItem.dashboard_id == Dashboard.id)
+        .join(Tag, Tag.id == TaggedItem.tag_id)
+        .where(
+            Dashboard.team_id == team_id,
+            Dashboard.creation_mode == "unlisted",
+            Dashboard.deleted.is_(False),
+            Tag.name == tag,
+        )
+        .limit(1)
+    )
+    return (await session.execute(query)).first() is not None

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
 from app.auth.dependencies import GrantTarget, TeamAccess, carries_grant, scoped
 from app.dashboards import service
+from app.dashboards.from_template import TemplateJsonCreate, UnlistedCreate
 from app.dashboards.repository import ListFilters
 from app.dashboards.responses import dashboard_response, list_response
 from app.dashboards.schemas import (
@@ -102,6 +103,38 @@ async def create_dashboard(
 ) -> Response:
     """Create a dashboard, optionally duplicating another with `use_dashboard`."""
     created = await service.create_dashboard(session, access, data, overrides)
+    return dashboard_response(fmt, created, status.HTTP_201_CREATED)
+
+
+@router.post(
+    "/create_from_template_json/",
+    name="dashboards_create_from_template_json_create",
+    response_model=Dashboard,
+    status_code=status.HTTP_200_OK,
+)
+async def create_from_template_json(
+    session: SessionDep, access: DashboardWriteAccess, fmt: FormatDep, data: TemplateJsonCreate
+) -> Response:
+    """Create a dashboard from a template's JSON (checked against `dashboard_templates/json_schema/`); needs
+    `insight:write` too."""
+    return dashboard_response(fmt, await service.create_from_template_json(session, access, data))
+
+
+@router.post(
+    "/create_unlisted_dashboard/",
+    name="dashboards_create_unlisted_dashboard_create",
+    response_model=Dashboard,
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_unlisted_dashboard(
+    session: SessionDep,
+    access: DashboardWriteAccess,
+    fmt: FormatDep,
+    data: Annotated[UnlistedCreate, Body(default_factory=UnlistedCreate)],
+) -> Response:
+    """Creates an unlisted dashboard from template by tag. Enforces uniqueness (one per tag per team).
+    Returns 409 if unlisted dashboard with this tag already exists."""
+    created = await service.create_unlisted_dashboard(session, access, data)
     return dashboard_response(fmt, created, status.HTTP_201_CREATED)
 
 

@@ -279,6 +279,11 @@ class DashboardWrite(_DashboardFields):
         default=False,
         description="With `use_dashboard`: copy the insights and texts too (deep copy), not only the tiles.",
     )
+    template_variables: Annotated[dict[str, Any], AfterValidator(reject_nul)] | None = Field(
+        default=None,
+        description="With `use_template`: values of the template's variables, by variable id; each "
+        "`{ID}` placeholder in the template's tiles is replaced by its value (Tilecast).",
+    )
 
 
 TEXT_BODY_MAX = 4000

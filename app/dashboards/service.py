@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository as auth_repository
 from app.auth.dependencies import TeamAccess, require_scopes
-from app.dashboards import placement, repository
+from app.dashboards import from_template, placement, repository
 from app.dashboards.access import (
     CANNOT_RESTRICT,
     access_for,
@@ -34,7 +34,7 @@ from app.dashboards.schemas import (
 from app.dashboards.tile_edits import apply_tile_edits, copy_dashboard_tiles, creates_tile, duplicate_tiles
 from app.dashboards.tiles import compute, plan_tiles, tile_of
 from app.dashboards.views import ViewRecorder
-from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.errors import ErrorBody, NotFound, PermissionDenied, ValidationFailed
 from app.models import ADMIN, DashboardPrivilege, TaggedItem
 from app.models import Dashboard as DashboardModel
 from app.pagination import Page
@@ -42,6 +42,9 @@ from app.query.pool import RenderPool
 from app.query.render import RefreshMode, shared_refresh
 from app.schemas import Paginated, UserBasic, trusted
 from app.tags import set_tags
+from app.templates import service as templates
+from app.templates.json_schema import validate_template_json
+from app.templates.service import TemplateContent
 from app.validation import reject_nul
 
 
@@ -258,8 +261,8 @@ async def create_dashboard(
     if data.use_template and data.use_dashboard is not None:
         raise ValidationFailed("`use_dashboard` and `use_template` cannot be used together")
     if data.use_template:
-        # No templates exist until the templates issue lands.
-        raise ValidationFailed(f"Invalid template provided: {data.use_template}", attr="use_template")
+        require_scopes(access, "insight:write")  # the template's insights are new insights
+    template = await from_template.template_for_create(session, access, data)
     source: DashboardModel | None = None
     if data.use_dashboard is not None and data.duplicate_tiles:
         require_scopes(access, "insight:write")  # the copies of its insights are new insights
@@ -289,10 +292,13 @@ async def create_dashboard(
         data_color_theme_id=_given_or_copied(data, source, "data_color_theme_id", default=None),
         create_in_folder=data.create_in_folder,
     )
+    tags = data.tags if template is None else from_template.apply_to_new(dashboard, template[0], data)
     session.add(dashboard)
     await session.flush()
-    if data.tags:
-        await set_tags(session, access.team.id, TaggedItem.dashboard_id, dashboard.id, data.tags)
+    if tags:
+        await set_tags(session, access.team.id, TaggedItem.dashboard_id, dashboard.id, tags)
+    if template is not None:
+        await from_template.add_template_tiles(session, access, dashboard.id, template[1], "use_template")
     if source is not None:
         await copy_dashboard_tiles(session, access, source.id, dashboard.id, deep=data.duplicate_tiles)
     row = await _get(session, access, dashboard.id, include_deleted=True)
@@ -460,3 +466,66 @@ async def remove_collaborator(
         raise NotFound()
     await session.delete(privilege)
     await session.flush()
+
+
+# --- dashboards from templates ---------------------------------------------------------------------------
+
+
+async def _from_template(
+    session: AsyncSession,
+    access: TeamAccess,
+    content: TemplateContent,
+    tiles: list[Any],
+    mode: CreationMode,
+    attr: str,
+    create_in_folder: str | None = None,
+) -> Dashboard:
+    dashboard = from_template.new_dashboard(access, content, mode)
+    dashboard.create_in_folder = create_in_folder
+    session.add(dashboard)
+    await session.flush()
+    if content.tags:
+        await set_tags(session, access.team.id, TaggedItem.dashboard_id, dashboard.id, content.tags)
+    await from_template.add_template_tiles(session, access, dashboard.id, tiles, attr)
+    row = await _get(session, access, dashboard.id, include_deleted=True)
+    return await _full(session, access, row, NO_OVERRIDES)
+
+
+async def create_from_template_json(
+    session: AsyncSession, access: TeamAccess, data: from_template.TemplateJsonCreate
+) -> Dashboard:
+    """A dashboard made from a template's JSON (reference §3.11), all or nothing: a tile that cannot be made
+    leaves no dashboard (the request's one transaction rolls back)."""
+    require_scopes(access, "insight:write")  # its insights are new insights
+    validate_template_json(data.template)
+    try:
+        template = reject_nul(data.template)
+    except PydanticCustomError as exc:
+        raise ValidationFailed(exc.message(), attr="template") from None
+    content = templates.content_of(template)
+    mode, folder = CreationMode.DEFAULT, data.create_in_folder
+    return await _from_template(session, access, content, content.tiles, mode, "template__tiles", folder)
+
+
+TAG_REQUIRED = "tag is required"
+UNKNOWN_TAG = "Unknown template tag: {}"
+UNLISTED_EXISTS = "Unlisted dashboard with tag '{}' already exists"
+
+
+async def create_unlisted_dashboard(
+    session: AsyncSession, access: TeamAccess, data: from_template.UnlistedCreate
+) -> Dashboard:
+    """The team's one unlisted dashboard for a template tag (reference §3.11). The team's row is locked until
+    the transaction ends, so concurrent calls, from any worker, make one dashboard: the others see it and
+    get 409."""
+    require_scopes(access, "insight:write")  # its insights are new insights
+    tag = data.tag
+    if not tag:
+        raise ErrorBody(400, TAG_REQUIRED)
+    content = templates.unlisted_template(tag) if isinstance(tag, str) else None
+    if content is None:
+        raise ErrorBody(400, UNKNOWN_TAG.format(tag))
+    await repository.lock_team(session, access.team.id)
+    if await repository.unlisted_dashboard_exists(session, access.team.id, tag):
+        raise ErrorBody(409, UNLISTED_EXISTS.format(tag))
+    return await _from_template(session, access, content, content.tiles, CreationMode.UNLISTED, "tag")
