@@ -20,9 +20,20 @@ def _with(series: dict[str, Any] | None = None, **source: Any) -> dict[str, Any]
 
 UNSUPPORTED = [
     (trends_query({"kind": "ActionsNode", "id": 3}), "ActionsNode is not supported"),
-    (trends_query({"kind": "GroupNode", "operator": "OR", "nodes": []}), "GroupNode is not supported"),
+    (
+        trends_query({"kind": "GroupNode", "operator": "AND", "nodes": [node(), node("$screen")]}),
+        "GroupNode operator 'AND' is not supported",
+    ),
+    (
+        trends_query({"kind": "GroupNode", "operator": "OR", "nodes": [{"kind": "ActionsNode", "id": 1}]}),
+        "ActionsNode in a GroupNode is not supported",
+    ),
+    (
+        trends_query({"kind": "GroupNode", "operator": "OR", "nodes": [node(None)]}),
+        "a GroupNode node with `event: null` (all events) is not supported",
+    ),
     (trends_query({"kind": "DataWarehouseNode", "id": "x"}), "DataWarehouseNode is not supported"),
-    (_with(node(math="hogql", math_hogql="count()")), "math 'hogql' is not supported"),
+    (_with(node(math="hogql", math_hogql="count()")), "math_hogql 'count()' is not supported"),
     (_with(node(math="unique_group", math_group_type_index=0)), "math 'unique_group' is not supported"),
     (_with(node(math="first_time_for_user")), "math 'first_time_for_user' is not supported"),
     (_with(node(math="avg_count_per_actor")), "math 'avg_count_per_actor' is not supported"),
@@ -50,8 +61,6 @@ UNSUPPORTED = [
     ),
     (_with(properties=[{"key": "a", "operator": "between", "value": [1, 2]}]), "operator 'between'"),
     (_with(properties=[{"key": "a", "operator": "is_date_after", "value": "x"}]), "operator 'is_date_after'"),
-    (_with(trendsFilter={"formulaNodes": [{"formula": "A*2"}]}), "formulaNodes are not supported"),
-    (_with(trendsFilter={"formula": "A+B"}), "formulas are not supported"),
     (_with(trendsFilter={"display": "CalendarHeatmap"}), "display 'CalendarHeatmap'"),
     (_with(interval="minute"), "interval 'minute' is not supported"),
     (_with(samplingFactor=0.1), "samplingFactor is not supported"),
@@ -85,6 +94,10 @@ INVALID = [
     (trends_query({"event": "$pageview"}), "series.0"),
     (_with(interval="year"), "interval"),
     (_with(node(math="sum")), "math 'sum' needs a math_property"),
+    (_with(node(math="hogql")), "math 'hogql' needs a math_hogql expression"),
+    (trends_query({"kind": "GroupNode", "operator": "OR", "nodes": []}), "GroupNode needs at least one node"),
+    (trends_query({"kind": "GroupNode", "nodes": [node()]}), "GroupNode operator must be 'OR' or 'AND'"),
+    (_with(trendsFilter={"formula": "A+B"}), "Formula 'A+B' references series B, but only 1 series is"),
     (_with(dateRange={"date_from": "last tuesday"}), "last tuesday"),
     (_with(properties=[{"key": "a", "operator": "gt", "value": "many"}]), "'many' is not a number"),
     (_with(properties=[{"key": "a", "operator": "regex", "value": "(unclosed"}]), "invalid regex"),

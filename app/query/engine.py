@@ -21,6 +21,7 @@ from app.query.base import (
     QueryLimits,
     UnsupportedQuery,
 )
+from app.query.formulas import check_formulas
 from app.query.funnels import FunnelsQuery, check_funnels, compute_funnels
 from app.query.kinds import KindQuery, prepare_kind
 from app.query.lifecycle import LifecycleQuery
@@ -81,6 +82,7 @@ def prepare(query: Any, limits: QueryLimits) -> TrendsQuery | FunnelsQuery | Kin
         # Limits first: a query over them is refused even when it also asks for something not supported yet.
         check_filters(parsed, limits)
         check_supported(parsed)
+        check_formulas(parsed)
     return parsed
 
 

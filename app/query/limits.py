@@ -16,7 +16,14 @@ from typing import Any
 from app.query.base import Path, QueryLimits, QueryTooLarge
 from app.query.dates import ResolvedRange
 from app.query.filters import FILTER_PARAMETERS
-from app.query.schema import EventsNode, PropertyFilter, PropertyGroupFilter, TrendsQuery
+from app.query.schema import (
+    OtherSeriesNode,
+    PropertyFilter,
+    PropertyGroupFilter,
+    TrendsQuery,
+    TrendsSeries,
+    series_filters,
+)
 from app.query.trends_sql import STATEMENT_PARAMETERS
 
 
@@ -46,12 +53,19 @@ def _count_and_check_values(nodes: Any, path: Path, limits: QueryLimits) -> int:
     return count
 
 
-def statement_parameters(query: TrendsQuery, series: EventsNode) -> int:
+def _group_nodes(series: TrendsSeries) -> int:
+    """A group's event names: one bind parameter each at most (its nodes' filters are counted as filters)."""
+    return len(getattr(series, "nodes", ()))
+
+
+def statement_parameters(query: TrendsQuery, series: TrendsSeries) -> int:
     """At most how many bind parameters the statement of `series` has: it carries the query's filters and
     its own."""
-    filters = [query.properties, series.properties, series.fixedProperties]
-    return STATEMENT_PARAMETERS + FILTER_PARAMETERS * sum(
-        sum(1 for _ in _filters(nodes, ())) for nodes in filters
+    filters = [query.properties, *(nodes for nodes, _ in series_filters(series))]
+    return (
+        STATEMENT_PARAMETERS
+        + _group_nodes(series)
+        + FILTER_PARAMETERS * sum(sum(1 for _ in _filters(nodes, ())) for nodes in filters)
     )
 
 
@@ -59,11 +73,13 @@ def check_filters(query: TrendsQuery, limits: QueryLimits) -> None:
     """Values per filter, and bind parameters per statement (`statement_parameters`)."""
     shared = _count_and_check_values(query.properties, ("properties",), limits)
     for index, series in enumerate(query.series):
-        if not isinstance(series, EventsNode):
+        if isinstance(series, OtherSeriesNode):
             continue  # other kinds are refused as not supported
-        own = _count_and_check_values(series.properties, ("series", index, "properties"), limits)
-        own += _count_and_check_values(series.fixedProperties, ("series", index, "fixedProperties"), limits)
-        parameters = STATEMENT_PARAMETERS + FILTER_PARAMETERS * (shared + own)
+        own = sum(
+            _count_and_check_values(nodes, ("series", index, *path), limits)
+            for nodes, path in series_filters(series)
+        )
+        parameters = STATEMENT_PARAMETERS + _group_nodes(series) + FILTER_PARAMETERS * (shared + own)
         if parameters > limits.parameters:
             path: Path = ("series", index, "properties") if own > shared else ("properties",)
             raise QueryTooLarge(

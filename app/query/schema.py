@@ -33,7 +33,7 @@ PROPERTY_MATH = {
     "p95": 0.95,
     "p99": 0.99,
 }
-SUPPORTED_MATH = BASE_MATH | PROPERTY_MATH.keys()
+SUPPORTED_MATH = BASE_MATH | PROPERTY_MATH.keys() | {"hogql"}
 
 TIME_SERIES_DISPLAYS = frozenset(
     {
@@ -119,9 +119,9 @@ class DateRange(_Node):
     excludeIncompletePeriods: bool | None = None
 
 
-class EventsNode(_Node):
-    kind: Literal["EventsNode"]
-    event: str | None = None
+class _SeriesFields(_Node):
+    """What every series of a TrendsQuery has: its names, its math and its own filters."""
+
     name: str | None = None
     custom_name: str | None = None
     math: str | None = None
@@ -133,6 +133,11 @@ class EventsNode(_Node):
     math_property_revenue_currency: Any = None
     properties: list[PropertyNode] | None = None
     fixedProperties: list[PropertyNode] | None = None
+
+
+class EventsNode(_SeriesFields):
+    kind: Literal["EventsNode"]
+    event: str | None = None
 
 
 class OtherSeriesNode(_Node):
@@ -152,12 +157,56 @@ SeriesNode = Annotated[
 ]
 
 
+class GroupNode(_SeriesFields):
+    """Several events counted as one series (PostHog's "combined events"): an event matching any node (its
+    event and its own filters) counts, aggregated by the group's math."""
+
+    kind: Literal["GroupNode"]
+    operator: str | None = None
+    nodes: list[SeriesNode]
+
+
+def _trends_series_tag(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in ("EventsNode", "GroupNode") else "node"
+
+
+TrendsSeriesNode = Annotated[
+    Annotated[EventsNode, Tag("EventsNode")]
+    | Annotated[GroupNode, Tag("GroupNode")]
+    | Annotated[OtherSeriesNode, Tag("node")],
+    Discriminator(_trends_series_tag),
+]
+# A series the trends engine computes.
+TrendsSeries = EventsNode | GroupNode
+
+
+def series_filters(series: TrendsSeries) -> list[tuple[Any, Path]]:
+    """Every filter list a series' statement carries (its own, and for a group each node's), each with its
+    path relative to the series."""
+    lists: list[tuple[Any, Path]] = [
+        (series.properties, ("properties",)),
+        (series.fixedProperties, ("fixedProperties",)),
+    ]
+    if isinstance(series, GroupNode):
+        for index, node in enumerate(series.nodes):
+            if isinstance(node, EventsNode):
+                lists.append((node.properties, ("nodes", index, "properties")))
+                lists.append((node.fixedProperties, ("nodes", index, "fixedProperties")))
+    return lists
+
+
+class TrendsFormulaNode(_Node):
+    formula: str
+    custom_name: str | None = None
+
+
 class TrendsFilter(_Node):
     display: str | None = None
     smoothingIntervals: int | None = None
     formula: str | None = None
     formulas: list[str] | None = None
-    formulaNodes: list[Any] | None = None
+    formulaNodes: list[TrendsFormulaNode] | None = None
     breakdown_histogram_bin_count: int | None = None
 
 
@@ -183,7 +232,7 @@ class CompareFilter(_Node):
 
 class TrendsQuery(_Node):
     kind: Literal["TrendsQuery"]
-    series: list[SeriesNode]
+    series: list[TrendsSeriesNode]
     interval: Interval | None = None
     dateRange: DateRange | None = None
     properties: list[PropertyNode] | PropertyGroupFilter | None = None
@@ -218,6 +267,8 @@ _IGNORED_KEYS: dict[type[_Node], frozenset[str]] = {
     ),
     # Used by funnels and event tables, not by trends.
     EventsNode: frozenset({"optionalInFunnel", "limit", "orderBy", "response", "version"}),
+    GroupNode: frozenset({"optionalInFunnel", "limit", "orderBy", "response", "version"}),
+    TrendsFormulaNode: frozenset(),
     DateRange: frozenset(),
     BreakdownFilter: frozenset(),
     CompareFilter: frozenset(),
@@ -359,10 +410,8 @@ def check_supported(query: TrendsQuery) -> None:
 
 def _check_trends_filter(trends_filter: TrendsFilter) -> None:
     # Unknown keys are accepted here: PostHog keeps adding display options to trendsFilter.
-    if trends_filter.formulaNodes:
-        raise UnsupportedQuery("formulaNodes are not supported")
-    if trends_filter.formula or trends_filter.formulas:
-        raise UnsupportedQuery("formulas are not supported")
+    for node in trends_filter.formulaNodes or []:
+        _refuse_unknown_keys(node, "formula node")
     if trends_filter.breakdown_histogram_bin_count is not None:
         raise UnsupportedQuery("breakdown_histogram_bin_count is not supported")
     display = trends_filter.display
@@ -390,15 +439,20 @@ def _check_breakdown(breakdown: BreakdownFilter) -> None:
         raise UnsupportedQuery("breakdown_histogram_bin_count is not supported")
 
 
-def _check_series(series: EventsNode | OtherSeriesNode, index: int) -> None:
+def _check_series(series: EventsNode | GroupNode | OtherSeriesNode, index: int) -> None:
     if isinstance(series, OtherSeriesNode):
         if series.kind in KNOWN_SERIES_KINDS:
             raise UnsupportedQuery(f"{series.kind} is not supported")
         raise InvalidQuery(f"series.{index}: unknown kind '{series.kind}'")
-    _refuse_unknown_keys(series, "EventsNode")
+    if isinstance(series, GroupNode):
+        _check_group(series, index)
+    else:
+        _refuse_unknown_keys(series, "EventsNode")
     math = series.math or "total"
     if math not in SUPPORTED_MATH:
         raise UnsupportedQuery(f"math '{math}' is not supported")
+    if math == "hogql":
+        parse_math_hogql(series.math_hogql, index)
     if math in PROPERTY_MATH:
         if not series.math_property:
             raise InvalidQuery(f"series.{index}: math '{math}' needs a math_property")
@@ -412,6 +466,54 @@ def _check_series(series: EventsNode | OtherSeriesNode, index: int) -> None:
         raise UnsupportedQuery("math_property_revenue_currency is not supported")
     for node in [*(series.properties or []), *(series.fixedProperties or [])]:
         check_property_node(node)
+
+
+def _check_group(group: GroupNode, index: int) -> None:
+    """An OR of events (nodes' own math is not theirs to choose: the group's applies, as in PostHog)."""
+    _refuse_unknown_keys(group, "GroupNode")
+    if not group.nodes:
+        raise InvalidQuery(f"series.{index}: a GroupNode needs at least one node")
+    if group.operator not in ("OR", "AND"):
+        raise InvalidQuery(f"series.{index}: GroupNode operator must be 'OR' or 'AND'")
+    if group.operator == "AND" and len(group.nodes) > 1:
+        # PostHog does not implement it either (it counts every event); an event is only ever one event.
+        raise UnsupportedQuery("GroupNode operator 'AND' is not supported")
+    for node in group.nodes:
+        if isinstance(node, OtherSeriesNode):
+            if node.kind in KNOWN_SERIES_KINDS:
+                raise UnsupportedQuery(f"{node.kind} in a GroupNode is not supported")
+            raise InvalidQuery(f"series.{index}.nodes: unknown kind '{node.kind}'")
+        _refuse_unknown_keys(node, "EventsNode")
+        if node.event is None:
+            raise UnsupportedQuery("a GroupNode node with `event: null` (all events) is not supported")
+        for item in [*(node.properties or []), *(node.fixedProperties or [])]:
+            check_property_node(item)
+
+
+# `math: "hogql"` computes only these expressions: distinct values of an event property, or distinct actors
+# (`person_id` is the distinct id: Tilecast does not merge ids). Keywords in any case, spaces optional.
+_MATH_HOGQL = re.compile(
+    r"^\s*count\s*\(\s*distinct\s+"
+    r"(?:properties\s*\.\s*(?P<dotted>[A-Za-z_$][A-Za-z0-9_$]*)"
+    r"|properties\s*\[\s*'(?P<quoted>[^'\\]+)'\s*\]"
+    r"|person_id|distinct_id)"
+    r"\s*\)\s*$",
+    re.IGNORECASE,
+)
+
+
+def parse_math_hogql(expression: str | None, index: int) -> str | None:
+    """The event property whose distinct values `math_hogql` counts, or None for distinct actors; raise
+    `UnsupportedQuery` naming any other expression."""
+    if not expression or not expression.strip():
+        raise InvalidQuery(f"series.{index}: math 'hogql' needs a math_hogql expression")
+    match = _MATH_HOGQL.match(expression)
+    if match is None:
+        raise UnsupportedQuery(
+            f"math_hogql '{expression}' is not supported: SQL expressions are not supported yet, except "
+            "count(distinct properties.<name>), count(distinct person_id) and count(distinct distinct_id)"
+        )
+    return match["dotted"] or match["quoted"]
 
 
 def check_property_node(node: PropertyGroupFilter | PropertyFilter) -> None:

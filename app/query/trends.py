@@ -12,16 +12,26 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Executable, and_
+from sqlalchemy import ColumnElement, Executable, and_, or_
 from sqlalchemy.exc import DBAPIError
 
 from app.query import dates
 from app.query.backend import QueryBackend
 from app.query.base import ComputedResult, InvalidQuery, QueryContext
 from app.query.dates import ResolvedRange
-from app.query.filters import global_condition, node_condition
+from app.query.filters import EVENTS, global_condition, node_condition
+from app.query.formulas import Formula, SeriesResults, apply_formula, parse_formulas
 from app.query.limits import ResultBudget, check_points, statement_parameters
-from app.query.schema import PROPERTY_MATH, EventsNode, TrendsQuery
+from app.query.schema import (
+    PROPERTY_MATH,
+    EventsNode,
+    GroupNode,
+    PropertyFilter,
+    PropertyGroupFilter,
+    TrendsQuery,
+    TrendsSeries,
+    parse_math_hogql,
+)
 from app.query.trends_sql import (
     NULL_LABEL,
     OTHER_LABEL,
@@ -50,7 +60,7 @@ async def _fetch(backend: QueryBackend, statement: Executable, *, reusable: bool
         raise
 
 
-def _effective_math(series: EventsNode, interval: str) -> str:
+def _effective_math(series: TrendsSeries, interval: str) -> str:
     """WAU at weekly or coarser buckets, and MAU at monthly ones, are plain uniques per bucket (B.4)."""
     math_name = series.math or "total"
     if math_name == "weekly_active" and interval in ("week", "month"):
@@ -83,20 +93,45 @@ def _breakdown(query: TrendsQuery) -> Breakdown | None:
     )
 
 
-def _plan(query: TrendsQuery, series: EventsNode, ctx: QueryContext, interval: str) -> SeriesPlan:
+def _own_filters(node: EventsNode | GroupNode) -> list[ColumnElement[bool]]:
+    items: list[PropertyGroupFilter | PropertyFilter] = [*(node.properties or [])]
+    items += node.fixedProperties or []
+    return [node_condition(item) for item in items]
+
+
+def _events(series: TrendsSeries) -> tuple[tuple[str, ...] | None, list[ColumnElement[bool]]]:
+    """The events a series reads (None: all) and its own filters. A group reads any of its nodes' events;
+    a node with filters of its own matches only its event with them."""
+    if isinstance(series, EventsNode):
+        return (None if series.event is None else (series.event,)), _own_filters(series)
+    nodes = [node for node in series.nodes if isinstance(node, EventsNode)]  # check_supported
+    names = tuple(dict.fromkeys(node.event for node in nodes if node.event is not None))
+    filters = _own_filters(series)
+    if any(node.properties or node.fixedProperties for node in nodes):
+        filters.append(or_(*(and_(EVENTS.c.event == node.event, *_own_filters(node)) for node in nodes)))
+    return names, filters
+
+
+def _plan(query: TrendsQuery, series: TrendsSeries, ctx: QueryContext, interval: str) -> SeriesPlan:
     math_name = _effective_math(series, interval)
-    nodes = [*(series.properties or []), *(series.fixedProperties or [])]
-    series_filters = [node_condition(node) for node in nodes]
+    first_bucket_only = query.display == "ActionsLineGraphCumulative" and math_name == "dau"
+    distinct_property = None
+    if math_name == "hogql":
+        # count(distinct person_id / distinct_id) is dau; of a property, its distinct values.
+        distinct_property = parse_math_hogql(series.math_hogql, 0)
+        math_name = "dau" if distinct_property is None else "unique_property"
+    events, series_filters = _events(series)
     return SeriesPlan(
         team_id=ctx.team_id,
-        event=series.event,
+        events=events,
         math=math_name,
         math_property=series.math_property if math_name in PROPERTY_MATH else None,
         quantile=PROPERTY_MATH.get(math_name),
         where=and_(global_condition(query.properties, query.filterTestAccounts, ctx), *series_filters),
         breakdown=_breakdown(query),
         total_value=query.is_total_value,
-        first_bucket_only=query.display == "ActionsLineGraphCumulative" and math_name == "dau",
+        first_bucket_only=first_bucket_only,
+        distinct_property=distinct_property,
     )
 
 
@@ -128,13 +163,21 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _action(series: EventsNode, index: int, period: ResolvedRange) -> dict[str, Any]:
+def _series_name(series: TrendsSeries) -> str:
+    """A series' label: its event ("All events" for all), or a group's name."""
+    if isinstance(series, GroupNode):
+        events = [node.event for node in series.nodes if isinstance(node, EventsNode) and node.event]
+        return series.name or series.custom_name or ", ".join(events)
+    return series.event if series.event is not None else "All events"
+
+
+def _action(series: TrendsSeries, index: int, period: ResolvedRange) -> dict[str, Any]:
     return {
         "days": [dates.iso(period.aware(bucket)) for bucket in period.buckets],
-        "id": series.event,
+        "id": _series_name(series) if isinstance(series, GroupNode) else series.event,
         "type": "events",
         "order": index,
-        "name": series.event if series.event is not None else "All events",
+        "name": _series_name(series),
         "custom_name": series.custom_name,
         "math": series.math,
         "math_property": series.math_property,
@@ -198,8 +241,8 @@ class _Series:
         return self.values.get(breakdown, {}).get(None, zero)
 
 
-def _label(series: EventsNode, breakdown: str | None, series_count: int) -> str:
-    name = series.event if series.event is not None else "All events"
+def _label(series: TrendsSeries, breakdown: str | None, series_count: int) -> str:
+    name = _series_name(series)
     if breakdown is None:
         return name
     return breakdown if series_count == 1 else f"{name} - {breakdown}"
@@ -207,7 +250,7 @@ def _label(series: EventsNode, breakdown: str | None, series_count: int) -> str:
 
 def _shape(
     query: TrendsQuery,
-    series: EventsNode,
+    series: TrendsSeries,
     index: int,
     rows: _Series,
     period: ResolvedRange,
@@ -318,16 +361,24 @@ async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend)
     current = periods[0][0]
     echo = _filter_echo(query, current)
     budget = ResultBudget(ctx.limits.result_bytes)
+    formulas = parse_formulas(query.trendsFilter, len(query.series))
     shaped: list[tuple[dict[str, Any], str]] = []
+    # With formulas, each period's series results (A, B, …), which only the formulas' results replace.
+    by_period: list[SeriesResults] = []
     for period, compare_label in periods:
+        by_period.append([])
         for index, series in enumerate(query.series):
-            assert isinstance(series, EventsNode)  # check_supported
+            assert isinstance(series, EventsNode | GroupNode)  # check_supported
             plan, statement = await asyncio.to_thread(_statement, query, series, ctx, period)
             reusable = statement_parameters(query, series) <= REUSABLE_PARAMETERS
             rows = await _fetch(backend, statement, reusable=reusable)
-            shaped += await asyncio.to_thread(
-                _shape_serialized, query, series, index, rows, plan, period, echo, compare_label, budget
-            )
+            args = (query, series, index, rows, plan, period, echo, compare_label)
+            if formulas:
+                by_period[-1].append(await asyncio.to_thread(_shape_rows, *args))
+            else:
+                shaped += await asyncio.to_thread(_shape_serialized, *args, budget)
+    if formulas:
+        shaped = await asyncio.to_thread(_formula_results, query, formulas, by_period, budget)
 
     has_more = any(result.get("breakdown_value") == OTHER_LABEL for result, _ in shaped)
     breakdown_filter = query.breakdownFilter
@@ -345,15 +396,28 @@ async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend)
 
 
 def _statement(
-    query: TrendsQuery, series: EventsNode, ctx: QueryContext, period: ResolvedRange
+    query: TrendsQuery, series: TrendsSeries, ctx: QueryContext, period: ResolvedRange
 ) -> tuple[SeriesPlan, Executable]:
     plan = _plan(query, series, ctx, period.interval)
     return plan, series_statement(plan, period)
 
 
+def _shape_rows(
+    query: TrendsQuery,
+    series: TrendsSeries,
+    index: int,
+    rows: Sequence[Any],
+    plan: SeriesPlan,
+    period: ResolvedRange,
+    echo: dict[str, Any],
+    compare_label: str | None,
+) -> list[dict[str, Any]]:
+    return _shape(query, series, index, _Series(rows, plan), period, echo, compare_label)
+
+
 def _shape_serialized(
     query: TrendsQuery,
-    series: EventsNode,
+    series: TrendsSeries,
     index: int,
     rows: Sequence[Any],
     plan: SeriesPlan,
@@ -363,5 +427,18 @@ def _shape_serialized(
     budget: ResultBudget,
 ) -> list[tuple[dict[str, Any], str]]:
     """One series' results with their JSON, counted against the result's size limit."""
-    results = _shape(query, series, index, _Series(rows, plan), period, echo, compare_label)
+    results = _shape_rows(query, series, index, rows, plan, period, echo, compare_label)
     return [(result, budget.serialize(result)) for result in results]
+
+
+def _formula_results(
+    query: TrendsQuery, formulas: list[Formula], by_period: list[SeriesResults], budget: ResultBudget
+) -> list[tuple[dict[str, Any], str]]:
+    """Each formula's results (the current period's, then the previous one's), with their JSON; the series
+    themselves are not part of the result (as PostHog)."""
+    out: list[tuple[dict[str, Any], str]] = []
+    for formula in formulas:
+        for series in by_period:
+            for result in apply_formula(formula, series, total_value=query.is_total_value):
+                out.append((result, budget.serialize(result)))
+    return out

@@ -20,7 +20,9 @@ from sqlalchemy import (
     Interval,
     Select,
     Subquery,
+    Text,
     and_,
+    any_,
     case,
     cast,
     distinct,
@@ -38,6 +40,8 @@ NULL_LABEL = "$$_posthog_breakdown_null_$$"
 OTHER_LABEL = "$$_posthog_breakdown_other_$$"
 # breakdown_normalize_url: trailing "/", "?" and "#" are not part of the page.
 _URL_TRAILER = r"[/?#]+$"
+# Maths that count distinct values (actors, sessions, property values) per bucket.
+UNIQUES = ("dau", "unique_session", "unique_property")
 ACTIVE_WINDOWS = {"weekly_active": timedelta(days=7), "monthly_active": timedelta(days=30)}
 # Bind parameters of a series statement besides its filters' (team, event, dates, buckets, breakdown, math):
 # an upper bound over every shape below, which the parameter limit adds to the filters' own.
@@ -57,14 +61,17 @@ class SeriesPlan:
     """What one series computes, with the query's filters already folded into `where`."""
 
     team_id: int
-    event: str | None
-    math: str  # total, dau, weekly_active, monthly_active, unique_session or a property math
+    events: tuple[str, ...] | None  # the events the series reads (its own filters are in `where`); None: all
+    # total, dau, weekly_active, monthly_active, unique_session, unique_property (distinct values of
+    # `distinct_property`, for `math: "hogql"`) or a property math
+    math: str
     math_property: str | None
     quantile: float | None  # median/pN
     where: ColumnElement[bool]
     breakdown: Breakdown | None
     total_value: bool
     first_bucket_only: bool  # cumulative dau: an actor counts once, in its first bucket
+    distinct_property: str | None = None
 
     @property
     def counts(self) -> bool:
@@ -98,13 +105,18 @@ def _breakdown_value(breakdown: Breakdown) -> ColumnElement[str]:
 
 def _conditions(plan: SeriesPlan, lower: ColumnElement[bool], upper: datetime) -> list[ColumnElement[bool]]:
     conditions = [EVENTS.c.team_id == plan.team_id, lower, EVENTS.c.timestamp <= upper, plan.where]
-    if plan.event is not None:
-        conditions.append(EVENTS.c.event == plan.event)
+    if plan.events is not None and len(plan.events) == 1:
+        conditions.append(EVENTS.c.event == plan.events[0])
+    elif plan.events is not None:
+        conditions.append(EVENTS.c.event == any_(literal(list(plan.events), ARRAY(Text))))
+    if plan.distinct_property is not None:
+        # As count(DISTINCT …): events without the property are not a value.
+        conditions.append(property_text(plan.distinct_property).is_not(None))
     return conditions
 
 
 def _aggregate(plan: SeriesPlan, rows: Subquery) -> ColumnElement[Any]:
-    if plan.math in ("total", "dau", "unique_session"):
+    if plan.math in ("total", *UNIQUES):
         return func.count()  # uniques: the rows are already distinct (see series_statement)
     value = rows.c.value
     aggregate: ColumnElement[Any]
@@ -123,6 +135,8 @@ def _event_columns(plan: SeriesPlan) -> list[ColumnElement[Any]]:
     if plan.math == "unique_session":
         # Events without a session id share one empty value (B.4).
         return [func.coalesce(property_text("$session_id"), literal("")).label("session")]
+    if plan.distinct_property is not None:
+        return [property_text(plan.distinct_property).label("distinct_value")]
     if plan.math_property is not None:
         return [as_float(property_text(plan.math_property)).label("value")]
     return []
@@ -146,7 +160,7 @@ def series_statement(plan: SeriesPlan, period: ResolvedRange) -> Select[Any]:
             .select_from(EVENTS_AND_PERSONS)
             .where(*_conditions(plan, lower, period.date_to))
         )
-        if plan.math in ("dau", "unique_session") and not plan.first_bucket_only:
+        if plan.math in UNIQUES and not plan.first_bucket_only:
             # Distinct (bucket, actor) rows then count(*): a hash aggregate, where count(DISTINCT) sorts.
             matching = matching.distinct()
         rows = matching.subquery("matching")
