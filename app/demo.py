@@ -113,6 +113,14 @@ _REFERRERS: tuple[tuple[str, float], ...] = (
     ("www.bing.com", 4),
     ("duckduckgo.com", 3),
 )
+_UTM_SOURCES = ("newsletter", "twitter", "producthunt")
+_SCREENS = ("Home", "Dashboards", "Settings")
+# (model, typical cost per call in USD, typical latency in seconds) of the LLM calls the product makes.
+_AI_MODELS: tuple[tuple[str, float, float], ...] = (
+    ("gpt-4o-mini", 0.0004, 0.8),
+    ("gpt-4o", 0.006, 1.9),
+    ("claude-3-5-sonnet", 0.009, 2.4),
+)
 # (plan, price, weight): revenue is price times seats.
 _PLANS: tuple[tuple[str, float, float], ...] = (("starter", 19.0, 55), ("pro", 49.0, 35), ("team", 199.0, 10))
 # Share of traffic per UTC hour: a working-day curve (Europe and the Americas overlapping mid-day).
@@ -224,6 +232,8 @@ class _Generator:
             "$lib_version": "1.200.0",
         }
         referrer = _REFERRERS[self.referrer()][0]
+        # Campaign traffic carries a `utm_source`; organic search never does.
+        utm_source = rng.choice(_UTM_SOURCES) if referrer != "www.google.com" and rng.random() < 0.2 else None
         events = []
         for i in range(pages):
             path, _, title = _PATHS[self.path()]
@@ -236,8 +246,18 @@ class _Generator:
             }
             if i == 0:
                 properties["$referring_domain"] = referrer
+                if utm_source is not None:
+                    properties["utm_source"] = utm_source
+                # GeoIP sets the person's location, as PostHog's GeoIP transformation does.
+                properties["$set"] = {"$geoip_country_code": code, "$geoip_country_name": country}
             events.append(self._event("$pageview", user, at, properties))
             at += timedelta(seconds=rng.randint(5, 150))
+        if common["$device_type"] == "Mobile" and rng.random() < 0.3:
+            # Some mobile visitors use the app, which sends screens instead of pageviews.
+            screen = {**common, "$screen_name": rng.choice(_SCREENS)}
+            events.append(self._event("$screen", user, at, screen))
+        if user.signed_up and rng.random() < 0.25:
+            events.extend(self._generations(user, at, common))
         if not user.signed_up and rng.random() < 0.6:
             user.signed_up = True
             person = {
@@ -257,6 +277,28 @@ class _Generator:
                 "$set": {"plan": plan},
             }
             events.append(self._event("purchase", user, at, purchase))
+        return events
+
+    def _generations(self, user: _User, at: datetime, common: dict[str, Any]) -> list[NewEvent]:
+        """A trace of one to three LLM calls (`$ai_generation`) made for a signed-up user."""
+        rng = self.rng
+        trace = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        events = []
+        for _ in range(rng.randint(1, 3)):
+            model, cost_per_call, latency = _AI_MODELS[rng.randrange(len(_AI_MODELS))]
+            failed = rng.random() < 0.05
+            properties = {
+                "$session_id": common["$session_id"],
+                "$ai_trace_id": trace,
+                "$ai_model": model,
+                "$ai_provider": "openai" if model.startswith("gpt") else "anthropic",
+                "$ai_latency": round(rng.lognormvariate(math.log(latency), 0.4), 3),
+                "$ai_total_cost_usd": 0.0 if failed else round(cost_per_call * rng.uniform(0.3, 2.0), 6),
+                "$ai_is_error": failed,
+                "$ai_http_status": rng.choice((429, 500)) if failed else 200,
+            }
+            at += timedelta(seconds=rng.randint(1, 20))
+            events.append(self._event("$ai_generation", user, at, properties))
         return events
 
     def _event(self, name: str, user: _User, at: datetime, properties: dict[str, Any]) -> NewEvent:
