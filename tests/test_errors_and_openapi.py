@@ -286,8 +286,35 @@ IMPLEMENTED = [
     ("put", "insights/{id}/", "insights_update", "insight:write"),
     ("delete", "insights/{id}/", "insights_destroy", "insight:write"),
 ]
+# PostHog's dashboard templates, which its schema has under `/api/projects/` only (Tilecast serves both).
+PROJECT_ONLY = [
+    ("get", "dashboard_templates/", "dashboard_templates_list", "dashboard_template:read"),
+    ("post", "dashboard_templates/", "dashboard_templates_create", "dashboard_template:write"),
+    ("get", "dashboard_templates/{id}/", "dashboard_templates_retrieve", "dashboard_template:read"),
+    ("patch", "dashboard_templates/{id}/", "dashboard_templates_partial_update", "dashboard_template:write"),
+    ("put", "dashboard_templates/{id}/", "dashboard_templates_update", "dashboard_template:write"),
+    ("delete", "dashboard_templates/{id}/", "dashboard_templates_destroy", "dashboard_template:write"),
+]
 # PostHog declares no scope on these custom actions; DESIGN.md gives them one (its operation ids hold).
 TILECAST_SCOPED = [
+    (
+        "get",
+        "dashboard_templates/json_schema/",
+        "dashboard_templates_json_schema_retrieve",
+        "dashboard_template:read",
+    ),
+    (
+        "post",
+        "dashboards/create_from_template_json/",
+        "dashboards_create_from_template_json_create",
+        "dashboard:write",
+    ),
+    (
+        "post",
+        "dashboards/create_unlisted_dashboard/",
+        "dashboards_create_unlisted_dashboard_create",
+        "dashboard:write",
+    ),
     ("patch", "dashboards/{id}/move_tile/", "dashboards_move_tile_partial_update", "dashboard:write"),
     ("get", "dashboards/{id}/stream_tiles/", "dashboards_stream_tiles_retrieve", "dashboard:read"),
     # PostHog's schema leaves the sharing PATCH out; its scope is the viewset's.
@@ -308,8 +335,11 @@ def _operations(table: list[tuple[str, str, str, str]]) -> list[tuple[str, str, 
     ]
 
 
-REFERENCE_OPERATIONS = _operations(IMPLEMENTED)
-OPERATIONS = _operations(IMPLEMENTED + TILECAST_SCOPED)
+REFERENCE_OPERATIONS = _operations(IMPLEMENTED) + [
+    (method, f"/api/projects/{{project_id}}/{path}", op_id, scope)
+    for method, path, op_id, scope in PROJECT_ONLY
+]
+OPERATIONS = _operations(IMPLEMENTED + PROJECT_ONLY + TILECAST_SCOPED)
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 
 

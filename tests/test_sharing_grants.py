@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import GET_ONLY, NOT_FOR_GRANTS, accepted_grant, get_team_access
 from app.auth.sessions import COOKIE_NAME
 from app.query.render import RefreshMode, shared_refresh
+from app.templates.builtin import PRODUCT_ANALYTICS
 from tests.factories import Actor
 from tests.resources import new_dashboard
 from tests.sharing_helpers import patch_sharing, shared_dashboard
@@ -29,8 +30,19 @@ GRANT_ROUTES = {
     "data_color_themes_list",
     "data_color_themes_retrieve",
 }
+# The routes of dashboard templates and of dashboards made from them: keys alone.
+TEMPLATE_ROUTES = {
+    "dashboard_templates_list",
+    "dashboard_templates_create",
+    "dashboard_templates_retrieve",
+    "dashboard_templates_partial_update",
+    "dashboard_templates_update",
+    "dashboard_templates_json_schema_retrieve",
+    "dashboards_create_from_template_json_create",
+    "dashboards_create_unlisted_dashboard_create",
+}
 # API routes that take no principal at all: they answer the same to anyone.
-NO_PRINCIPAL_ROUTES = {"dashboards_destroy", "insights_destroy"}
+NO_PRINCIPAL_ROUTES = {"dashboards_destroy", "insights_destroy", "dashboard_templates_destroy"}
 # Routes outside the API: none takes a key or a grant as a principal.
 OTHER_PATHS = {
     "/openapi.json",
@@ -114,7 +126,15 @@ async def test_every_route_refuses_a_grant_it_does_not_accept(
     }
     checked = 0
     for route in _api_routes(app):
-        ids = {"id": str(theme if "data_color_themes" in route.path else dashboard)}
+        ids = {
+            "id": str(
+                theme
+                if "data_color_themes" in route.path
+                else PRODUCT_ANALYTICS.id
+                if "dashboard_templates" in route.path
+                else dashboard
+            )
+        }
         url = _fill(route.path, {**values, **ids})
         for method in sorted(route.methods):
             # The grant comes with the owner's own key: a grant refused is refused whatever else is presented.
@@ -130,6 +150,8 @@ async def test_every_route_refuses_a_grant_it_does_not_accept(
                 assert response.status_code == 401, (method, url, response.text)
                 assert response.json()["detail"] == (GET_ONLY if method != "GET" else NOT_FOR_GRANTS)
     assert checked >= 40
+    # The templates' routes and the dashboards' template actions were walked too.
+    assert {r.name for r in _api_routes(app)} >= TEMPLATE_ROUTES
 
 
 async def test_a_grant_reads_its_dashboard_in_shared_context(client: httpx.AsyncClient, actor: Actor) -> None:
@@ -239,7 +261,15 @@ async def test_a_session_reads_on_every_key_route_and_writes_on_none(
     for route in _api_routes(app):
         if route.name in NO_PRINCIPAL_ROUTES:
             continue
-        ids = {"id": str(theme if "data_color_themes" in route.path else dashboard)}
+        ids = {
+            "id": str(
+                theme
+                if "data_color_themes" in route.path
+                else PRODUCT_ANALYTICS.id
+                if "dashboard_templates" in route.path
+                else dashboard
+            )
+        }
         url = _fill(route.path, {**values, **ids})
         for method in sorted(route.methods):
             response = await client.request(method, url, json={} if method != "GET" else None)
