@@ -174,7 +174,21 @@ def test_demo_seeds_a_dashboard_served_from_a_warm_cache_and_reuses_it(
         (r[0], r[1])
         for r in _fetch(db, "SELECT event, count(*) FROM events WHERE team_id = $1 GROUP BY event", team)
     )
-    assert set(kinds) == {"$pageview", "signed_up", "purchase"}
+    assert set(kinds) == {"$pageview", "signed_up", "purchase", "$screen", "$ai_generation"}
+    # What the built-in templates read: LLM calls with their properties, persons' countries, campaigns.
+    [(incomplete_calls, traces, located, persons, campaigns)] = _fetch(
+        db,
+        "SELECT (SELECT count(*) FROM events WHERE team_id = $1 AND event = '$ai_generation' AND NOT "
+        "properties ?& array['$ai_trace_id', '$ai_model', '$ai_latency', '$ai_total_cost_usd', "
+        "'$ai_is_error', '$ai_http_status']), "
+        "(SELECT count(DISTINCT properties->>'$ai_trace_id') FROM events WHERE team_id = $1), "
+        "(SELECT count(*) FROM person WHERE team_id = $1 AND properties ? '$geoip_country_code'), "
+        "(SELECT count(*) FROM person WHERE team_id = $1), "
+        "(SELECT count(*) FROM events WHERE team_id = $1 AND properties ? 'utm_source')",
+        team,
+    )
+    assert incomplete_calls == 0 and 0 < traces < kinds["$ai_generation"]
+    assert located == persons > 0 and campaigns > 0
     [(bad_revenue,)] = _fetch(
         db,
         "SELECT count(*) FROM events WHERE team_id = $1 AND event = 'purchase' "
