@@ -475,7 +475,6 @@ async def _from_template(
     session: AsyncSession,
     access: TeamAccess,
     content: TemplateContent,
-    tiles: list[Any],
     mode: CreationMode,
     attr: str,
     create_in_folder: str | None = None,
@@ -486,7 +485,7 @@ async def _from_template(
     await session.flush()
     if content.tags:
         await set_tags(session, access.team.id, TaggedItem.dashboard_id, dashboard.id, content.tags)
-    await from_template.add_template_tiles(session, access, dashboard.id, tiles, attr)
+    await from_template.add_template_tiles(session, access, dashboard.id, content.tiles, attr)
     row = await _get(session, access, dashboard.id, include_deleted=True)
     return await _full(session, access, row, NO_OVERRIDES)
 
@@ -504,7 +503,7 @@ async def create_from_template_json(
         raise ValidationFailed(exc.message(), attr="template") from None
     content = templates.content_of(template)
     mode, folder = CreationMode.DEFAULT, data.create_in_folder
-    return await _from_template(session, access, content, content.tiles, mode, "template__tiles", folder)
+    return await _from_template(session, access, content, mode, "template__tiles", folder)
 
 
 TAG_REQUIRED = "tag is required"
@@ -528,4 +527,4 @@ async def create_unlisted_dashboard(
     await repository.lock_team(session, access.team.id)
     if await repository.unlisted_dashboard_exists(session, access.team.id, tag):
         raise ErrorBody(409, UNLISTED_EXISTS.format(tag))
-    return await _from_template(session, access, content, content.tiles, CreationMode.UNLISTED, "tag")
+    return await _from_template(session, access, content, CreationMode.UNLISTED, "tag")
