@@ -62,6 +62,10 @@ UNSUPPORTED = [
     (_with(properties=[{"key": "a", "operator": "between", "value": [1, 2]}]), "operator 'between'"),
     (_with(properties=[{"key": "a", "operator": "is_date_after", "value": "x"}]), "operator 'is_date_after'"),
     (_with(trendsFilter={"display": "CalendarHeatmap"}), "display 'CalendarHeatmap'"),
+    (
+        _with(trendsFilter={"formulaNodes": [{"formula": "A", "weighting": 2}]}),
+        "formula node field 'weighting' is not supported",
+    ),
     (_with(interval="minute"), "interval 'minute' is not supported"),
     (_with(samplingFactor=0.1), "samplingFactor is not supported"),
     (_with(aggregation_group_type_index=0), "aggregation_group_type_index is not supported"),

@@ -4,6 +4,7 @@ expected number worked out by hand from the events below."""
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.events import event, ingest
 from tests.factories import Actor
@@ -104,7 +105,20 @@ async def test_group_nodes_keep_their_own_filters(client: httpx.AsyncClient, act
     assert query_level["data"] == [1, 2, 0]
 
 
-async def test_group_with_breakdown_and_test_account_filters(client: httpx.AsyncClient, actor: Actor) -> None:
+async def test_group_with_test_account_filters(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    actor.team.test_account_filters = [{"key": "$browser", "value": "Safari", "operator": "is_not"}]
+    await db.commit()
+    await _three_days(client, actor)
+    [series] = await results(client, actor, PAGEVIEW_OR_SCREEN, filterTestAccounts=True, **RANGE)
+    # Safari events are left out: u2 on 1 Mar and u3 on 2 Mar; u4's event has no browser and stays.
+    assert series["data"] == [1, 1, 1]
+    [unfiltered] = await results(client, actor, PAGEVIEW_OR_SCREEN, **RANGE)
+    assert unfiltered["data"] == [2, 2, 1]
+
+
+async def test_group_with_breakdown(client: httpx.AsyncClient, actor: Actor) -> None:
     await _three_days(client, actor)
     out = await results(client, actor, PAGEVIEW_OR_SCREEN, breakdownFilter={"breakdown": "$browser"}, **RANGE)
     # Chrome: u1 on 1 and 2 Mar; Safari: u2 on 1 Mar, u3 on 2 Mar (a tie: by value); none: u4 on 3 Mar.
