@@ -502,8 +502,8 @@ DEMO_INSIGHTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 DEMO_TEXT = (
     "**Tilecast demo.** Every tile below is computed from this team's synthetic events "
-    "(pageviews, sign-ups and purchases over the last 90 days). Run `tilecast demo` again to add events "
-    "and recompute."
+    "(pageviews, app screens, sign-ups, purchases and LLM calls over the last 90 days). Run `tilecast demo` "
+    "again to add events and recompute."
 )
 _TEXT_HEIGHT = 2
 _TILE_W, _TILE_H = 6, 5

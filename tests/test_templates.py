@@ -105,6 +105,14 @@ async def test_list_has_the_listed_built_ins_then_the_teams_own(
     assert own["created_by"] == actor.user.id and own["created_at"] is not None
     # The LLM analytics template is offered only by create_unlisted_dashboard, as in PostHog.
     assert str(LLM_ANALYTICS.id) not in {t["id"] for t in body["results"]}
+    text = await client.get(
+        actor.url("dashboard_templates/", prefix="projects"), params={"format": "txt"}, headers=actor.headers
+    )
+    assert text.headers["content-type"].startswith("text/plain")
+    assert text.text == (
+        f"3 total\n{PRODUCT_ANALYTICS.id}  Product analytics  [global]\n"
+        f"{WEBSITE_TRAFFIC.id}  Website traffic  [global]\n{mine['id']}  Signups  [team {actor.team.id}]\n"
+    )
 
 
 async def test_list_pages_across_built_ins_and_rows(client: httpx.AsyncClient, actor: Actor) -> None:
