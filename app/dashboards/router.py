@@ -1,7 +1,7 @@
 """Dashboards endpoints: thin handlers over `app.dashboards.service`."""
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
@@ -20,7 +20,12 @@ from app.dashboards.schemas import (
     DashboardWrite,
     MoveTile,
 )
-from app.dashboards.snapshot_schemas import RefreshAnalysis, SnapshotCreated, SnapshotRequest
+from app.dashboards.snapshot_schemas import (
+    AnalyzeRequest,
+    RefreshAnalysis,
+    SnapshotCreated,
+    SnapshotRequest,
+)
 from app.dashboards.views import ViewsDep
 from app.db import SessionDep
 from app.insights.router import REFRESH_DESCRIPTION
@@ -234,7 +239,7 @@ async def analyze_refresh_result(
     session: SessionDep,
     access: DashboardWriteOrSession,
     now: NowDep,
-    data: Annotated[dict[str, Any] | None, Body()] = None,
+    data: Annotated[AnalyzeRequest, Body(default_factory=AnalyzeRequest)],
 ) -> Response | RefreshAnalysis:
     """Compare the tiles' cached results with a `snapshot`'s: a summary of the largest changes and every
     changed tile and series."""

@@ -32,6 +32,13 @@ class SnapshotRequest(BaseModel):
     client_results: Annotated[dict[TileKey, ClientResult], Field(max_length=MAX_LIST_ITEMS)] | None = None
 
 
+class AnalyzeRequest(BaseModel):
+    """`analyze_refresh_result`'s body. Any JSON is taken as `cache_key` (PostHog's lookup): a value that is
+    not a snapshot's key is "not found"."""
+
+    cache_key: JsonValue = Field(default=None, description="The `cache_key` a `snapshot` answered.")
+
+
 class SnapshotCreated(BaseModel):
     cache_key: str
 

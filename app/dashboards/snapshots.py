@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import TeamAccess
 from app.dashboards import refresh_analysis, snapshot_repository
 from app.dashboards.repository import DashboardFullRecord, get_dashboard_record
-from app.dashboards.snapshot_schemas import RefreshAnalysis, SnapshotCreated, SnapshotRequest
+from app.dashboards.snapshot_schemas import (
+    AnalyzeRequest,
+    RefreshAnalysis,
+    SnapshotCreated,
+    SnapshotRequest,
+)
 from app.dashboards.tiles import plan_tiles
 from app.errors import ErrorBody, NotFound
 from app.query import cache
@@ -86,12 +91,12 @@ async def take_snapshot(
 
 
 async def analyze(
-    session: AsyncSession, access: TeamAccess, dashboard_id: int, body: dict[str, Any] | None, now: datetime
+    session: AsyncSession, access: TeamAccess, dashboard_id: int, body: AnalyzeRequest, now: datetime
 ) -> RefreshAnalysis | ErrorBody:
     """The changes since the snapshot `cache_key` (of this dashboard and caller, not expired), or the error
     to answer for an unknown or expired key."""
     dashboard = await _dashboard(session, access, dashboard_id)
-    key = (body or {}).get("cache_key")
+    key = body.cache_key
     if key is None or key == "":
         raise ErrorBody(400, KEY_REQUIRED)
     await snapshot_repository.delete_expired(session, now)
