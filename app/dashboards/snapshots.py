@@ -48,14 +48,8 @@ async def cached_state(
     state = []
     for t in plan.tiles:
         rendered = t.rendered
-        if (
-            t.insight is None
-            or rendered is None
-            or rendered.error is not None
-            or rendered.last_refresh is None
-        ):
-            continue
-        if rendered.result is None:
+        # No cache row (`last_refresh` None), an error, or nothing rendered: nothing to compare.
+        if t.insight is None or rendered is None or rendered.error or rendered.result is None:
             continue
         insight = t.insight.insight
         name = insight.name or insight.derived_name or "Untitled insight"
