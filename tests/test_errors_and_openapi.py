@@ -317,6 +317,13 @@ TILECAST_SCOPED = [
     ),
     ("patch", "dashboards/{id}/move_tile/", "dashboards_move_tile_partial_update", "dashboard:write"),
     ("get", "dashboards/{id}/stream_tiles/", "dashboards_stream_tiles_retrieve", "dashboard:read"),
+    ("post", "dashboards/{id}/snapshot/", "dashboards_snapshot_create", "dashboard:write"),
+    (
+        "post",
+        "dashboards/{id}/analyze_refresh_result/",
+        "dashboards_analyze_refresh_result_create",
+        "dashboard:write",
+    ),
     # PostHog's schema leaves the sharing PATCH out; its scope is the viewset's.
     (
         "patch",

@@ -7,6 +7,7 @@ real app on a committed database behind a live server, its real stream.
   one, on its own and inside a cross-site iframe (where the unlock's cookie is not sent).
 - A signed-in viewer lists the key's dashboards and opens one, changes its date range and refreshes it; once
   the key is revoked, its session is refused.
+- "What changed?" snapshots the tiles as shown, refreshes them and shows the analysis with the new numbers.
 
 Without `/usr/bin/chromium` these tests are skipped, saying why. Each test saves screenshots in its temporary
 directory.
@@ -24,9 +25,13 @@ from playwright.async_api import Frame, Page
 from sqlalchemy import text
 
 from tests.conftest import FreshDatabases
+from tests.events import ingest
 from tests.factories import Actor
+from tests.funnels_helpers import funnel_query, step
+from tests.resources import new_dashboard
 from tests.sharing_helpers import add_password, patch_sharing
 from tests.streams import app_on, asgi_client, new_actor, served
+from tests.test_refresh_analysis import FIRST, RANGE, SECOND, add_insight, browsers_query
 from tests.test_web_browser import (
     CHROMIUM,
     HOSTILE,
@@ -265,3 +270,65 @@ async def test_a_signed_in_viewer_lists_and_opens_dashboards_until_the_key_is_re
         await page.wait_for_url(f"{base}/")
         await page.locator('input[name="personal_api_key"]').wait_for()
         await page.screenshot(path=screenshot(tmp_path, "revoked"))
+
+
+async def test_what_changed_refreshes_and_shows_the_changes(
+    world: tuple[FastAPI, httpx.AsyncClient, Actor], tmp_path: Path
+) -> None:
+    """The signed-in viewer's "What changed?": a snapshot of the tiles as shown, a forced refresh, and the
+    analysis in a panel, with the numbers of the events sent in between."""
+    app, client, actor = world
+    board = await new_dashboard(client, actor, name="Shop")
+    await add_insight(client, actor, board, "Pageviews by browser", browsers_query())
+    await add_insight(
+        client, actor, board, "Signup funnel", funnel_query(step("signup"), step("purchase"), dateRange=RANGE)
+    )
+    await ingest(client, actor, FIRST)
+    async with served(app) as (base, _), chromium() as browser:
+        page, watch = await open_page(browser, base)
+        await page.goto(f"{base}/")
+        await page.locator('input[name="personal_api_key"]').fill(actor.key)
+        await page.locator('button[type="submit"]').click()
+        await page.locator(".tc-dashboards a").first.wait_for()
+        await page.goto(f"{base}/project/{actor.team.id}/dashboard/{board}")
+        await page.locator(COMPLETE).wait_for(timeout=30_000)
+        # Not while another range is shown: it compares the dashboard's own.
+        button = page.locator("button.tc-what-changed")
+        await page.locator("select.tc-range").select_option("-14d")
+        assert await button.is_disabled()
+        await page.locator("select.tc-range").select_option("")
+        await page.locator(COMPLETE).wait_for(timeout=30_000)
+        assert await button.is_enabled()
+
+        await ingest(client, actor, SECOND)
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        await button.click()
+        panel = page.locator('.tc-changes[data-state="done"]')
+        await panel.wait_for(timeout=30_000)
+        assert await panel.locator(".tc-changes-summary li").all_text_contents() == [
+            "Pageviews by browser · Firefox: new, 1",
+            "Signup funnel · Overall conversion: 25% → 50% (+25 pp, +100.0%)",
+            "Pageviews by browser · Safari: 1 → 2 (+1, +100.0%)",
+            "Pageviews by browser · Chrome: 3 → 4 (+1, +33.3%)",
+        ]
+        rows = [
+            await row.locator("td").all_text_contents()
+            for row in await panel.locator(".tc-changes-table tbody tr").all()
+        ]
+        assert rows == [
+            ["Pageviews by browser", "Chrome", "3", "4", "+1", "+33.3%"],
+            ["Pageviews by browser", "Safari", "1", "2", "+1", "+100%"],
+            ["Pageviews by browser", "Firefox", "\u2013", "1", "new", ""],
+            ["Signup funnel", "Overall conversion", "25", "50", "+25", "+100%"],
+        ]
+        assert [p.rsplit("/", 2)[-2] for p in posts] == ["snapshot", "analyze_refresh_result"]
+        # The tiles were drawn again from the refreshed stream.
+        line = page.locator(".tc-tile", has_text="Pageviews by browser")
+        assert await line.locator("path.tc-line").count() == 3
+        await page.wait_for_timeout(300)
+        await page.screenshot(path=screenshot(tmp_path, "what-changed"), full_page=True)
+        await page.screenshot(path="/tmp/wt15c-what-changed.png", full_page=True)
+        assert_nothing_ran(watch)
+        await page.locator(".tc-changes-close").click()
+        assert await page.locator(".tc-changes").is_hidden()

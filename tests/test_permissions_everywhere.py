@@ -126,6 +126,21 @@ async def test_duplicating_tiles_creates_insights_so_needs_insight_write(
     )
 
 
+async def test_what_changed_needs_dashboard_write(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    dashboard = await new_dashboard(client, actor)
+    await insight_on(client, actor, dashboard)
+    made = await client.post(actor.url(f"dashboards/{dashboard}/snapshot/"), headers=actor.headers)
+    assert made.status_code == 200
+    reader = await make_member(db, actor.team, scopes=["dashboard:read", "insight:read"])
+    for action, body in (("snapshot", {}), ("analyze_refresh_result", made.json())):
+        url = actor.url(f"dashboards/{dashboard}/{action}/")
+        refused = await client.post(url, json=body, headers=reader.headers)
+        assert refused.status_code == 403
+        assert refused.json() == missing("dashboard:write")
+
+
 async def test_an_insights_dashboards_need_dashboard_write(
     client: httpx.AsyncClient, actor: Actor, db: AsyncSession
 ) -> None:

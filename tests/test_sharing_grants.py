@@ -14,7 +14,14 @@ from fastapi.routing import RouteContext, iter_route_contexts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import GET_ONLY, NOT_FOR_GRANTS, accepted_grant, get_team_access
+from app.auth.dependencies import (
+    GET_ONLY,
+    NOT_FOR_GRANTS,
+    OTHER_ORIGIN,
+    accepted_grant,
+    accepts_session_posts,
+    get_team_access,
+)
 from app.auth.sessions import COOKIE_NAME
 from app.query.render import RefreshMode, shared_refresh
 from app.templates.builtin import PRODUCT_ANALYTICS
@@ -41,6 +48,8 @@ TEMPLATE_ROUTES = {
     "dashboards_create_from_template_json_create",
     "dashboards_create_unlisted_dashboard_create",
 }
+# Every API route a signed-in viewer's session may POST to (from this site): never one a grant may use.
+SESSION_POST_ROUTES = {"dashboards_snapshot_create", "dashboards_analyze_refresh_result_create"}
 # API routes that take no principal at all: they answer the same to anyone.
 NO_PRINCIPAL_ROUTES = {"dashboards_destroy", "insights_destroy", "dashboard_templates_destroy"}
 # Routes outside the API: none takes a key or a grant as a principal.
@@ -93,6 +102,8 @@ def _principal_kind(route: RouteContext) -> str | None:
         return "grant"
     if get_team_access in calls:
         return "key"
+    if any(accepts_session_posts(call) for call in calls):
+        return "key or session post"
     return None
 
 
@@ -110,6 +121,11 @@ async def test_only_the_declared_routes_accept_grants(app: FastAPI) -> None:
             assert route.methods == {"GET"}, route.name
     others = {r.path for r in _routes(app) if not r.path.startswith("/api/")}
     assert others == OTHER_PATHS
+    session_posts = {r.name for r in _routes(app) if _principal_kind(r) == "key or session post"}
+    assert session_posts == SESSION_POST_ROUTES
+    for route in _api_routes(app):
+        if route.name in SESSION_POST_ROUTES:
+            assert route.methods == {"POST"}, route.name
 
 
 async def test_every_route_refuses_a_grant_it_does_not_accept(
@@ -245,7 +261,7 @@ async def test_a_session_reads_on_every_key_route_and_writes_on_none(
     app: FastAPI, client: httpx.AsyncClient, actor: Actor, db: AsyncSession
 ) -> None:
     """A signed-in viewer's session cookie is a principal for GET and HEAD wherever a key is one, and for no
-    other method."""
+    other method, but for the POSTs of `snapshot` and `analyze_refresh_result` from this site."""
     dashboard = await new_dashboard(client, actor)
     signed_in = await client.post("/sign-in", data={"personal_api_key": actor.key})
     assert signed_in.status_code == 303 and client.cookies.get(COOKIE_NAME)
@@ -276,6 +292,12 @@ async def test_a_session_reads_on_every_key_route_and_writes_on_none(
             if method in ("GET", "HEAD"):
                 reads += 1
                 assert response.status_code not in (401, 403), (method, url, response.text)
+            elif route.name in SESSION_POST_ROUTES:
+                # From no site (no `Origin`): refused; from this one: the session's.
+                assert response.status_code == 403, (method, url, response.text)
+                assert response.json()["detail"] == OTHER_ORIGIN
+                own = await client.request(method, url, json={}, headers={"Origin": "http://testserver"})
+                assert own.status_code not in (401, 403), (method, url, own.text)
             else:
                 writes += 1
                 assert response.status_code == 401, (method, url, response.text)

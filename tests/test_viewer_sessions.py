@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import SESSION_ENDED
+from app.auth.dependencies import OTHER_ORIGIN, SESSION_ENDED
 from app.auth.sessions import COOKIE_NAME
 from tests.factories import Actor, make_actor
 from tests.resources import new_dashboard
@@ -229,3 +229,54 @@ async def test_no_log_line_carries_a_session_id_or_a_key(
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("tilecast"))
     assert secret not in logged and actor.key not in logged and "phx_wrong_key" not in logged
     assert "filters_override" not in logged
+
+
+async def test_a_session_may_post_snapshot_and_analyze_from_this_site_only(
+    client: httpx.AsyncClient, actor: Actor, configured: Any, db: AsyncSession
+) -> None:
+    dashboard = await new_dashboard(client, actor, name="Mine")
+    await sign_in(client, actor.key)
+    snapshot = actor.url(f"dashboards/{dashboard}/snapshot/")
+    analyze = actor.url(f"dashboards/{dashboard}/analyze_refresh_result/")
+    own = {"Origin": "http://testserver"}
+    made = await client.post(snapshot, json={}, headers=own)
+    assert made.status_code == 200, made.text
+    key = made.json()["cache_key"]
+    assert key.startswith(f"dashboard_refresh_before_{dashboard}_{actor.user.id}_")
+    analysed = await client.post(analyze, json={"cache_key": key}, headers=own)
+    assert analysed.status_code == 200 and analysed.json()["changes"] == []
+    # No Origin, another site's, `null`, or this host on another scheme or port: refused (CSRF).
+    for headers in ({}, {"Origin": "https://evil.example"}, {"Origin": "null"}, {"Origin": "https://testserver"},
+                    {"Origin": "http://testserver:8080"}, {"Sec-Fetch-Site": "same-origin"}):  # fmt: skip
+        for url, body in ((snapshot, {}), (analyze, {"cache_key": key})):
+            refused = await client.post(url, json=body, headers=headers)
+            assert refused.status_code == 403, (url, headers)
+            assert refused.json()["detail"] == OTHER_ORIGIN
+    # Other methods on these paths, and POSTs anywhere else, are still not a session's: 401.
+    for method, url in (
+        ("POST", actor.url("dashboards/")),
+        ("PATCH", actor.url(f"dashboards/{dashboard}/")),
+        ("POST", actor.url(f"dashboards/{dashboard}/collaborators/")),
+        ("POST", actor.url(f"dashboards/{dashboard}/sharing/refresh/")),
+        ("POST", actor.url("insights/")),
+        ("POST", actor.url("query/")),
+    ):
+        refused = await client.request(method, url, json={"name": "x"}, headers=own)
+        assert refused.status_code == 401, (method, url, refused.text)
+        assert refused.json()["code"] == "not_authenticated"
+    # The session's key still needs `dashboard:write`.
+    reader = await make_actor(db, scopes=["dashboard:read"])
+    theirs = await new_dashboard(client, actor)
+    await sign_in(client, reader.key)
+    refused = await client.post(reader.url(f"dashboards/{theirs}/snapshot/"), json={}, headers=own)
+    assert refused.status_code == 403 and "dashboard:write" in refused.json()["detail"]
+    # Behind a proxy: the public URL's origin is this service's too.
+    async with configured(TILECAST_PUBLIC_URL="https://dash.example.com/") as proxied:
+        signed = await sign_in(proxied, actor.key)
+        # A `Secure` cookie (the public URL is https): sent by hand over the test's plain http.
+        cookie = {"Cookie": _cookie_parts(signed)[0]}
+        public = {"Origin": "https://dash.example.com", **cookie}
+        proxied.cookies.clear()
+        assert (await proxied.post(snapshot, json={}, headers=public)).status_code == 200
+        other = {"Origin": "https://other.example.com", **cookie}
+        assert (await proxied.post(snapshot, json={}, headers=other)).status_code == 403

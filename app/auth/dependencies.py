@@ -3,7 +3,8 @@
 A principal is a user holding a personal API key (`Principal`) or a sharing grant (`SharingGrant`: GET/HEAD
 only, one shared dashboard and its team's themes). A signed-in viewer's session cookie (`app.auth.sessions`)
 reads as its key, for GET/HEAD only, wherever a key is accepted; explicit credentials (a key in the header,
-body or query string, a `sharing_access_token`) win over it. Handlers depend on `TeamAccess`, never on the
+body or query string, a `sharing_access_token`) win over it; routes declared with `session_posts` also take a
+session's POST from this site (its `Origin`). Handlers depend on `TeamAccess`, never on the
 key itself. Each route declares which kinds it accepts: `scoped(scope)` accepts the key alone and answers 401
 to any request carrying `sharing_access_token`; `scoped(scope, grants=GrantTarget.…)` accepts a grant too,
 limited to that target. So no route is reached by a grant unless it says so (a test walks the route table).
@@ -111,11 +112,17 @@ def _invalid_key(source: str) -> AuthenticationFailed:
     return AuthenticationFailed(f"Personal API key found in request {source} is invalid.")
 
 
-async def _secure_value(request: Request, session: AsyncSession) -> tuple[str, str]:
+OTHER_ORIGIN = "A signed-in session's request must come from this site (its Origin header)."
+
+
+async def _secure_value(
+    request: Request, session: AsyncSession, *, session_posts: bool = False
+) -> tuple[str, str]:
     """The hash of the key the request acts as, and where it came from: an explicit key (header, body, query
-    string), else, for GET and HEAD, a signed-in viewer's session cookie. 401 when it carries none; 401 for
-    a key that cannot be one (keys are ASCII: a lone surrogate from a JSON body cannot even be hashed) or a
-    session that has ended."""
+    string), else, for GET and HEAD, a signed-in viewer's session cookie (and for a route taking
+    `session_posts`, its POST whose `Origin` is this service's: 403 otherwise). 401 when it carries none;
+    401 for a key that cannot be one (keys are ASCII: a lone surrogate from a JSON body cannot even be
+    hashed) or a session that has ended."""
     found = await _find_key(request)
     if found is not None:
         value, source = found
@@ -123,8 +130,13 @@ async def _secure_value(request: Request, session: AsyncSession) -> tuple[str, s
             raise _invalid_key(source)
         return hash_key_value(value), source
     cookie = request.cookies.get(sessions.COOKIE_NAME)
-    if cookie is None or request.method not in sessions.READ_METHODS:
+    if cookie is None:
         raise NotAuthenticated()
+    if request.method not in sessions.READ_METHODS:
+        if not session_posts or request.method != "POST":
+            raise NotAuthenticated()
+        if not sessions.same_origin(request):
+            raise PermissionDenied(OTHER_ORIGIN)
     secure_value = await sessions.key_of_session(session, cookie, clock_of(request)())
     if secure_value is None:
         raise AuthenticationFailed(SESSION_ENDED)
@@ -195,9 +207,36 @@ async def get_team_access(
     The key, its user, the team and the user's membership come in one statement; the checks then run in the
     order the answers are owed: bad credentials (401), a missing scope (403), no access to the team (403).
     A request carrying a sharing grant is refused (401): this route accepts keys alone."""
+    return await _team_access(security_scopes, project_id, request, session)
+
+
+async def get_team_access_or_session_post(
+    security_scopes: SecurityScopes,
+    project_id: ProjectIdPath,
+    request: Request,
+    session: SessionDep,
+    _bearer: Annotated[object, Depends(bearer_scheme)] = None,
+) -> TeamAccess:
+    """`get_team_access`, and a signed-in viewer's session on a POST from this site (`Origin`)."""
+    return await _team_access(security_scopes, project_id, request, session, session_posts=True)
+
+
+def accepts_session_posts(dependency: Any) -> bool:
+    """Whether a dependency takes a session's POST. For the test that walks the route table."""
+    return dependency is get_team_access_or_session_post
+
+
+async def _team_access(
+    security_scopes: SecurityScopes,
+    project_id: str,
+    request: Request,
+    session: AsyncSession,
+    *,
+    session_posts: bool = False,
+) -> TeamAccess:
     if QUERY_PARAMETER in request.query_params:
         raise _grant_refused(request)
-    secure_value, source = await _secure_value(request, session)
+    secure_value, source = await _secure_value(request, session, session_posts=session_posts)
     team_id = _parse_team_id(project_id)
     principals: PrincipalCache = request.app.state.principals
     found = principals.get(secure_value, team_id)
@@ -301,10 +340,13 @@ def accepted_grant(dependency: Any) -> GrantTarget | None:
     return getattr(dependency, "accepts_grants", None)
 
 
-def scoped(scope: str, *, grants: GrantTarget | None = None) -> Any:
+def scoped(scope: str, *, grants: GrantTarget | None = None, session_posts: bool = False) -> Any:
     """`Annotated[TeamAccess, scoped("dashboard:read")]`: FastAPI's security scopes, so each operation's
     OpenAPI security requirement names its scope (`{"PersonalAPIKeyAuth": ["dashboard:read"]}`). With
-    `grants`, the route also accepts a sharing grant on that target (for reads; a grant has no scopes)."""
+    `grants`, the route also accepts a sharing grant on that target (for reads; a grant has no scopes). With
+    `session_posts`, a signed-in viewer's session may POST to it from this site (`Origin`)."""
+    if session_posts:
+        return Security(get_team_access_or_session_post, scopes=[scope])
     if grants is None:
         return Security(get_team_access, scopes=[scope])
     return Security(_GRANT_DEPENDENCIES[grants], scopes=[scope])

@@ -2,17 +2,23 @@
 
 The cookie holds an opaque random id; its row keeps only the id's hash and the key's id (never the key). A
 session is a principal for GET and HEAD only, reading as its key with the key's scopes; explicit credentials
-(a key in the header, body or query, a `sharing_access_token`) win over it. Deleting the key deletes its
-sessions (a foreign key); a key rolled after the session began ends it; each use checks both.
+(a key in the header, body or query, a `sharing_access_token`) win over it. The routes that say so
+(`scoped(..., session_posts=True)`: `snapshot` and `analyze_refresh_result`) also take a session's POST, when
+its `Origin` is this service's own (`same_origin`): no other site's page can make a browser send one.
+Deleting the key deletes its sessions (a foreign key); a key rolled after the session began ends it; each
+use checks both.
 """
 
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
+from fastapi import Request
 from sqlalchemy import DateTime, String, bindparam, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import get_settings
 from app.models import PersonalAPIKey, ViewerSession
 
 COOKIE_NAME = "tilecast_session"
@@ -83,3 +89,20 @@ def session_cookie(secret: str, *, secure: bool) -> str:
 def cleared_cookie(*, secure: bool) -> str:
     cookie = f"{COOKIE_NAME}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
     return cookie + "; Secure" if secure else cookie
+
+
+def own_origins(request: Request) -> set[str]:
+    """This service's origins: the request's own (scheme and host it was addressed to) and, when set, the
+    public URL's (`TILECAST_PUBLIC_URL`, for a service behind a proxy)."""
+    own = {f"{request.url.scheme}://{request.url.netloc}"}
+    public = get_settings().public_url
+    if public:
+        parts = urlsplit(public)
+        own.add(f"{parts.scheme}://{parts.netloc}")
+    return own
+
+
+def same_origin(request: Request) -> bool:
+    """Whether the request's `Origin` header is this service's own (a missing or `null` one is not)."""
+    origin = request.headers.get("origin")
+    return origin is not None and origin in own_origins(request)

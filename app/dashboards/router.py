@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
 from app.auth.dependencies import GrantTarget, TeamAccess, carries_grant, scoped
-from app.dashboards import service
+from app.clock import NowDep
+from app.dashboards import service, snapshots
 from app.dashboards.from_template import TemplateJsonCreate, UnlistedCreate
 from app.dashboards.repository import ListFilters
 from app.dashboards.responses import dashboard_response, list_response
@@ -19,6 +20,12 @@ from app.dashboards.schemas import (
     DashboardUpdate,
     DashboardWrite,
     MoveTile,
+)
+from app.dashboards.snapshot_schemas import (
+    AnalyzeRequest,
+    RefreshAnalysis,
+    SnapshotCreated,
+    SnapshotRequest,
 )
 from app.dashboards.views import ViewsDep
 from app.db import SessionDep
@@ -235,3 +242,39 @@ async def remove_collaborator(
     """Remove a collaborator from a dashboard."""
     await service.remove_collaborator(session, access, dashboard_id, user__uuid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- snapshot and analyze_refresh_result ("what changed?") --------------------------------------------------
+# A key with `dashboard:write`, or a signed-in viewer's session posting from this site.
+DashboardWriteOrSession = Annotated[TeamAccess, scoped("dashboard:write", session_posts=True)]
+
+
+@router.post("/{id}/snapshot/", name="dashboards_snapshot_create", response_model=SnapshotCreated)
+async def snapshot(
+    id: PathId,
+    session: SessionDep,
+    access: DashboardWriteOrSession,
+    now: NowDep,
+    data: Annotated[SnapshotRequest, Body(default_factory=SnapshotRequest)],
+) -> SnapshotCreated:
+    """Keep the tiles' results before a refresh (the client's `client_results`, or the cached ones) for 30
+    minutes; answers the `cache_key` to give `analyze_refresh_result`."""
+    return await snapshots.take_snapshot(session, access, id, data, now)
+
+
+@router.post(
+    "/{id}/analyze_refresh_result/",
+    name="dashboards_analyze_refresh_result_create",
+    response_model=RefreshAnalysis,
+)
+async def analyze_refresh_result(
+    id: PathId,
+    session: SessionDep,
+    access: DashboardWriteOrSession,
+    now: NowDep,
+    data: Annotated[AnalyzeRequest, Body(default_factory=AnalyzeRequest)],
+) -> Response | RefreshAnalysis:
+    """Compare the tiles' cached results with a `snapshot`'s: a summary of the largest changes and every
+    changed tile and series."""
+    analysis = await snapshots.analyze(session, access, id, data, now)
+    return analysis if isinstance(analysis, RefreshAnalysis) else analysis.response()

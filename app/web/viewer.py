@@ -13,7 +13,7 @@ import html
 import logging
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -61,15 +61,9 @@ def _same_site(request: Request) -> bool:
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None:
         return fetch_site in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    if origin is None:
+    if request.headers.get("origin") is None:
         return True
-    own = {f"{request.url.scheme}://{request.url.netloc}"}
-    public = get_settings().public_url
-    if public:
-        parts = urlsplit(public)
-        own.add(f"{parts.scheme}://{parts.netloc}")
-    return origin in own
+    return sessions.same_origin(request)
 
 
 async def _form_value(request: Request, name: str, limit: int) -> str:

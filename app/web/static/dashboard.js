@@ -984,6 +984,8 @@ export class DashboardPage {
     this.progressBar = root.querySelector(".tc-progress-bar");
     this.connection = root.querySelector(".tc-connection");
     this.tiles = new Map(); // tile id → its element
+    this.shown = new Map(); // tile id → the tile's JSON as drawn
+    this.waiting = null; // resolves the promise of `restart`
     this.received = new Set(); // tile ids drawn or failed
     this.complete = false;
     this.source = null;
@@ -1008,10 +1010,158 @@ export class DashboardPage {
     label.appendChild(select);
     const refresh = el("button", "tc-refresh tc-secondary", "Refresh");
     refresh.type = "button";
-    select.addEventListener("change", () => this.restart({ dateFrom: select.value }));
+    // "What changed?" compares the dashboard's own tiles (their saved range) before and after a refresh.
+    const changed = el("button", "tc-what-changed tc-secondary", "What changed?");
+    changed.type = "button";
+    const allowChanged = () => {
+      changed.disabled = select.value !== "";
+      changed.title = changed.disabled
+        ? "Compares the dashboard's own range: choose \"Dashboard's range\" first."
+        : "Refresh every tile and say what changed.";
+    };
+    allowChanged();
+    select.addEventListener("change", () => {
+      allowChanged();
+      this.restart({ dateFrom: select.value });
+    });
     refresh.addEventListener("click", () => this.restart({ dateFrom: select.value, refresh: true }));
-    bar.append(back, label, refresh);
+    changed.addEventListener("click", async () => {
+      changed.disabled = true;
+      select.disabled = true;
+      try {
+        await this.whatChanged();
+      } finally {
+        select.disabled = false;
+        allowChanged();
+      }
+    });
+    bar.append(back, label, refresh, changed);
     this.root.querySelector(".tc-status").before(bar);
+  }
+
+  /** The tiles as shown now, as `snapshot`'s `client_results` (tiles with a result only). */
+  clientResults() {
+    const found = {};
+    for (const [id, tile] of this.shown) {
+      const result = tile.insight?.result;
+      const empty = result === null || result === undefined ||
+        (typeof result === "object" && Object.keys(result).length === 0);
+      if (tile.error || empty) continue;
+      const insight = tile.insight;
+      found[String(id)] = { insight_name: insight.name || insight.derived_name || "Untitled insight", data: result };
+    }
+    return found;
+  }
+
+  /** POST JSON to one of this dashboard's actions (next to its stream: `snapshot/`, ...); the answer's JSON. */
+  async post(action, body) {
+    const url = new URL(`../${action}`, new URL(this.streamUrl, window.location.href));
+    const response = await fetch(url.pathname, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    let answer = null;
+    try {
+      answer = await response.json();
+    } catch {
+      answer = null;
+    }
+    if (!response.ok) throw new Error(answer?.error || answer?.detail || `The server answered ${response.status}.`);
+    return answer;
+  }
+
+  /** Snapshot the tiles as shown, refresh them all (`force_blocking`), then show what changed. */
+  async whatChanged() {
+    const panel = this.changesPanel();
+    panel.dataset.state = "working";
+    this.changesMessage(panel, "Refreshing every tile to see what changed…");
+    try {
+      const shown = this.clientResults();
+      const snapshot = await this.post("snapshot/", Object.keys(shown).length ? { client_results: shown } : {});
+      if (!(await this.restart({ refresh: true }))) throw new Error("The dashboard could not be refreshed.");
+      const analysis = await this.post("analyze_refresh_result/", { cache_key: snapshot.cache_key });
+      this.drawChanges(panel, analysis);
+      panel.dataset.state = "done";
+    } catch (exc) {
+      this.changesMessage(panel, `What changed could not be worked out: ${exc?.message || exc}`);
+      panel.dataset.state = "failed";
+    }
+  }
+
+  changesPanel() {
+    let panel = this.root.querySelector(".tc-changes");
+    if (!panel) {
+      panel = el("section", "tc-changes tc-card");
+      panel.setAttribute("aria-live", "polite");
+      panel.setAttribute("aria-label", "What changed");
+      this.root.querySelector(".tc-status").before(panel);
+    }
+    panel.hidden = false;
+    return panel;
+  }
+
+  changesHead(panel) {
+    clear(panel);
+    const head = el("div", "tc-changes-head");
+    head.appendChild(el("h2", "tc-changes-title", "What changed"));
+    const close = el("button", "tc-changes-close tc-secondary", "Close");
+    close.type = "button";
+    close.addEventListener("click", () => {
+      panel.hidden = true;
+    });
+    head.appendChild(close);
+    panel.appendChild(head);
+  }
+
+  changesMessage(panel, text) {
+    this.changesHead(panel);
+    panel.appendChild(el("p", "tc-changes-message", text));
+  }
+
+  /** `analyze_refresh_result`'s answer: its summary, one line per bullet, and a table of every change. */
+  drawChanges(panel, analysis) {
+    this.changesHead(panel);
+    const lines = String(analysis?.result ?? "").split("\n").filter((line) => line.trim());
+    const bullets = lines.filter((line) => line.startsWith("- "));
+    if (bullets.length) {
+      const list = el("ul", "tc-changes-summary");
+      for (const line of bullets) list.appendChild(el("li", null, line.slice(2)));
+      panel.appendChild(list);
+    } else {
+      panel.appendChild(el("p", "tc-changes-message", lines.join(" ")));
+    }
+    const changes = Array.isArray(analysis?.changes) ? analysis.changes : [];
+    if (!changes.length) return;
+    const wrap = el("div", "tc-table-wrap");
+    const table = el("table", "tc-table tc-changes-table");
+    const head = el("tr");
+    for (const name of ["Tile", "Series", "Before", "After", "Change", "%"]) head.appendChild(el("th", null, name));
+    table.appendChild(el("thead")).appendChild(head);
+    const body = el("tbody");
+    for (const change of changes) {
+      const series = Array.isArray(change.series) && change.series.length ? change.series : [null];
+      for (const s of series) {
+        const tr = el("tr", `tc-change tc-change-${change.kind}`);
+        const delta = s === null || s.delta === null
+          ? change.kind === "changed" ? (s?.before === null ? "new" : "removed") : change.kind
+          : `${s.delta > 0 ? "+" : ""}${formatNumber(s.delta)}`;
+        const pct = s && s.pct_change !== null ? `${s.pct_change > 0 ? "+" : ""}${formatPercent(s.pct_change)}` : "";
+        tr.append(
+          el("td", "tc-label", change.insight_name),
+          el("td", "tc-label", s ? s.label : ""),
+          el("td", "tc-num", s && s.before !== null ? formatNumber(s.before) : "–"),
+          el("td", "tc-num", s && s.after !== null ? formatNumber(s.after) : "–"),
+          el("td", "tc-num", delta),
+          el("td", "tc-num", pct),
+        );
+        body.appendChild(tr);
+      }
+    }
+    table.appendChild(body);
+    wrap.appendChild(table);
+    panel.appendChild(wrap);
   }
 
   /** The stream's URL with the toolbar's choices. */
@@ -1022,10 +1172,16 @@ export class DashboardPage {
     return url.pathname + url.search;
   }
 
-  /** Close the stream, forget the tiles, and draw the dashboard again from a new stream. */
+  /** Close the stream, forget the tiles, and draw the dashboard again from a new stream. Resolves true once
+   * it is complete, false if it fails or another restart replaces it. */
   restart(choices) {
     if (this.source) this.source.close();
+    this.settle(false);
+    const done = new Promise((resolve) => {
+      this.waiting = resolve;
+    });
     this.tiles.clear();
+    this.shown.clear();
     this.received.clear();
     this.complete = false;
     clear(this.grid);
@@ -1034,6 +1190,12 @@ export class DashboardPage {
     box.textContent = "";
     delete this.root.dataset.stream;
     this.start(this.urlFor(choices));
+    return done;
+  }
+
+  settle(ok) {
+    if (this.waiting) this.waiting(ok);
+    this.waiting = null;
   }
 
   setState(state, text) {
@@ -1134,6 +1296,7 @@ export class DashboardPage {
   drawTile(tile, order) {
     if (tile === null || typeof tile !== "object" || tile.id === undefined) return;
     const node = this.tileElement(tile.id);
+    this.shown.set(tile.id, tile);
     clear(node);
     node.className = "tc-tile";
     this.place(node, tile, order);
@@ -1198,6 +1361,7 @@ export class DashboardPage {
     this.close();
     this.setState("complete", "");
     this.updateProgress();
+    this.settle(true);
   }
 
   fail(message) {
@@ -1207,6 +1371,7 @@ export class DashboardPage {
     box.hidden = false;
     this.progressBar.hidden = true;
     this.setState("failed", "Stopped.");
+    this.settle(false);
   }
 
   close() {
