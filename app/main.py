@@ -23,6 +23,7 @@ from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
+from app.keys.router import router as keys_router
 from app.middleware import (
     AccessLogMiddleware,
     ApiCORSMiddleware,
@@ -34,6 +35,7 @@ from app.query.pool import RenderPool
 from app.sharing.passwords import PasswordChecks
 from app.sharing.public import router as sharing_public_router
 from app.streaming.slots import StreamSlots
+from app.users.router import router as users_router
 from app.web.docs import install_docs
 from app.web.routes import router as web_router
 from app.web.viewer import router as viewer_router
@@ -144,6 +146,8 @@ def create_app() -> FastAPI:
     app.state.password_checks = PasswordChecks(settings.sharing_password_checks)
     install_error_handlers(app)
     mount_api(app)
+    app.include_router(users_router)
+    app.include_router(keys_router)
     app.include_router(capture_router)
     app.include_router(sharing_public_router)
     app.include_router(web_router)

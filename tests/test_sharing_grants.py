@@ -14,7 +14,7 @@ from fastapi.routing import RouteContext, iter_route_contexts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import GET_ONLY, NOT_FOR_GRANTS, accepted_grant, get_team_access
+from app.auth.dependencies import GET_ONLY, NOT_FOR_GRANTS, accepted_grant, get_principal, get_team_access
 from app.auth.sessions import COOKIE_NAME
 from app.query.render import RefreshMode, shared_refresh
 from tests.factories import Actor
@@ -79,7 +79,9 @@ def _principal_kind(route: RouteContext) -> str | None:
     grants = {accepted_grant(call) for call in calls} - {None}
     if grants:
         return "grant"
-    if get_team_access in calls:
+    # A team's routes take the key on that team; the caller's own (user, keys, organizations, projects) take
+    # the key alone.
+    if get_team_access in calls or get_principal in calls:
         return "key"
     return None
 
