@@ -1,6 +1,7 @@
 """Creating users, organizations, teams and personal API keys (used by `tilecast create-key` and tests)."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,10 +98,11 @@ async def new_personal_api_key(
         scopes=scopes,
         scoped_teams=scoped_teams,
         scoped_organizations=scoped_organizations,
+        # The clock's time, not the transaction's: keys made in one transaction still list newest first.
+        created_at=datetime.now(UTC),
     )
     session.add(key)
     await session.flush()
-    await session.refresh(key, ["created_at"])
     return key, value
 
 

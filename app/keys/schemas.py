@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from app.auth.keys import is_valid_scope
-from app.validation import IdList, SafeStr
+from app.validation import IdList, SafeStr, reject_nul
 
 MAX_LABEL_CHARS = 40
 MAX_SCOPES = 200
@@ -28,7 +28,9 @@ def _scopes(value: list[str]) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-Label = Annotated[SafeStr, Field(max_length=MAX_LABEL_CHARS), AfterValidator(_label)]
+Label = Annotated[
+    str, StringConstraints(max_length=MAX_LABEL_CHARS), AfterValidator(reject_nul), AfterValidator(_label)
+]
 Scopes = Annotated[list[SafeStr], Field(max_length=MAX_SCOPES), AfterValidator(_scopes)]
 OrganizationIds = Annotated[list[SafeStr], Field(max_length=MAX_SCOPES)]
 
