@@ -17,9 +17,23 @@ async def list_keys(session: AsyncSession, user_id: int) -> list[PersonalAPIKey]
     )
 
 
-async def get_key(session: AsyncSession, user_id: int, key_id: str) -> PersonalAPIKey | None:
-    stmt = select(PersonalAPIKey).where(PersonalAPIKey.user_id == user_id, PersonalAPIKey.id == key_id)
+async def get_key(session: AsyncSession, user_id: int | None, key_id: str) -> PersonalAPIKey | None:
+    """The key `key_id` of the user (of any user when None, for the command line), locked until the
+    transaction ends."""
+    stmt = select(PersonalAPIKey).where(PersonalAPIKey.id == key_id)
+    if user_id is not None:
+        stmt = stmt.where(PersonalAPIKey.user_id == user_id)
     return (await session.execute(stmt.with_for_update())).scalar_one_or_none()
+
+
+async def list_keys_with_emails(session: AsyncSession, email: str | None) -> list[tuple[PersonalAPIKey, str]]:
+    """Every key with its user's email (only the user's of `email` when given), oldest user first, newest key
+    first (for the command line)."""
+    stmt = select(PersonalAPIKey, User.email).join(User, User.id == PersonalAPIKey.user_id)
+    if email is not None:
+        stmt = stmt.where(User.email == email)
+    stmt = stmt.order_by(User.id, PersonalAPIKey.created_at.desc(), PersonalAPIKey.id)
+    return [(row[0], row[1]) for row in await session.execute(stmt)]
 
 
 async def count_keys_locked(session: AsyncSession, user_id: int) -> int:

@@ -210,7 +210,13 @@ async def roll_key(
     key = await _target(session, principal, key_id)
     await _check_may_act_on(session, principal, key)
     old = key.secure_value
-    value = generate_personal_api_key()
-    await repository.roll(session, key, hash_key_value(value), mask_key_value(value), datetime.now(UTC))
+    value = await roll(session, key)
     cache.forget(old)
     return to_schema(key, value)
+
+
+async def roll(session: AsyncSession, key: KeyModel) -> str:
+    """Give the key a new value (its plaintext, returned once) and end its browser sessions."""
+    value = generate_personal_api_key()
+    await repository.roll(session, key, hash_key_value(value), mask_key_value(value), datetime.now(UTC))
+    return value
