@@ -14,6 +14,7 @@ from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
+from app.auth import key_changes
 from app.auth.grants import JwtSecret
 from app.auth.principal_cache import PrincipalCache
 from app.clock import system_clock
@@ -101,10 +102,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = create_sessionmaker(engine)
     views: ViewRecorder = app.state.views
     flusher = asyncio.create_task(views.run())
+    principals: PrincipalCache = app.state.principals
+    # Keys changed through Tilecast are forgotten by this worker at once (`app.auth.key_changes`).
+    key_changes_listener = (
+        asyncio.create_task(key_changes.listen(url, principals)) if principals.ttl > 0 else None
+    )
     settle_garbage_collector()
     try:
         yield
     finally:
+        if key_changes_listener is not None:
+            key_changes_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await key_changes_listener
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher

@@ -89,3 +89,6 @@ class PrincipalCache:
         its old rows at once."""
         for entry in [entry for entry in self._entries if entry[0] == secure_value]:
             del self._entries[entry]
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import key_changes
 from app.models import OrganizationMembership, PersonalAPIKey, Team, User, ViewerSession
 
 
@@ -68,11 +69,13 @@ async def delete_key(session: AsyncSession, key: PersonalAPIKey) -> None:
     """Delete the key (its browser sessions go with it: a cascading foreign key)."""
     await session.delete(key)
     await session.flush()
+    await key_changes.announce(session, key.secure_value)
 
 
 async def roll(
     session: AsyncSession, key: PersonalAPIKey, secure_value: str, mask_value: str, now: datetime
 ) -> None:
+    await key_changes.announce(session, key.secure_value)
     key.secure_value = secure_value
     key.mask_value = mask_value
     key.last_rolled_at = now

@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import new_personal_api_key
+from app.auth import key_changes
 from app.auth.dependencies import CURRENT, Principal
 from app.auth.keys import generate_personal_api_key, hash_key_value, mask_key_value, scope_allows
 from app.auth.principal_cache import PrincipalCache
@@ -192,6 +193,7 @@ async def update_key(
         key.label = data.label
     key.scopes, key.scoped_teams, key.scoped_organizations = scopes, teams, orgs
     await session.flush()
+    await key_changes.announce(session, key.secure_value)
     cache.forget(key.secure_value)
     return to_schema(key)
 
