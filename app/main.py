@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -128,6 +129,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.to_thread(embedded.stop)
 
 
+def _route_name(route: APIRoute) -> str:
+    return route.name
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     access = logging.getLogger("uvicorn.access")
@@ -156,8 +161,9 @@ def create_app() -> FastAPI:
     app.state.password_checks = PasswordChecks(settings.sharing_password_checks)
     install_error_handlers(app)
     mount_api(app)
-    app.include_router(users_router)
-    app.include_router(keys_router)
+    # The caller's own endpoints (outside any team): PostHog's operation ids are the route names.
+    app.include_router(users_router, generate_unique_id_function=_route_name)
+    app.include_router(keys_router, generate_unique_id_function=_route_name)
     app.include_router(capture_router)
     app.include_router(sharing_public_router)
     app.include_router(web_router)

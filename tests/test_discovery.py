@@ -108,6 +108,15 @@ async def test_organizations_and_projects(
     for ident in (org, "@current"):
         got = await client.get(f"/api/organizations/{ident}/", headers=actor.headers)
         assert got.status_code == 200 and got.json()["id"] == org
+    project = (await client.get(f"/api/projects/{actor.team.id}/", headers=actor.headers)).json()
+    assert {
+        k: project[k] for k in ("completed_snippet_onboarding", "ingested_event", "is_demo", "access_control")
+    } == {
+        "completed_snippet_onboarding": True,
+        "ingested_event": False,
+        "is_demo": False,
+        "access_control": False,
+    }
     projects = await client.get(f"/api/organizations/{org}/projects/", headers=actor.headers)
     assert [p["id"] for p in projects.json()["results"]] == [actor.team.id, second]
     assert projects.json()["results"][0]["api_token"] == actor.team.api_token

@@ -72,11 +72,13 @@ def test_an_agent_discovers_its_project_and_builds_a_dashboard(live: Any) -> Non
         assert [(p["id"], p["name"]) for p in projects] == [(created["team_id"], "Agent")]
         project_id = projects[0]["id"]
         project = api.get(f"/api/projects/{project_id}/").json()
-        assert (project["id"], project["api_token"], project["timezone"]) == (
+        assert (project["id"], project["api_token"], project["timezone"], project["ingested_event"]) == (
             project_id,
             created["project_api_key"],
             "UTC",
+            True,
         )
+        assert projects[0]["ingested_event"] is True
         # (event and property definitions: see the note at the top)
 
         # Dashboards: list, create.
