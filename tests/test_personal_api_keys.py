@@ -4,12 +4,12 @@ itself; a rolled or deleted key stops working at once (the principal cache inclu
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import get_or_create_team
+from app.accounts import add_member, get_or_create_team
 from app.auth.sessions import COOKIE_NAME
-from app.models import ViewerSession
+from app.models import MEMBER, OrganizationMembership, ViewerSession
 from tests.factories import Actor, make_actor
 
 BASE = "/api/personal_api_keys/"
@@ -300,3 +300,43 @@ async def test_delete_stops_the_key_and_ends_its_sessions(
     sessions = select(func.count()).select_from(ViewerSession).where(ViewerSession.key_id == made["id"])
     assert (await db.execute(sessions)).scalar_one() == 0
     assert (await client.get(f"{BASE}{made['id']}/", headers=actor.headers)).status_code == 404
+
+
+async def test_a_label_change_keeps_limits_the_user_has_since_lost(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    elsewhere = await make_actor(db)
+    await add_member(db, actor.user, elsewhere.team, MEMBER)
+    await db.commit()
+    made = (await create(client, actor.headers, scopes=["*"], scoped_teams=[elsewhere.team.id])).json()
+    await db.execute(
+        delete(OrganizationMembership).where(
+            OrganizationMembership.user_id == actor.user.id,
+            OrganizationMembership.organization_id == elsewhere.team.organization_id,
+        )
+    )
+    await db.commit()
+    renamed = await client.patch(f"{BASE}{made['id']}/", json={"label": "renamed"}, headers=actor.headers)
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["label"], renamed.json()["scoped_teams"]) == ("renamed", [elsewhere.team.id])
+    # Given again, the limit is checked as on create.
+    again = await client.patch(
+        f"{BASE}{made['id']}/", json={"scoped_teams": [elsewhere.team.id]}, headers=actor.headers
+    )
+    assert again.status_code == 400
+    assert again.json() == invalid(
+        "scoped_teams", "You must be a member of all teams that you are scoping the key to."
+    )
+    # A key limited to the user's organization may not change it: that team is beyond its reach.
+    org_key = (
+        await create(
+            client, actor.headers, scopes=["*"], scoped_organizations=[str(actor.team.organization_id)]
+        )
+    ).json()
+    refused = await client.patch(
+        f"{BASE}{made['id']}/", json={"label": "x"}, headers=bearer(org_key["value"])
+    )
+    assert refused.status_code == 403
+    assert refused.json() == denied(
+        f"A key cannot give a key access to a project it cannot reach: ID {elsewhere.team.id}."
+    )

@@ -103,15 +103,20 @@ def _check_within(caller: Reach, wanted: Reach, team_orgs: dict[int, UUID]) -> N
     if caller.organizations is not None:
         if wanted.organizations is not None:
             beyond_orgs = sorted(set(wanted.organizations) - set(caller.organizations))
+            if beyond_orgs:
+                raise PermissionDenied(
+                    f"A key cannot give a key access to an organization it cannot reach: ID {beyond_orgs[0]}."
+                )
         elif wanted.teams is not None:
-            beyond_orgs = sorted({str(team_orgs[t]) for t in wanted.teams} - set(caller.organizations))
+            # A team the user is no longer in has no organization here: beyond the caller's too.
+            outside = sorted(t for t in wanted.teams if str(team_orgs.get(t)) not in caller.organizations)
+            if outside:
+                raise PermissionDenied(
+                    f"A key cannot give a key access to a project it cannot reach: ID {outside[0]}."
+                )
         else:
             raise PermissionDenied(
                 "A key limited to some organizations cannot give a key access to all organizations."
-            )
-        if beyond_orgs:
-            raise PermissionDenied(
-                f"A key cannot give a key access to an organization it cannot reach: ID {beyond_orgs[0]}."
             )
 
 
@@ -181,14 +186,17 @@ async def update_key(
     for name in ("label", "scopes"):
         if name in given and getattr(data, name) is None:
             raise ValidationFailed("This field may not be null.", attr=name, code="null")
-    teams, orgs, team_orgs = await _checked_limits(
-        session,
-        principal.user.id,
-        data.scoped_teams if "scoped_teams" in given else key.scoped_teams,
-        data.scoped_organizations if "scoped_organizations" in given else key.scoped_organizations,
+    # The limits given are checked as on create; those not given stay as they are.
+    teams, orgs, _ = await _checked_limits(
+        session, principal.user.id, data.scoped_teams, data.scoped_organizations
     )
+    if "scoped_teams" not in given:
+        teams = key.scoped_teams or None
+    if "scoped_organizations" not in given:
+        orgs = key.scoped_organizations or None
     scopes = data.scopes if data.scopes is not None else key.scopes
-    _check_within(Reach.of(principal.key), Reach(scopes or None, teams, orgs), team_orgs)
+    wanted = Reach(scopes or None, teams, orgs)
+    _check_within(Reach.of(principal.key), wanted, await _team_orgs_of(session, principal.user.id, wanted))
     if data.label is not None:
         key.label = data.label
     key.scopes, key.scoped_teams, key.scoped_organizations = scopes, teams, orgs
