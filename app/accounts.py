@@ -1,6 +1,7 @@
 """Creating users, organizations, teams and personal API keys (used by `tilecast create-key` and tests)."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,6 +78,34 @@ async def add_member(session: AsyncSession, user: User, team: Team, level: int) 
     await session.flush()
 
 
+async def new_personal_api_key(
+    session: AsyncSession,
+    user: User,
+    *,
+    scopes: list[str] | None,
+    label: str = "",
+    scoped_teams: list[int] | None = None,
+    scoped_organizations: list[str] | None = None,
+) -> tuple[PersonalAPIKey, str]:
+    """Store a new key for `user` (only its hash and mask): the row, and the plaintext, shown once."""
+    value = generate_personal_api_key()
+    key = PersonalAPIKey(
+        id=generate_key_id(),
+        user_id=user.id,
+        label=label[:40],
+        secure_value=hash_key_value(value),
+        mask_value=mask_key_value(value),
+        scopes=scopes,
+        scoped_teams=scoped_teams,
+        scoped_organizations=scoped_organizations,
+        # The clock's time, not the transaction's: keys made in one transaction still list newest first.
+        created_at=datetime.now(UTC),
+    )
+    session.add(key)
+    await session.flush()
+    return key, value
+
+
 async def create_personal_api_key(
     session: AsyncSession,
     user: User,
@@ -85,20 +114,10 @@ async def create_personal_api_key(
     label: str = "",
     scoped_teams: list[int] | None = None,
 ) -> str:
-    """Store a new key for `user` (only its hash and mask) and return the plaintext, shown once."""
-    value = generate_personal_api_key()
-    session.add(
-        PersonalAPIKey(
-            id=generate_key_id(),
-            user_id=user.id,
-            label=label[:40],
-            secure_value=hash_key_value(value),
-            mask_value=mask_key_value(value),
-            scopes=scopes,
-            scoped_teams=scoped_teams,
-        )
+    """Store a new key for `user` and return the plaintext, shown once."""
+    _, value = await new_personal_api_key(
+        session, user, scopes=scopes, label=label, scoped_teams=scoped_teams
     )
-    await session.flush()
     return value
 
 
@@ -107,5 +126,7 @@ async def create_key(
 ) -> CreatedKey:
     user = await get_or_create_user(session, email)
     team = await get_or_create_team(session, user, team_name)
+    # The team named is the one `@current` in a URL means for the user from now on.
+    user.current_team_id = team.id
     key = await create_personal_api_key(session, user, scopes=scopes, label=label)
     return CreatedKey(key=key, user=user, team=team)

@@ -1,4 +1,5 @@
-"""The `tilecast` command: serve, migrate, create-key, demo (a contract: tests and tools rely on it)."""
+"""The `tilecast` command: serve, migrate, create-key, keys, team, demo (a contract: tests and tools rely on
+it)."""
 
 import argparse
 import asyncio
@@ -15,7 +16,10 @@ from typing import TYPE_CHECKING
 from app.config import get_settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from app.demo import DemoResult
+    from app.models import PersonalAPIKey
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -112,6 +116,71 @@ async def _create_key(
                 "team_id": created.team.id,
                 "project_api_key": created.team.api_token,
             }
+    finally:
+        await engine.dispose()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from app.migrations import upgrade
+
+    with database_url() as url:
+        upgrade(url)
+        code, out = asyncio.run(_keys(url, args))
+    if out is not None:
+        print(out)
+    return code
+
+
+def _key_json(key: "PersonalAPIKey", email: str) -> dict[str, object]:
+    def when(value: "datetime | None") -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "id": key.id,
+        "label": key.label,
+        "mask_value": key.mask_value,
+        "user_id": key.user_id,
+        "email": email,
+        "scopes": key.scopes or ["*"],
+        "scoped_teams": key.scoped_teams or [],
+        "scoped_organizations": key.scoped_organizations or [],
+        "created_at": when(key.created_at),
+        "last_used_at": when(key.last_used_at),
+        "last_rolled_at": when(key.last_rolled_at),
+    }
+
+
+async def _keys(url: str, args: argparse.Namespace) -> tuple[int, str | None]:
+    """`keys list` prints one line per key (id, mask, email, label, scopes, tab-separated) or, with
+    `--json`, one JSON array; `keys roll` prints the new key alone (or a JSON object); `keys revoke` prints
+    nothing. An unknown key id exits with 1."""
+    from app.db import create_engine, create_sessionmaker
+    from app.keys import repository, service
+
+    engine = create_engine(url, get_settings())
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            if args.keys_command == "list":
+                found = await repository.list_keys_with_emails(session, args.email)
+                if args.json:
+                    return 0, json.dumps([_key_json(key, email) for key, email in found])
+                lines = [
+                    "\t".join((k.id, k.mask_value, email, k.label, ",".join(k.scopes or ["*"])))
+                    for k, email in found
+                ]
+                return 0, "\n".join(lines) if lines else None
+            key = await repository.get_key(session, None, args.id)
+            if key is None:
+                print(f"error: no key {args.id}", file=sys.stderr)
+                return 1, None
+            if args.keys_command == "revoke":
+                await repository.delete_key(session, key)
+                print(f"revoked key {args.id}", file=sys.stderr)
+                return 0, None
+            value = await service.roll(session, key)
+            if args.json:
+                return 0, json.dumps({"key": value, "id": key.id, "user_id": key.user_id})
+            return 0, value
     finally:
         await engine.dispose()
 
@@ -246,6 +315,20 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--label", default="")
     key.add_argument("--json", action="store_true", help="print a JSON object instead of the bare key")
     key.set_defaults(func=cmd_create_key)
+
+    keys = sub.add_parser("keys", help="list, revoke or roll personal API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_list = keys_sub.add_parser("list", help="list keys (their masks, never the keys)")
+    keys_list.add_argument("--email", default=None, help="only this user's keys")
+    keys_list.add_argument("--json", action="store_true", help="print a JSON array")
+    keys_revoke = keys_sub.add_parser("revoke", help="delete a key: it stops working, its sessions end")
+    keys_revoke.add_argument("id", help="the key's id (see `keys list`)")
+    keys_roll = keys_sub.add_parser(
+        "roll", help="give a key a new value and print it; the old one stops working"
+    )
+    keys_roll.add_argument("id", help="the key's id (see `keys list`)")
+    keys_roll.add_argument("--json", action="store_true", help="print a JSON object instead of the bare key")
+    keys.set_defaults(func=cmd_keys)
 
     team = sub.add_parser("team", help="a team's settings")
     team_sub = team.add_subparsers(dest="team_command", required=True)

@@ -161,7 +161,9 @@ _DRF_MESSAGES: dict[str, tuple[str, str]] = {
 
 
 # DRF error codes that validators may raise directly with `PydanticCustomError(code, message)`.
-DRF_CODES = frozenset({"blank", "null", "null_characters_not_allowed", "does_not_exist", "invalid_choice"})
+DRF_CODES = frozenset(
+    {"blank", "empty", "null", "null_characters_not_allowed", "does_not_exist", "invalid_choice"}
+)
 
 
 def _attr(loc: tuple[Any, ...]) -> str | None:

@@ -10,10 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import mount_api
+from app.auth import key_changes
 from app.auth.grants import JwtSecret
 from app.auth.principal_cache import PrincipalCache
 from app.clock import system_clock
@@ -23,6 +25,7 @@ from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
 from app.ingestion.router import router as capture_router
+from app.keys.router import router as keys_router
 from app.middleware import (
     AccessLogMiddleware,
     ApiCORSMiddleware,
@@ -34,6 +37,7 @@ from app.query.pool import RenderPool
 from app.sharing.passwords import PasswordChecks
 from app.sharing.public import router as sharing_public_router
 from app.streaming.slots import StreamSlots
+from app.users.router import router as users_router
 from app.web.docs import install_docs
 from app.web.routes import router as web_router
 from app.web.viewer import router as viewer_router
@@ -99,10 +103,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = create_sessionmaker(engine)
     views: ViewRecorder = app.state.views
     flusher = asyncio.create_task(views.run())
+    principals: PrincipalCache = app.state.principals
+    # Keys changed through Tilecast are forgotten by this worker at once (`app.auth.key_changes`).
+    key_changes_listener = (
+        asyncio.create_task(key_changes.listen(url, principals)) if principals.ttl > 0 else None
+    )
     settle_garbage_collector()
     try:
         yield
     finally:
+        if key_changes_listener is not None:
+            key_changes_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await key_changes_listener
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
@@ -114,6 +127,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+def _route_name(route: APIRoute) -> str:
+    return route.name
 
 
 def create_app() -> FastAPI:
@@ -144,6 +161,9 @@ def create_app() -> FastAPI:
     app.state.password_checks = PasswordChecks(settings.sharing_password_checks)
     install_error_handlers(app)
     mount_api(app)
+    # The caller's own endpoints (outside any team): PostHog's operation ids are the route names.
+    app.include_router(users_router, generate_unique_id_function=_route_name)
+    app.include_router(keys_router, generate_unique_id_function=_route_name)
     app.include_router(capture_router)
     app.include_router(sharing_public_router)
     app.include_router(web_router)

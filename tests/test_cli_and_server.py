@@ -202,3 +202,77 @@ def _dead_pid() -> int:
 def test_cli_rejects_bad_arguments(args: list[str]) -> None:
     result = run_cli(args, env_without_database(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
     assert result.returncode != 0
+
+
+async def _current_team(database_url: str, user_id: int) -> int | None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        found: int | None = await conn.fetchval("SELECT current_team_id FROM app_user WHERE id = $1", user_id)
+        return found
+    finally:
+        await conn.close()
+
+
+def test_keys_list_roll_and_revoke(fresh_databases: FreshDatabases) -> None:
+    database_url = fresh_databases.create(migrated=False)
+    env = env_without_database(DATABASE_URL=database_url)
+    first = json.loads(
+        run_cli(["create-key", "--email", "kim@example.com", "--label", "ci", "--json"], env).stdout
+    )
+    assert asyncio.run(_current_team(database_url, first["user_id"])) == first["team_id"]
+    second = json.loads(
+        run_cli(
+            [
+                "create-key",
+                "--email",
+                "kim@example.com",
+                "--team",
+                "Ops",
+                "--scopes",
+                "dashboard:read",
+                "--json",
+            ],
+            env,
+        ).stdout
+    )
+    # `create-key` makes the team it names the user's current one (what `@current` means).
+    assert asyncio.run(_current_team(database_url, first["user_id"])) == second["team_id"]
+    run_cli(["create-key", "--email", "lee@example.com"], env)
+
+    listed = run_cli(["keys", "list", "--email", "kim@example.com", "--json"], env)
+    assert listed.returncode == 0, listed.stderr
+    keys = json.loads(listed.stdout)
+    assert [k["mask_value"] for k in keys] == [f"phx_...{second['key'][-4:]}", f"phx_...{first['key'][-4:]}"]
+    assert [(k["label"], k["scopes"], k["email"]) for k in keys] == [
+        ("", ["dashboard:read"], "kim@example.com"),
+        ("ci", ["*"], "kim@example.com"),
+    ]
+    plain = run_cli(["keys", "list"], env).stdout.strip().splitlines()
+    assert len(plain) == 3
+    assert plain[0].split("\t") == [
+        keys[0]["id"],
+        keys[0]["mask_value"],
+        "kim@example.com",
+        "",
+        "dashboard:read",
+    ]
+
+    rolled = run_cli(["keys", "roll", keys[1]["id"]], env)
+    assert rolled.returncode == 0, rolled.stderr
+    new_key = rolled.stdout.strip()
+    assert new_key.startswith("phx_") and new_key != first["key"] and "\n" not in new_key
+    after = json.loads(run_cli(["keys", "list", "--email", "kim@example.com", "--json"], env).stdout)
+    assert after[1]["mask_value"] == f"phx_...{new_key[-4:]}" and after[1]["last_rolled_at"] is not None
+    as_json = json.loads(run_cli(["keys", "roll", keys[1]["id"], "--json"], env).stdout)
+    assert set(as_json) == {"key", "id", "user_id"} and as_json["user_id"] == first["user_id"]
+
+    revoked = run_cli(["keys", "revoke", keys[0]["id"]], env)
+    assert revoked.returncode == 0 and revoked.stdout == ""
+    assert [
+        k["id"]
+        for k in json.loads(run_cli(["keys", "list", "--email", "kim@example.com", "--json"], env).stdout)
+    ] == [keys[1]["id"]]
+    for command in (["keys", "revoke", keys[0]["id"]], ["keys", "roll", "nope"]):
+        unknown = run_cli(command, env)
+        assert unknown.returncode == 1 and "error: no key" in unknown.stderr, command
+    assert run_cli(["keys", "list", "--email", "nobody@example.com"], env).stdout == ""

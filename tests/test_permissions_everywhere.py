@@ -5,8 +5,12 @@ before any change. Restrictions: an insight on a dashboard only its owner, admin
 can be changed only by them (its effective restriction is the highest of its dashboards', as PostHog)."""
 
 import httpx
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.dependencies import get_scoped_principal
 from app.models import MEMBER
 from tests.factories import Actor, make_member
 from tests.resources import new_dashboard, trends
@@ -230,3 +234,49 @@ async def test_insights_on_a_restricted_dashboard_are_edited_only_by_its_editors
     )
     assert allowed.status_code == 200
     assert allowed.json()["effective_privilege_level"] == 37
+
+
+# --- the caller's own routes (user, keys, organizations, projects) ------------------------------------------
+
+
+def _own_scope(dependant: Dependant) -> str | None:
+    """The scope a route outside any team asks for (`key_scoped`); None for those that take any key."""
+    for dep in dependant.dependencies:
+        if dep.call is get_scoped_principal:
+            (scope,) = dep.own_oauth_scopes or []
+            return scope
+        found = _own_scope(dep)
+        if found is not None:
+            return found
+    return None
+
+
+async def test_every_route_outside_a_team_needs_its_scope(
+    app: FastAPI, client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    """Walks the route table: every route taking the key alone (not on a team) refuses a key without its scope
+    with 403 naming it, before anything else; `@current` of the keys is the one route any key may read."""
+    narrow = await make_member(db, actor.team, scopes=["dashboard:read"])
+    own_key = (await client.get("/api/personal_api_keys/@current/", headers=narrow.headers)).json()["id"]
+    organization = str(actor.team.organization_id)
+    checked = 0
+    for route in iter_route_contexts(app.routes):
+        dependant = getattr(route, "dependant", None)
+        if dependant is None or not route.path.startswith("/api/") or "{project_id}" in route.path:
+            continue
+        scope = _own_scope(dependant)
+        if scope is None:
+            assert route.path == "/api/personal_api_keys/@current/", route.path
+            continue
+        ident = own_key if "personal_api_keys" in route.path else organization
+        url = route.path.replace("{id}", ident)
+        for method in route.methods:
+            response = await client.request(method, url, json={"label": "x"}, headers=narrow.headers)
+            assert response.status_code == 403, (method, url, response.text)
+            assert response.json() == missing(scope), (method, url)
+            checked += 1
+    assert checked >= 12
+    # Nothing changed: the key is still there, unrolled.
+    assert (await client.get("/api/personal_api_keys/@current/", headers=narrow.headers)).json()[
+        "id"
+    ] == own_key

@@ -109,3 +109,60 @@ def test_a_key_changed_in_the_database_is_refused_by_every_process_within_5_s(
     with serve(env, tmp_path) as (first, _), serve(env, tmp_path) as (second, _):
         elapsed = asyncio.run(_refused_everywhere(database_url, [first, second], created, change))
     assert elapsed < 5
+
+
+def _refused_within(http: httpx.Client, bases: list[str], path: str, key: str, limit_s: float) -> float:
+    """Seconds until every process answers 401 to `key` (which they all remembered)."""
+    started = time.monotonic()
+    pending = set(bases)
+    while pending and time.monotonic() - started < limit_s:
+        for base in list(pending):
+            if http.get(base + path, headers={"Authorization": f"Bearer {key}"}).status_code == 401:
+                pending.discard(base)
+    assert not pending, f"still accepted after {limit_s} s by {pending}"
+    return time.monotonic() - started
+
+
+def test_a_key_rolled_or_revoked_through_tilecast_is_refused_by_every_process_at_once(
+    fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    """Rolled or deleted through the API or the command line, a key is forgotten by every worker as the change
+    commits (PostgreSQL's NOTIFY), not only after the cache's TTL (5 s here)."""
+    database_url = fresh_databases.create(migrated=False)
+    env = env_without_database(
+        DATABASE_URL=database_url, TILECAST_LOG_LEVEL="WARNING", TILECAST_AUTH_CACHE_TTL_S="5"
+    )
+    owner = json.loads(run_cli(["create-key", "--email", "owner@example.com", "--json"], env).stdout)
+    path = "/api/environments/{}/dashboards/".format(owner["team_id"])
+    admin = {"Authorization": "Bearer " + owner["key"]}
+    with (
+        serve(env, tmp_path) as (first, _),
+        serve(env, tmp_path) as (second, _),
+        httpx.Client(timeout=30) as http,
+    ):
+        bases = [first, second]
+
+        def remembered_key() -> dict[str, Any]:
+            made = http.post(
+                first + "/api/personal_api_keys/", json={"label": "k", "scopes": ["*"]}, headers=admin
+            ).json()
+            for _ in range(3):
+                for base in bases:
+                    answered = http.get(base + path, headers={"Authorization": "Bearer " + made["value"]})
+                    assert answered.status_code == 200, answered.text
+            return made
+
+        rolled = remembered_key()
+        answer = http.post(first + f"/api/personal_api_keys/{rolled['id']}/roll/", headers=admin)
+        assert answer.status_code == 200
+        assert _refused_within(http, bases, path, rolled["value"], 2.5) < 2.5
+        deleted = remembered_key()
+        assert (
+            http.delete(second + f"/api/personal_api_keys/{deleted['id']}/", headers=admin).status_code == 204
+        )
+        assert _refused_within(http, bases, path, deleted["value"], 2.5) < 2.5
+        # The command line announces too (its run takes about as long as the TTL, so here this shows only that
+        # the key ends up refused everywhere).
+        revoked = remembered_key()
+        assert run_cli(["keys", "revoke", revoked["id"]], env).returncode == 0
+        assert _refused_within(http, bases, path, revoked["value"], 2.5) < 2.5

@@ -20,6 +20,7 @@ from app.auth.dependencies import (
     OTHER_ORIGIN,
     accepted_grant,
     accepts_session_posts,
+    get_principal,
     get_team_access,
 )
 from app.auth.sessions import COOKIE_NAME
@@ -100,7 +101,9 @@ def _principal_kind(route: RouteContext) -> str | None:
     grants = {accepted_grant(call) for call in calls} - {None}
     if grants:
         return "grant"
-    if get_team_access in calls:
+    # A team's routes take the key on that team; the caller's own (user, keys, organizations, projects) take
+    # the key alone.
+    if get_team_access in calls or get_principal in calls:
         return "key"
     if any(accepts_session_posts(call) for call in calls):
         return "key or session post"

@@ -169,6 +169,18 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+async def get_scoped_principal(security_scopes: SecurityScopes, principal: PrincipalDep) -> Principal:
+    """The caller's key, with every scope the route asks for (see `key_scoped`)."""
+    require_scopes(principal, *security_scopes.scopes)
+    return principal
+
+
+def key_scoped(scope: str) -> Any:
+    """`Annotated[Principal, key_scoped("user:read")]`: a route outside any team (the caller's user, keys,
+    organizations and projects) that takes a key alone, with that scope (named in OpenAPI as `scoped`)."""
+    return Security(get_scoped_principal, scopes=[scope])
+
+
 def require_scopes(caller: "Principal | TeamAccess", *scopes: str) -> None:
     """403 naming the first scope the caller's key lacks. Routes declare their own scope (`scoped`); an action
     that also creates, changes or deletes another kind of object asks for that kind's scope here, before
@@ -183,6 +195,8 @@ def require_scopes(caller: "Principal | TeamAccess", *scopes: str) -> None:
 
 
 NO_PROJECT_ACCESS = "You don't have access to the project."
+# PostHog's stand-in for an id in a URL: the caller's current project (or organization, or key).
+CURRENT = "@current"
 
 # The team id of PostHog's URLs, documented as PostHog does (a string: it may be anything, and anything
 # that is not one of the caller's teams gets 403).
@@ -190,7 +204,7 @@ ProjectIdPath = Annotated[
     str,
     Path(
         description="Project ID of the project you're trying to access. To find the ID of the project, "
-        "make a call to /api/projects/."
+        "make a call to /api/projects/. `@current` stands for your current project."
     ),
 ]
 
@@ -237,7 +251,10 @@ async def _team_access(
     if QUERY_PARAMETER in request.query_params:
         raise _grant_refused(request)
     secure_value, source = await _secure_value(request, session, session_posts=session_posts)
-    team_id = _parse_team_id(project_id)
+    if project_id == CURRENT:
+        team_id = await _current_team_id(session, secure_value, source)
+    else:
+        team_id = _parse_team_id(project_id)
     principals: PrincipalCache = request.app.state.principals
     found = principals.get(secure_value, team_id)
     if found is None:
@@ -260,6 +277,15 @@ async def _team_access(
     if scoped_orgs and str(team.organization_id) not in scoped_orgs:
         raise PermissionDenied(NO_PROJECT_ACCESS)
     return TeamAccess(principal=principal, team=team, membership_level=level)
+
+
+async def _current_team_id(session: AsyncSession, secure_value: str, source: str) -> int | None:
+    """The team `@current` stands for, for this key (`repository.current_team_id`): None when there is none,
+    which the caller refuses as it refuses any team the key does not reach. 401 for an unknown key."""
+    key = await repository.get_key_with_user(session, secure_value)
+    if key is None:
+        raise _invalid_key(source) if source != "session" else AuthenticationFailed(SESSION_ENDED)
+    return await repository.current_team_id(session, key)
 
 
 GET_ONLY = "Sharing access token can only be used for GET requests."

@@ -25,6 +25,7 @@ SCOPE_OBJECTS = frozenset(
         "organization",
         "organization_member",
         "person",
+        "personal_api_key",
         "project",
         "property_definition",
         "query",
@@ -56,16 +57,19 @@ def mask_key_value(value: str) -> str:
     return f"{value[:4]}...{value[-4:]}"
 
 
+def is_valid_scope(scope: str) -> bool:
+    """`*`, or `<object>:<read|write>` with one of PostHog's scope objects."""
+    match = _SCOPE_RE.match(scope)
+    return scope == "*" or (match is not None and match.group("object") in SCOPE_OBJECTS)
+
+
 def parse_scopes(raw: str) -> list[str]:
     """`*` or a comma-separated list of `<object>:<read|write>`; raises ValueError naming a bad entry."""
     scopes = [part.strip() for part in raw.split(",") if part.strip()]
     if not scopes:
         raise ValueError("at least one scope is required ('*' for all)")
     for scope in scopes:
-        if scope == "*":
-            continue
-        match = _SCOPE_RE.match(scope)
-        if not match or match.group("object") not in SCOPE_OBJECTS:
+        if not is_valid_scope(scope):
             raise ValueError(f"invalid scope {scope!r}")
     return ["*"] if "*" in scopes else sorted(set(scopes))
 

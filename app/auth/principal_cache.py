@@ -83,3 +83,12 @@ class PrincipalCache:
         entry = self._entries.get((secure_value, team_id))
         if entry is not None:
             entry[1]["last_used_at"] = key.last_used_at
+
+    def forget(self, secure_value: str) -> None:
+        """Drop everything remembered of a key (rolled, deleted or rescoped here): this process stops using
+        its old rows at once."""
+        for entry in [entry for entry in self._entries if entry[0] == secure_value]:
+            del self._entries[entry]
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -6,16 +6,20 @@ key, the key's user, the team and the user's membership in one round trip (`get_
 """
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     DateTime,
     Integer,
+    Select,
     String,
     and_,
     any_,
     bindparam,
+    cast,
     func,
+    literal,
     or_,
     select,
     text,
@@ -105,6 +109,44 @@ async def get_key_with_user(session: AsyncSession, secure_value: str) -> Persona
 async def touch_key(session: AsyncSession, key_id: str, now: datetime) -> None:
     """Record the key's use without waiting on another request that holds its row."""
     await session.execute(_TOUCH_KEY, {"key_id": key_id, "now": now})
+
+
+def reachable_teams(user_id: int, key: PersonalAPIKey) -> Select[Any]:
+    """The teams a key reaches: its user is a member of their organization, and they are within the key's
+    `scoped_teams` and `scoped_organizations` when it has them (what `get_team_access` lets it act on)."""
+    stmt = select(Team).join(
+        OrganizationMembership,
+        (OrganizationMembership.organization_id == Team.organization_id)
+        & (OrganizationMembership.user_id == user_id),
+    )
+    if key.scoped_teams:
+        stmt = stmt.where(Team.id.in_(key.scoped_teams))
+    if key.scoped_organizations:
+        stmt = stmt.where(cast(Team.organization_id, String).in_(key.scoped_organizations))
+    return stmt
+
+
+async def current_team_id(session: AsyncSession, key: PersonalAPIKey) -> int | None:
+    """The team `@current` means for this key: its user's current team when the key reaches it, else the
+    key's first scoped team, else the user's first team the key reaches (None: it reaches none)."""
+    user = key.user
+    first_scoped = (
+        func.array_position(cast(list(key.scoped_teams), ARRAY(Integer)), Team.id)
+        if key.scoped_teams
+        else literal(None)
+    )
+    stmt = (
+        reachable_teams(user.id, key)
+        .with_only_columns(Team.id)
+        .order_by(
+            (Team.id == user.current_team_id).desc(),
+            first_scoped.asc().nulls_last(),
+            Team.id,
+        )
+        .limit(1)
+    )
+    found: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found
 
 
 async def get_team_with_membership(

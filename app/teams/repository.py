@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Team
+from app.models import Event, Team
 
 
 async def update_team(session: AsyncSession, team_id: int, values: dict[str, Any]) -> Team:
@@ -13,3 +13,7 @@ async def update_team(session: AsyncSession, team_id: int, values: dict[str, Any
     stmt = update(Team).where(Team.id == team_id).values(**values).returning(Team)
     stmt = stmt.execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one()
+
+
+async def has_events(session: AsyncSession, team_id: int) -> bool:
+    return bool((await session.execute(select(exists().where(Event.team_id == team_id)))).scalar_one())

@@ -18,9 +18,9 @@ UpdateBody = Annotated[TeamUpdate, Body(default_factory=TeamUpdate)]
 
 
 @router.get("/", name="retrieve")
-async def retrieve_team(access: ProjectRead) -> Team:
+async def retrieve_team(session: SessionDep, access: ProjectRead) -> Team:
     """The team (PostHog's project and environment): its id, key and the settings queries read."""
-    return service.retrieve_team(access)
+    return await service.retrieve_team(session, access)
 
 
 @router.patch("/", name="partial_update")

@@ -25,6 +25,12 @@ class Team(BaseModel):
     test_account_filters: list[dict[str, Any]]
     test_account_filters_default_checked: bool | None = None
     week_start_day: int | None
+    # PostHog's basic team fields, with its defaults where Tilecast has no such notion.
+    completed_snippet_onboarding: bool = True
+    has_completed_onboarding_for: dict[str, Any] | None = None
+    ingested_event: bool = Field(description="Whether the project has received an event.")
+    is_demo: bool = False
+    access_control: bool = False
 
 
 _ZONES = frozenset(available_timezones())

@@ -12,8 +12,9 @@ from app.teams import repository
 from app.teams.schemas import Team, TeamUpdate
 
 
-def to_schema(team: TeamModel) -> Team:
+async def to_schema(session: AsyncSession, team: TeamModel) -> Team:
     return Team(
+        ingested_event=await repository.has_events(session, team.id),
         id=team.id,
         uuid=team.uuid,
         organization=team.organization_id,
@@ -27,8 +28,8 @@ def to_schema(team: TeamModel) -> Team:
     )
 
 
-def retrieve_team(access: TeamAccess) -> Team:
-    return to_schema(access.team)
+async def retrieve_team(session: AsyncSession, access: TeamAccess) -> Team:
+    return await to_schema(session, access.team)
 
 
 def check_test_account_filters(filters: list[dict[str, object]]) -> None:
@@ -51,5 +52,5 @@ async def update_team(session: AsyncSession, access: TeamAccess, data: TeamUpdat
     if "test_account_filters" in values:
         check_test_account_filters(values["test_account_filters"])
     if not values:
-        return to_schema(access.team)
-    return to_schema(await repository.update_team(session, access.team.id, values))
+        return await to_schema(session, access.team)
+    return await to_schema(session, await repository.update_team(session, access.team.id, values))
