@@ -216,10 +216,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Project API key (for capture): {result.project_api_key}")
     print(f"Dashboard: {dashboard_url}")
     print(f"Page: {base}/project/{result.team_id}/dashboard/{result.dashboard_id}")
+    if _answers(base):
+        print(f"Tilecast answers at {base}: try it now.")
+    else:
+        print(f"Nothing answers at {base} yet: start it with `tilecast serve` (or pass --url).")
     print(f"Try it, with `tilecast serve` running at {base}:")
     print(f"open {base}/ in a browser, sign in with the API key, then open the page above; or")
     print(f"curl -s {dashboard_url} -H 'Authorization: Bearer {result.key}'")
     return 1 if result.errors else 0
+
+
+def _answers(base: str) -> bool:
+    """Whether a Tilecast answers its health check at `base`."""
+    import httpx
+
+    try:
+        return bool(httpx.get(f"{base}/_health", timeout=3).json() == {"status": "ok"})
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 async def _demo(url: str, events: int) -> "DemoResult":
