@@ -1,27 +1,33 @@
-"""The `tilecast` command: serve, migrate, create-key, keys, team, demo (a contract: tests and tools rely on
-it)."""
+"""The `tilecast` command: serve, migrate, create-key, keys, team, demo, prune-events (a contract: tests and
+tools rely on it). Messages go to stderr through logging, in the format of `TILECAST_LOG_FORMAT`; results go
+to stdout."""
 
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from app.config import get_settings
+from app.logs import configure_logging, logging_config
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from app.demo import DemoResult
     from app.models import PersonalAPIKey
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+log = logging.getLogger("tilecast.cli")
 
 
 @contextmanager
@@ -30,9 +36,14 @@ def database_url() -> Iterator[str]:
 
     The URL is exported so that uvicorn workers reach the same server without starting their own.
     """
+    from app.migrations import describe_database
+
     settings = get_settings()
     if settings.database_url:
-        yield settings.database_url
+        url = settings.database_url
+        facts = describe_database(url)
+        log.info("database: %s (PostgreSQL %s)", facts.safe_url, facts.server_version)
+        yield url
         return
     from app.embedded import EmbeddedPostgres
 
@@ -41,27 +52,89 @@ def database_url() -> Iterator[str]:
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     try:
+        facts = describe_database(url)
+        log.info("database: the embedded PostgreSQL %s, data in %s", facts.server_version, embedded.pgdata)
         yield url
     finally:
         embedded.stop()
 
 
-def cmd_migrate(_: argparse.Namespace) -> int:
-    from app.migrations import upgrade
+def _migrate(url: str) -> None:
+    from app.migrations import describe_database, upgrade
 
+    upgrade(url)
+    log.info("database schema: at migration %s (the latest)", describe_database(url).revision)
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
     with database_url() as url:
-        upgrade(url)
-    print("database is up to date", file=sys.stderr)
+        _migrate(url)
     return 0
+
+
+def _check_schema(url: str) -> bool:
+    """With `--no-migrate`: the schema must be the code's (or newer: hosts still on the previous release
+    keep serving while a newer one rolls out, migrated first)."""
+    from app.migrations import describe_database, schema_status
+
+    revision = describe_database(url).revision
+    status = schema_status(revision)
+    if status == "current":
+        log.info("database schema: at migration %s (the latest; not migrated: --no-migrate)", revision)
+        return True
+    if status == "newer":
+        log.warning(
+            "database schema: at migration %s, newer than this release knows; serving anyway", revision
+        )
+        return True
+    log.error(
+        "database schema: at migration %s, older than this release needs: run `tilecast migrate` first",
+        revision or "none",
+    )
+    return False
+
+
+@contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """Every worker's metrics in one fresh directory (prometheus-client's multiprocess mode), removed at
+    exit; an operator's own PROMETHEUS_MULTIPROC_DIR is used as is."""
+    from app.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="tilecast-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.migrations import upgrade
+    settings = get_settings()
+    with database_url() as url, _metrics_directory():
+        if args.no_migrate:
+            if not _check_schema(url):
+                return 1
+        else:
+            _migrate(url)
+        if settings.metrics_port is not None:
+            from app.metrics import serve_metrics_port
 
-    with database_url() as url:
-        upgrade(url)
+            serve_metrics_port(settings.metrics_host, settings.metrics_port)
+            log.info("metrics: http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+        elif settings.metrics_token is not None:
+            log.info("metrics: /metrics, with the bearer token of TILECAST_METRICS_TOKEN")
+        log.info(
+            "listening on http://%s:%d with %d worker%s",
+            args.host,
+            args.port,
+            args.workers,
+            "" if args.workers == 1 else "s",
+        )
         uvicorn.run(
             "app.main:app",
             host=args.host,
@@ -71,7 +144,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,
             # The app reads forwarded headers itself, from TILECAST_TRUSTED_PROXIES only.
             proxy_headers=False,
-            log_level=get_settings().log_level.lower(),
+            log_level=settings.log_level.lower(),
+            log_config=logging_config(settings.log_level, settings.log_format),
         )
     return 0
 
@@ -87,10 +161,8 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from app.migrations import upgrade
-
     with database_url() as url:
-        upgrade(url)
+        _migrate(url)
         created = asyncio.run(_create_key(url, args.email, args.team, scopes, args.label))
     if args.json:
         print(json.dumps(created))
@@ -121,10 +193,8 @@ async def _create_key(
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from app.migrations import upgrade
-
     with database_url() as url:
-        upgrade(url)
+        _migrate(url)
         code, out = asyncio.run(_keys(url, args))
     if out is not None:
         print(out)
@@ -132,7 +202,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def _key_json(key: "PersonalAPIKey", email: str) -> dict[str, object]:
-    def when(value: "datetime | None") -> str | None:
+    def when(value: datetime | None) -> str | None:
         return None if value is None else value.isoformat()
 
     return {
@@ -192,12 +262,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.events < 0:
         print("error: --events must be 0 or more", file=sys.stderr)
         return 2
-    from app.migrations import upgrade
-
+    base = args.url.rstrip("/")
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", base):
+        print(f"error: --url is not an http(s) URL: {args.url!r}", file=sys.stderr)
+        return 2
     with database_url() as url:
-        upgrade(url)
+        _migrate(url)
         result = asyncio.run(_demo(url, args.events))
-    dashboard_url = f"{DEMO_BASE_URL}/api/environments/{result.team_id}/dashboards/{result.dashboard_id}/"
+    dashboard_url = f"{base}/api/environments/{result.team_id}/dashboards/{result.dashboard_id}/"
     print(
         f"{'created' if result.dashboard_created else 'reused'} the demo dashboard: "
         f"{result.tiles} tiles; team {result.team_id} holds {result.events_total:,} events",
@@ -208,11 +280,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"API key: {result.key}")
     print(f"Project API key (for capture): {result.project_api_key}")
     print(f"Dashboard: {dashboard_url}")
-    print(f"Page: {DEMO_BASE_URL}/project/{result.team_id}/dashboard/{result.dashboard_id}")
-    print("Try it, with `tilecast serve` running:")
-    print(f"open {DEMO_BASE_URL}/ in a browser, sign in with the API key, then open the page above; or")
+    print(f"Page: {base}/project/{result.team_id}/dashboard/{result.dashboard_id}")
+    if _answers(base):
+        print(f"Tilecast answers at {base}: try it now.")
+    else:
+        print(f"Nothing answers at {base} yet: start it with `tilecast serve` (or pass --url).")
+    print(f"Try it, with `tilecast serve` running at {base}:")
+    print(f"open {base}/ in a browser, sign in with the API key, then open the page above; or")
     print(f"curl -s {dashboard_url} -H 'Authorization: Bearer {result.key}'")
     return 1 if result.errors else 0
+
+
+def _answers(base: str) -> bool:
+    """Whether a Tilecast answers its health check at `base`."""
+    import httpx
+
+    try:
+        return bool(httpx.get(f"{base}/_health", timeout=3).json() == {"status": "ok"})
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 async def _demo(url: str, events: int) -> "DemoResult":
@@ -258,10 +344,8 @@ def cmd_team_set(args: argparse.Namespace) -> int:
     except ValidationFailed as exc:
         print(f"error: {exc.attr}: {exc.detail}", file=sys.stderr)
         return 2
-    from app.migrations import upgrade
-
     with database_url() as url:
-        upgrade(url)
+        _migrate(url)
         team = asyncio.run(_team_set(url, args.team, update.model_dump(exclude_unset=True)))
     if team is None:
         print(f"error: no team {args.team}", file=sys.stderr)
@@ -293,32 +377,88 @@ async def _team_set(url: str, team_id: int, values: dict[str, object]) -> dict[s
         await engine.dispose()
 
 
+def _parse_before(value: str) -> datetime:
+    """An ISO date (midnight UTC) or date and time (UTC unless it says otherwise)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or date and time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_prune_events(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        print("error: --batch-size must be 1 or more", file=sys.stderr)
+        return 2
+    with database_url() as url:
+        _migrate(url)
+        deleted = asyncio.run(_prune_events(url, args.before, args.team, args.batch_size))
+    where = f"team {args.team}" if args.team is not None else "every team"
+    log.info("deleted %d events of %s timed before %s", deleted, where, args.before.isoformat())
+    print(json.dumps({"deleted": deleted}))
+    return 0
+
+
+async def _prune_events(url: str, before: datetime, team: int | None, batch_size: int) -> int:
+    from app.db import create_engine, create_sessionmaker
+    from app.ingestion.retention import prune_events
+
+    engine = create_engine(url, get_settings())
+    try:
+        return await prune_events(create_sessionmaker(engine), before, team, batch_size)
+    finally:
+        await engine.dispose()
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in `--help`; not for flags, required options, or options without one (their
+    help says what leaving them out means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from app.ingestion.retention import PRUNE_BATCH_SIZE
+
+    settings = get_settings()
     parser = argparse.ArgumentParser(
-        prog="tilecast", description="Self-hosted, PostHog-compatible dashboards."
+        prog="tilecast", description="Self-hosted, PostHog-compatible dashboards.", formatter_class=_Help
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="migrate the database, then serve the API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    def command(name: str, **kwargs: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_Help, **kwargs)  # type: ignore[arg-type]
+
+    serve = command("serve", help="migrate the database, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not migrate at start (run `tilecast migrate` once, before starting the hosts)",
+    )
     serve.set_defaults(func=cmd_serve)
 
-    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate = command("migrate", help="bring the database schema up to date (safe on many hosts at once)")
     migrate.set_defaults(func=cmd_migrate)
 
-    key = sub.add_parser("create-key", help="create a personal API key (and its user, organization and team)")
-    key.add_argument("--email", required=True)
+    key = command("create-key", help="create a personal API key (and its user, organization and team)")
+    key.add_argument("--email", required=True, help="the key's user, created when missing")
     key.add_argument("--team", default=None, help="team name; created when missing")
     key.add_argument("--scopes", default="*", help='comma-separated scopes, e.g. "dashboard:read", or "*"')
-    key.add_argument("--label", default="")
+    key.add_argument("--label", default="", help="a label for the key")
     key.add_argument("--json", action="store_true", help="print a JSON object instead of the bare key")
     key.set_defaults(func=cmd_create_key)
 
-    keys = sub.add_parser("keys", help="list, revoke or roll personal API keys")
+    keys = command("keys", help="list, revoke or roll personal API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    keys_list = keys_sub.add_parser("list", help="list keys (their masks, never the keys)")
+    keys_list = keys_sub.add_parser(
+        "list", help="list keys (their masks, never the keys)", formatter_class=_Help
+    )
     keys_list.add_argument("--email", default=None, help="only this user's keys")
     keys_list.add_argument("--json", action="store_true", help="print a JSON array")
     keys_revoke = keys_sub.add_parser("revoke", help="delete a key: it stops working, its sessions end")
@@ -330,9 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys_roll.add_argument("--json", action="store_true", help="print a JSON object instead of the bare key")
     keys.set_defaults(func=cmd_keys)
 
-    team = sub.add_parser("team", help="a team's settings")
+    team = command("team", help="a team's settings")
     team_sub = team.add_subparsers(dest="team_command", required=True)
-    team_set = team_sub.add_parser("set", help="change a team's timezone, week start or test-account filters")
+    team_set = team_sub.add_parser(
+        "set", help="change a team's timezone, week start or test-account filters", formatter_class=_Help
+    )
     team_set.add_argument("--team", type=int, required=True, help="the team's id")
     team_set.add_argument("--timezone", default=None, help='an IANA time zone, e.g. "Europe/Paris"')
     team_set.add_argument("--week-start", type=int, choices=(0, 1), default=None, help="0 Sunday, 1 Monday")
@@ -345,11 +487,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     team_set.set_defaults(func=cmd_team_set)
 
-    demo = sub.add_parser(
+    demo = command(
         "demo", help="seed a demo team with synthetic events and a demo dashboard (safe to run again)"
     )
-    demo.add_argument("--events", type=int, default=100_000, help="events to add (default 100,000)")
+    demo.add_argument("--events", type=int, default=100_000, help="events to add")
+    demo.add_argument(
+        "--url",
+        default=settings.public_url or DEMO_BASE_URL,
+        help="the server's address, for the links printed (TILECAST_PUBLIC_URL when set)",
+    )
     demo.set_defaults(func=cmd_demo)
+
+    prune = command(
+        "prune-events",
+        help="delete old events in small batches (capture and queries go on meanwhile); persons are kept",
+    )
+    prune.add_argument(
+        "--before",
+        type=_parse_before,
+        required=True,
+        metavar="DATE",
+        help="delete events timed before this ISO date or date and time (UTC unless it says otherwise)",
+    )
+    prune.add_argument(
+        "--team", type=int, default=None, help="only this team's events (default: every team's)"
+    )
+    prune.add_argument(
+        "--batch-size", type=int, default=PRUNE_BATCH_SIZE, help="events deleted per transaction"
+    )
+    prune.set_defaults(func=cmd_prune_events)
     return parser
 
 
@@ -362,6 +528,8 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -25,6 +26,15 @@ class Settings(BaseSettings):
     # Milliseconds; applied to every connection of the pool. 0 disables it.
     db_statement_timeout_ms: int = Field(default=30_000, alias="TILECAST_DB_STATEMENT_TIMEOUT_MS", ge=0)
     log_level: str = Field(default="INFO", alias="TILECAST_LOG_LEVEL")
+    # `plain` (one readable line per record) or `json` (one JSON object per line), for the app and uvicorn.
+    log_format: Literal["plain", "json"] = Field(default="plain", alias="TILECAST_LOG_FORMAT")
+    # /metrics (Prometheus): off unless a token is set (scrapers send `Authorization: Bearer <token>`) or
+    # a port is given (`tilecast serve` then serves it there, on `metrics_host`, for every worker).
+    metrics_token: SecretStr | None = Field(default=None, alias="TILECAST_METRICS_TOKEN")
+    metrics_port: int | None = Field(default=None, alias="TILECAST_METRICS_PORT", ge=1, le=65535)
+    metrics_host: str = Field(default="127.0.0.1", alias="TILECAST_METRICS_HOST")
+    # Events older than this many days are deleted once a day (by one worker at a time). Unset: kept.
+    events_retention_days: int | None = Field(default=None, alias="TILECAST_EVENTS_RETENTION_DAYS", ge=1)
     # The address clients reach Tilecast at (`https://dash.example.com`), for the links it writes.
     # Unset: each request's own scheme and Host.
     public_url: str | None = Field(default=None, alias="TILECAST_PUBLIC_URL")

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from app import metrics
 from app.api import mount_api
 from app.auth import key_changes
 from app.auth.grants import JwtSecret
@@ -24,8 +26,10 @@ from app.dashboards.views import ViewRecorder
 from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres
 from app.errors import install_error_handlers
+from app.ingestion.retention import run_retention
 from app.ingestion.router import router as capture_router
 from app.keys.router import router as keys_router
+from app.logs import ensure_app_logging
 from app.middleware import (
     AccessLogMiddleware,
     ApiCORSMiddleware,
@@ -63,15 +67,6 @@ class _UvicornAccessFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    root = logging.getLogger("tilecast")
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
 # Young objects the collector lets pile up before it runs (CPython's default is 700). A request of a list of
 # 100 dashboards allocates tens of thousands of container objects, almost all freed by reference counting;
 # at 700 the collector ran several times per request, each time walking what was still alive.
@@ -91,7 +86,7 @@ def settle_garbage_collector() -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    ensure_app_logging(settings.log_level, settings.log_format)
     embedded: EmbeddedPostgres | None = None
     url = settings.database_url
     if url is None:
@@ -99,26 +94,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await asyncio.to_thread(embedded.start)
         logger.info("using the embedded PostgreSQL under %s", embedded.pgdata)
     engine = create_engine(url, settings)
+    metrics.instrument_engine(engine, settings.db_pool_size)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     views: ViewRecorder = app.state.views
-    flusher = asyncio.create_task(views.run())
+    background = [asyncio.create_task(views.run())]
     principals: PrincipalCache = app.state.principals
-    # Keys changed through Tilecast are forgotten by this worker at once (`app.auth.key_changes`).
-    key_changes_listener = (
-        asyncio.create_task(key_changes.listen(url, principals)) if principals.ttl > 0 else None
-    )
+    if principals.ttl > 0:
+        # Keys changed through Tilecast are forgotten by this worker at once (`app.auth.key_changes`).
+        background.append(asyncio.create_task(key_changes.listen(url, principals)))
+    if settings.events_retention_days is not None:
+        background.append(
+            asyncio.create_task(
+                run_retention(engine, app.state.sessionmaker, settings.events_retention_days, app.state.clock)
+            )
+        )
     settle_garbage_collector()
     try:
         yield
     finally:
-        if key_changes_listener is not None:
-            key_changes_listener.cancel()
+        for task in background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await key_changes_listener
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
+                await task
         # The views noted within the last minute: written before the engine goes.
         try:
             await views.flush(everything=True)
@@ -127,6 +125,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+        metrics.worker_exited(os.getpid())
 
 
 def _route_name(route: APIRoute) -> str:
@@ -168,6 +167,7 @@ def create_app() -> FastAPI:
     app.include_router(sharing_public_router)
     app.include_router(web_router)
     app.include_router(viewer_router)
+    app.include_router(metrics.router)
     install_docs(app)
 
     @app.get("/_health", tags=["operations"], operation_id="health")

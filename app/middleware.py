@@ -7,6 +7,7 @@ import time
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import metrics
 from app.errors import PayloadTooLarge, error_response
 from app.paths import CAPTURE_PATHS, is_capture_path, loggable_path
 
@@ -88,7 +89,8 @@ class BodyLimitMiddleware:
 
 
 class AccessLogMiddleware:
-    """Method, path, status and duration. Never the query string: it may carry `personal_api_key`."""
+    """One log line per request (method, path, status and duration; never the query string: it may carry
+    `personal_api_key`), and the request's metrics, labelled by its route's path template."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -109,13 +111,25 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            seconds = time.perf_counter() - start
+            method = scope["method"]
+            path = loggable_path(scope["path"])
             access_logger.info(
                 "%s %s %d %.1fms",
-                scope["method"],
-                loggable_path(scope["path"]),
+                method,
+                path,
                 status,
-                (time.perf_counter() - start) * 1000,
+                seconds * 1000,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
             )
+            template = metrics.route_template(scope)
+            metrics.REQUESTS.labels(method, template, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(method, template).observe(seconds)
 
 
 class ApiCORSMiddleware:

@@ -1,10 +1,14 @@
 """Running Alembic from code: `tilecast migrate`, `tilecast serve` and the tests use this."""
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 
 
 def _project_root() -> Path:
@@ -36,3 +40,47 @@ def downgrade(url: str, revision: str = "base") -> None:
 async def upgrade_async(url: str, revision: str = "head") -> None:
     """Alembic's env runs its own event loop, so from async code it runs in a thread."""
     await asyncio.to_thread(upgrade, url, revision)
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    """What `tilecast` logs about its database at start."""
+
+    safe_url: str  # the URL without its password
+    server_version: str
+    revision: str | None  # the schema's migration, None before the first
+
+
+def describe_database(url: str) -> DatabaseFacts:
+    from sqlalchemy import make_url
+
+    from app.db import async_url
+
+    async def read() -> tuple[str, str | None]:
+        dsn = async_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            version = await conn.fetchval("SHOW server_version")
+            exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+            revision = await conn.fetchval("SELECT version_num FROM alembic_version") if exists else None
+            return str(version), revision
+        finally:
+            await conn.close()
+
+    version, revision = asyncio.run(read())
+    return DatabaseFacts(make_url(url).render_as_string(hide_password=True), version, revision)
+
+
+def schema_status(revision: str | None) -> str:
+    """`current` (the code's latest migration), `older` (a migration of this code's, or none: migrate), or
+    `newer` (a migration this code does not know: a newer release migrated it)."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    if revision == script.get_current_head():
+        return "current"
+    if revision is None:
+        return "older"
+    try:
+        known = script.get_revision(revision) is not None
+    except CommandError:
+        known = False
+    return "older" if known else "newer"

@@ -4,6 +4,7 @@ else DATABASE_URL; a connection passed in `config.attributes["connection"]` is u
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -13,6 +14,11 @@ from app.db import Base, async_url
 
 config = context.config
 target_metadata = Base.metadata
+
+# Hosts starting at once on one database migrate one after the other: each takes this transaction-scoped
+# advisory lock before Alembic reads the schema's version, so the first migrates and the others, once it
+# commits, find the schema current and do nothing. (Any 64-bit number; this one spells "tilemigr".)
+MIGRATION_LOCK_ID = 0x74696C656D696772
 
 
 def _url() -> str:
@@ -25,6 +31,7 @@ def _url() -> str:
 def _configure(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True)
     with context.begin_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         context.run_migrations()
 
 

@@ -238,3 +238,24 @@ def test_demo_refuses_a_negative_event_count() -> None:
         ["demo", "--events", "-1"], env_without_database(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     )
     assert result.returncode == 2 and "--events" in result.stderr
+
+
+def test_demo_prints_the_links_of_the_server_it_is_given(
+    fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    env = env_without_database(DATABASE_URL=fresh_databases.create(migrated=False))
+    with serve(env, tmp_path) as (base, _):
+        result = run_cli(["demo", "--events", "0", "--url", base + "/"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = re.search(r"^Page: (\S+)/project/\d+/dashboard/\d+$", result.stdout, re.MULTILINE)
+    assert page is not None and page.group(1) == base, result.stdout
+    assert re.search(
+        rf"^Dashboard: {re.escape(base)}/api/environments/\d+/dashboards/\d+/$", result.stdout, re.M
+    )
+    assert f"Tilecast answers at {base}: try it now." in result.stdout
+
+    nobody = "http://127.0.0.1:9"  # the discard port: nothing answers
+    again = run_cli(["demo", "--events", "0", "--url", nobody], env)
+    assert f"Nothing answers at {nobody} yet" in again.stdout and f"Page: {nobody}/project/" in again.stdout
+    refused = run_cli(["demo", "--url", "ftp://example.com"], env)
+    assert refused.returncode == 2 and "--url" in refused.stderr

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from app import metrics
 from app.config import Settings, get_settings
 from app.db import SessionDep
 from app.ingestion import service
@@ -94,6 +95,8 @@ async def capture_events(
         # answer, plain text as PostHog's capture gives it, goes to browsers too.
         exc.headers.update(cors)
         raise
+    metrics.CAPTURE_BATCHES.inc()
+    metrics.CAPTURE_EVENTS.inc(outcome.stored)
     if outcome.beacon:
         return Response(status_code=204, headers=cors)
     return JSONResponse({"status": 1}, headers=cors)

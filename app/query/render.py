@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import metrics
 from app.config import get_settings
 from app.errors import ValidationFailed, is_transient
 from app.models import Team
@@ -198,10 +199,12 @@ def answer_from_cache(
     the query must be computed. No database: callers that read the cache rows already decide with it which
     queries are ready at once (`stream_tiles` sends those first)."""
     if mode is RefreshMode.FORCE_CACHE:
-        return _from_cache(key, team, query, hit, is_cached=True) if hit else Rendered(key, team.timezone)
-    if mode in USE_FRESH_CACHE and hit is not None and now - hit.last_refresh < target_age(query):
-        return _from_cache(key, team, query, hit, is_cached=True)
-    return None
+        if hit is None:
+            return Rendered(key, team.timezone)
+    elif not (mode in USE_FRESH_CACHE and hit is not None and now - hit.last_refresh < target_age(query)):
+        return None
+    metrics.QUERY_CACHE_HITS.labels(metrics.query_kind(query)).inc()
+    return _from_cache(key, team, query, hit, is_cached=True)
 
 
 async def _compute(
@@ -216,6 +219,8 @@ async def _compute(
     try:
         hit = await cache.read(conn, key, saved=saved)
         if hit is not None and hit.last_refresh >= started:
+            # Computed by another request while this one waited for the lock.
+            metrics.QUERY_CACHE_HITS.labels(metrics.query_kind(query)).inc()
             return _from_cache(key, team, query, hit, is_cached=True)
         ctx = QueryContext(
             team_id=team.id,
@@ -230,9 +235,11 @@ async def _compute(
             async with conn.begin_nested():
                 computed = await engine.compute(query, ctx, PostgresBackend(conn))
         except QueryError as exc:
+            metrics.QUERY_COMPUTATIONS.labels(metrics.query_kind(query), "error").inc()
             if isinstance(exc, QueryTooLarge):
                 memory.release_soon()  # it may have been refused at 20 MB, after building them
             return Rendered(cache_key=key, timezone=team.timezone, error=exc.as_dict(), error_attr=exc.attr())
+        metrics.QUERY_COMPUTATIONS.labels(metrics.query_kind(query), "ok").inc()
         payload = {
             "results": computed.results,
             "has_more": computed.has_more,

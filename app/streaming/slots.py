@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.errors import ServiceUnavailable
+from app.metrics import OPEN_STREAMS
 
 
 class TooManyStreams(ServiceUnavailable):
@@ -28,6 +29,7 @@ class StreamSlot:
         if not self.released:
             self.released = True
             self._slots.open -= 1
+            OPEN_STREAMS.dec()
 
 
 class StreamSlots:
@@ -39,6 +41,7 @@ class StreamSlots:
         if self.open >= self.limit:
             raise TooManyStreams()
         self.open += 1
+        OPEN_STREAMS.inc()
         return StreamSlot(self)
 
 
