@@ -5,7 +5,6 @@ daily retention run taken by one worker at a time."""
 import asyncio
 import json
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -23,7 +22,16 @@ import pytest
 from app.db import async_url
 from app.ingestion.retention import RETENTION_LOCK_ID, apply_retention
 from tests.conftest import FreshDatabases
-from tests.live import TILECAST, env_without_database, free_port, run_cli, serve
+from tests.live import (
+    TILECAST,
+    env_without_database,
+    free_port,
+    run_cli,
+    serve,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 
 def _dsn(url: str) -> str:
@@ -44,40 +52,16 @@ def _fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
 @contextmanager
 def _servers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[tuple[str, Path]]]:
     """`count` `tilecast serve` processes started at the same moment; yields once every one is ready."""
-    started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+    started = []
     try:
         for _ in range(count):
-            port = free_port()
-            log = cwd / f"serve-{port}.log"
-            with log.open("w") as out:
-                proc = subprocess.Popen(
-                    [TILECAST, "serve", "--port", str(port)],
-                    env=env,
-                    cwd=cwd,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append((proc, f"http://127.0.0.1:{port}", log))
-        deadline = time.monotonic() + 90
+            started.append(start_server(env, cwd))
         for proc, base, log in started:
-            while True:
-                try:
-                    if httpx.get(f"{base}/_readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not start:\n{log.read_text()}")
-                time.sleep(0.2)
+            wait_ready(proc, base, log, seconds=90)
         yield [(base, log) for _, base, log in started]
     finally:
         for proc, _, _ in started:
-            proc.send_signal(signal.SIGTERM)
-        for proc, _, _ in started:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
 
 def test_hosts_starting_at_once_on_an_empty_database_migrate_once_and_all_come_up(
@@ -118,38 +102,10 @@ def test_no_migrate_refuses_an_older_schema_and_serves_a_current_one(
     migrated = run_cli(["migrate"], env)
     assert migrated.returncode == 0, migrated.stderr
     assert "database schema: at migration" in migrated.stderr
-    port = free_port()
-    with _no_migrate_server(env, tmp_path, port) as log:
-        assert httpx.get(f"http://127.0.0.1:{port}/_readyz").status_code == 200
-    text = log.read_text()
+    with serve(env, tmp_path, args=["--no-migrate"]) as (base, log):
+        assert httpx.get(f"{base}/_readyz").status_code == 200
+        text = log.read_text()
     assert "not migrated: --no-migrate" in text and "Running upgrade" not in text
-
-
-@contextmanager
-def _no_migrate_server(env: dict[str, str], cwd: Path, port: int) -> Iterator[Path]:
-    log = cwd / "no-migrate.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [TILECAST, "serve", "--no-migrate", "--port", str(port)],
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield log
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_start_up_says_what_it_uses_and_json_logs_are_one_object_per_line(
