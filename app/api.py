@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 
 from app.auth.dependencies import ProjectIdPath
 from app.dashboards.router import router as dashboards_router
+from app.definitions.router import router as definitions_router
 from app.insights.router import router as insights_router
 from app.query.router import router as query_router
 from app.sharing.router import router as sharing_router
@@ -24,6 +25,7 @@ FEATURE_ROUTERS = [
     themes_router,
     query_router,
     teams_router,
+    definitions_router,
 ]
 
 

@@ -43,9 +43,7 @@ def upgrade() -> None:
             ["team_id"], ["team.id"], name=op.f("fk_property_definition_team_id_team"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_property_definition")),
-        sa.UniqueConstraint(
-            "team_id", "type", "name", name=op.f("uq_property_definition_team_id_type_name")
-        ),
+        sa.UniqueConstraint("team_id", "type", "name", name=op.f("uq_property_definition_team_id_type_name")),
     )
     op.create_table(
         "event_property",
