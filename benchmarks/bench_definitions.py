@@ -5,10 +5,13 @@ counts), over the event names of `bench_trends.py` with its weights (`$pageview`
 records their definitions. Times, `--runs` times each (median), the two statements a page of
 `GET …/event_definitions/` runs (the page of definitions, and the counts for its names over the events
 index on (team_id, event, timestamp)), and the count for the busiest name alone, then prints the plan of
-the counts. PostgreSQL: DATABASE_URL when set (a throwaway database is created in it and dropped), else an
-embedded server in a temporary directory.
+the counts. First, without a database: the CPU capture spends per request of `bench_ingestion.py`'s bodies
+on finding the definitions it has not stored yet, once every one of them is known (a steady stream),
+next to the whole decoding of the request (`thread_time`, best of `--cpu-runs` passes over 200 bodies).
+PostgreSQL: DATABASE_URL when set (a throwaway database is created in it and dropped), else an embedded
+server in a temporary directory. `--events 0` measures the CPU alone.
 
-    python benchmarks/bench_definitions.py [--events 1000000] [--runs 7]
+    python benchmarks/bench_definitions.py [--events 1000000] [--runs 7] [--cpu-runs 20] [--person-every N]
 """
 
 import argparse
@@ -34,10 +37,15 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
+from bench_ingestion import build_bodies
 from bench_trends import EVENTS, _admin, _weighted, create_team, plain_dsn, server_version
 
+from app.config import get_settings
 from app.db import async_url
 from app.definitions import repository
+from app.ingestion.decoding import RawRequest
+from app.ingestion.definitions import KNOWN
+from app.ingestion.service import decode_events
 from app.migrations import upgrade_async
 
 CHUNK = 100_000
@@ -78,6 +86,45 @@ async def load(dsn: str, team_id: int, count: int, now: datetime) -> float:
     finally:
         await conn.close()
     return time.perf_counter() - started
+
+
+def ingest_cpu(runs: int, person_every: int) -> None:
+    """Per request: the whole decoding (which includes finding new definitions) and the finding alone."""
+    token = "phc_bench_cpu"
+    bodies, _ = build_bodies(token, 200, 100, person_every)
+    settings = get_settings()
+    now = datetime.now(UTC)
+    requests = [RawRequest("/batch/", {}, "application/json", None, body) for body in bodies]
+    for request in requests:  # the stream's first requests: every definition is learnt
+        decoded = decode_events(request, settings, now, "127.0.0.1")
+        if decoded.definitions is not None:
+            KNOWN.learn(token, decoded.definitions)
+    decoded_all = [decode_events(r, settings, now, "127.0.0.1") for r in requests]
+    assert all(d.definitions is None for d in decoded_all), "a steady stream found new definitions"
+
+    def best(fn: Callable[[], None]) -> float:
+        samples = []
+        for _ in range(runs):
+            start = time.thread_time()
+            fn()
+            samples.append((time.thread_time() - start) / len(requests) * 1e6)
+        return min(samples)
+
+    def decode() -> None:
+        for request in requests:
+            decode_events(request, settings, now, "127.0.0.1")
+
+    seen = [[(e.event, json.loads(e.properties_json)) for e in d.events] for d in decoded_all]
+
+    def find() -> None:
+        for events in seen:
+            KNOWN.new_for(token, events, (), now.timestamp())
+
+    whole, finding = best(decode), best(find)
+    print(
+        f"capture CPU per request of 100 events (person_every {person_every}): decoding {whole:,.0f} µs, "
+        f"of which finding new definitions {finding:,.0f} µs ({finding / whole:.1%})"
+    )
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], runs: int) -> float:
@@ -154,7 +201,12 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--cpu-runs", type=int, default=20)
+    parser.add_argument("--person-every", type=int, default=0, metavar="N")
     args = parser.parse_args()
+    ingest_cpu(args.cpu_runs, args.person_every)
+    if args.events == 0:
+        return
     configured = os.environ.get("DATABASE_URL")
     if configured:
         name = f"tilecast_bench_{uuid.uuid4().hex[:8]}"

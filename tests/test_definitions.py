@@ -232,11 +232,30 @@ async def test_a_refused_request_records_no_definitions(
     assert "k" in await properties(client, actor)
 
 
+async def test_a_large_batch_decoded_in_a_thread_records_its_definitions(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    padding = "x" * 400
+    events = [event(f"bulk {i % 3}", f"u{i}", at(), {"pad": padding, f"k{i % 5}": i}) for i in range(300)]
+    body = json.dumps({"api_key": actor.team.api_token, "batch": events})
+    assert len(body) > 64 * 1024  # past the size decoded inline
+    assert (await client.post("/batch/", content=body)).status_code == 200
+    assert await names(client, actor, "event_definitions/") == ["bulk 0", "bulk 1", "bulk 2"]
+    assert {"pad", "k0", "k1", "k2", "k3", "k4"} <= set(await properties(client, actor))
+    # k0 was sent on events "bulk 0" (i = 0, 15, …), "bulk 1" (i = 10, …) and "bulk 2" (i = 5, …).
+    seen = await properties(client, actor, event_names='["bulk 0"]', filter_by_event_names="true")
+    assert set(seen) == {"pad", "k0", "k1", "k2", "k3", "k4", "$ip"}
+
+
 # --- property definitions ---------------------------------------------------------------------------------
 
 
-async def test_property_types_are_inferred_as_posthog_does(client: httpx.AsyncClient, actor: Actor) -> None:
-    now = datetime.now(UTC).timestamp()
+async def test_property_types_are_inferred_as_posthog_does(
+    client: httpx.AsyncClient, actor: Actor, receive_at: Callable[[datetime], None]
+) -> None:
+    received = datetime.now(UTC)
+    receive_at(received)
+    now = received.timestamp()
     values = {
         "count": 3,
         "price": 9.5,
@@ -294,7 +313,11 @@ async def test_property_types_are_inferred_as_posthog_does(client: httpx.AsyncCl
     }
     # Capture's own properties are recorded too; `$set` is not (it updates persons).
     assert "$ip" in found and "$set" not in found
-    # A property first seen untyped takes the first type that comes; a typed one keeps its type.
+    # A property first seen untyped takes the first type that comes, looked for when its event's
+    # `last_seen_at` is refreshed (hourly); a typed one keeps its type.
+    await ingest(client, actor, [event("e", "u", at(), {"missing": 2, "count": "three"})])
+    assert (await properties(client, actor))["missing"]["property_type"] is None
+    receive_at(received + timedelta(minutes=61))
     await ingest(client, actor, [event("e", "u", at(), {"missing": 2, "count": "three"})])
     found = await properties(client, actor)
     assert (found["missing"]["property_type"], found["missing"]["is_numerical"]) == ("Numeric", True)
@@ -467,6 +490,7 @@ async def test_each_list_needs_its_read_scope(
         ("property_definitions/", {"event_names": "[1, 2]"}, "event_names"),
         ("property_definitions/", {"event_names": "{"}, "event_names"),
         ("property_definitions/", {"offset": "-1"}, "offset"),
+        ("property_definitions/", {"properties": ",".join(f"p{i}" for i in range(1001))}, "properties"),
     ],
 )
 async def test_bad_parameters_are_400(

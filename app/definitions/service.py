@@ -164,6 +164,11 @@ async def list_property_definitions(
     if type_ != "event" and names:
         raise ValidationFailed("`event_names` can only be set for `event` type")
     excluded = json_names("excluded_properties", excluded_properties) or []
+    wanted = None if not properties else [p for p in properties.split(",") if p]
+    if wanted is not None and len(wanted) > MAX_LIST_ITEMS:
+        raise ValidationFailed(
+            f"Ensure this list has no more than {MAX_LIST_ITEMS} items.", attr="properties"
+        )
     if type_ not in ("event", "person"):
         # Groups and sessions are not recorded by Tilecast: there is nothing to list.
         nxt, prev = page.links(0)
@@ -174,7 +179,7 @@ async def list_property_definitions(
         kind=PROPERTY_EVENT if type_ == "event" else PROPERTY_PERSON,
         search=search,
         excluded=excluded,
-        names=None if not properties else [p for p in properties.split(",") if p],
+        names=wanted,
         # As PostHog: `is_numerical=false` filters nothing.
         numerical_only=bool(is_numerical),
         feature_flags=is_feature_flag,

@@ -2,7 +2,8 @@
 
 A steady stream of events writes nothing here: each process remembers, per project key, the event names,
 property keys and (event, property) pairs already stored, and a request sends to the database only what is
-new to it, plus an event name's `last_seen_at` when this process last wrote it an hour ago or more. What a
+new to it, plus an event name's `last_seen_at` when this process last wrote it an hour ago or more (when
+the keys stored without a type are also looked at again, on that name's events). What a
 request sends is learnt only once its transaction commits, so a rolled-back request (a 429, a lost
 connection) leaves nothing believed stored that is not.
 
@@ -13,7 +14,7 @@ lists have no type until a typed value comes.
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -104,7 +105,7 @@ class KnownDefinitions:
     def new_for(
         self,
         token: str,
-        events: Iterable[tuple[str, dict[str, Any]]],
+        events: Sequence[tuple[str, dict[str, Any]]],
         person_properties: Iterable[tuple[str, Any]],
         now_seconds: float,
     ) -> NewDefinitions | None:
@@ -114,26 +115,32 @@ class KnownDefinitions:
         known_pairs = team.pairs
         unknown: dict[str, dict[str, Any]] = {}  # event name → keys not known on it, with a value
         names: set[str] = set()
-        untyped = team.untyped
-        retype: dict[str, Any] = {}  # keys stored untyped, with a value that may have a type
         for name, properties in events:
             names.add(name)
             known = known_pairs.get(name)
-            if known is None or not known.issuperset(properties):
+            # `keys() <=` compares without building a set (`issuperset` would make one per event).
+            if known is None or not properties.keys() <= known:
                 pending = unknown.setdefault(name, {})
                 for key, value in properties.items():
                     if (known is None or key not in known) and pending.get(key) is None:
                         pending[key] = value
-            if untyped and not untyped.isdisjoint(properties):
-                for key in untyped.intersection(properties):
-                    if retype.get(key) is None:
-                        retype[key] = properties[key]
         last_written = team.last_written
         due = sorted(
             name
             for name in names
             if name not in last_written or now_seconds - last_written[name] >= LAST_SEEN_EVERY_SECONDS
         )
+        # Keys stored untyped are looked at again with their event's hourly `last_seen_at` refresh, not on
+        # every request: a steady stream pays nothing for them.
+        retype: dict[str, Any] = {}
+        untyped = team.untyped
+        if due and untyped:
+            refreshed = set(due)
+            for name, properties in events:
+                if name in refreshed and not untyped.isdisjoint(properties):
+                    for key in untyped.intersection(properties):
+                        if retype.get(key) is None:
+                            retype[key] = properties[key]
         new_properties: dict[tuple[int, str], str | None] = {}
         pairs: list[tuple[str, str]] = []
         unrecorded: list[tuple[str, str]] = []
