@@ -180,9 +180,9 @@ async def run(url: str, count: int, runs: int) -> None:
         conn = await asyncpg.connect(dsn)
         try:
             plan = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT event, count(*) FROM events"
-                " WHERE team_id = $1 AND event = ANY($2) AND timestamp >= $3 AND timestamp <= $4"
-                " GROUP BY event",
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT name, (SELECT count(*) FROM events"
+                " WHERE team_id = $1 AND event = name AND timestamp >= $3 AND timestamp <= $4)"
+                " FROM unnest($2::text[]) AS name",
                 team_id,
                 names,
                 now - timedelta(days=30),

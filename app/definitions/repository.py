@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, exists, false, func, literal, not_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Event, EventDefinition, EventProperty, PropertyDefinition
@@ -83,21 +84,24 @@ async def get_event_definition(session: AsyncSession, team_id: int, id_: UUID) -
 async def volumes_30_day(
     session: AsyncSession, team_id: int, names: Sequence[str], now: datetime
 ) -> dict[str, int]:
-    """Events per name with a timestamp in the 30 days before `now`, for one page of names: a range read of
-    the events index on (team_id, event, timestamp) per name."""
+    """Events per name with a timestamp in the 30 days before `now`, for one page of names: one count per
+    name, each a range read of the events index on (team_id, event, timestamp) (an index-only scan once the
+    table is vacuumed), rather than one pass over all the team's events."""
     if not names:
         return {}
-    stmt = (
-        select(Event.event, func.count())
+    page = func.unnest(cast(list(names), ARRAY(String))).table_valued("name").render_derived()
+    count = (
+        select(func.count())
         .where(
             Event.team_id == team_id,
-            Event.event.in_(list(names)),
+            Event.event == page.c.name,
             Event.timestamp >= now - timedelta(days=VOLUME_DAYS),
             Event.timestamp <= now,
         )
-        .group_by(Event.event)
+        .scalar_subquery()
     )
-    return {name: int(n) for name, n in (await session.execute(stmt)).all()}
+    rows = (await session.execute(select(page.c.name, count))).all()
+    return {name: int(n) for name, n in rows}
 
 
 @dataclass(frozen=True)
