@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 
 from app.auth.dependencies import ProjectIdPath
 from app.dashboards.router import router as dashboards_router
+from app.definitions.router import router as definitions_router
 from app.insights.router import router as insights_router
 from app.query.router import router as query_router
 from app.sharing.router import router as sharing_router
@@ -26,6 +27,7 @@ FEATURE_ROUTERS = [
     query_router,
     teams_router,
     templates_router,
+    definitions_router,
 ]
 
 

@@ -31,6 +31,7 @@ from app.config import get_settings
 from app.dashboards.schemas import DashboardUpdate, DashboardWrite, TextEdit, TileEdit
 from app.dashboards.service import Overrides, create_dashboard, update_dashboard
 from app.dashboards.tiles import compute, plan_tiles, tile_of
+from app.ingestion.definitions import KNOWN
 from app.ingestion.repository import NewEvent, insert_events_for_token
 from app.ingestion.service import PersonUpdates
 from app.insights.schemas import InsightWrite
@@ -578,12 +579,20 @@ def _encode_json(value: dict[str, Any]) -> str:
 async def _insert(sessions: async_sessionmaker[AsyncSession], team: Team, batch: list[NewEvent]) -> int:
     # One transaction per batch: an interrupted run keeps what it stored, and a rerun only adds events.
     persons = PersonUpdates()
+    seen = []
     for event in batch:
-        if '"$set' in event.properties_json:
-            properties = json.loads(event.properties_json)
+        properties = json.loads(event.properties_json)
+        seen.append((event.event, properties))
+        if "$set" in properties or "$set_once" in properties:
             persons.add(event.distinct_id, properties.get("$set"), properties.get("$set_once"))
+    # The definitions capture would record for these events (the demo stores them without a request).
+    definitions = KNOWN.new_for(team.api_token, seen, persons.properties(), time.time())
     async with sessions() as session, session.begin():
-        stored_for = await insert_events_for_token(session, team.api_token, batch, persons.rows(_encode_json))
+        stored_for = await insert_events_for_token(
+            session, team.api_token, batch, persons.rows(_encode_json), definitions=definitions
+        )
+    if definitions is not None:
+        KNOWN.learn(team.api_token, definitions)
     if stored_for is None or stored_for.team_id != team.id:
         raise RuntimeError(f"team {team.id}'s project API key no longer finds it")
     return len(batch)

@@ -511,3 +511,53 @@ class DashboardSnapshot(Base):
     tiles: Mapped[Any] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# `property_definition.type`, as PostHog numbers it.
+PROPERTY_EVENT, PROPERTY_PERSON = 1, 2
+
+
+class EventDefinition(Base):
+    """An event name a team has sent, recorded by capture the first time it is seen. `last_seen_at` is
+    refreshed by capture at most about once an hour per name (see `app.ingestion.definitions`)."""
+
+    __tablename__ = "event_definition"
+    __table_args__ = (UniqueConstraint("team_id", "name"),)
+
+    id: Mapped[UUID] = mapped_column(
+        PG_UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PropertyDefinition(Base):
+    """A property key a team has sent: on events (`type` 1) or as a person property through `$set` or
+    `$set_once` (`type` 2). `property_type` is inferred from the first value capture sees (null when that
+    value was null, an object or a list, until a typed value comes)."""
+
+    __tablename__ = "property_definition"
+    __table_args__ = (UniqueConstraint("team_id", "type", "name"),)
+
+    id: Mapped[UUID] = mapped_column(
+        PG_UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(400))
+    type: Mapped[int] = mapped_column(SmallInteger)
+    # `String`, `Numeric`, `Boolean`, `DateTime` or null.
+    property_type: Mapped[str | None] = mapped_column(String(50))
+    is_numerical: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class EventProperty(Base):
+    """A property key seen on an event name (PostHog's `posthog_eventproperty`): what `event_names` on the
+    property definitions list filters by."""
+
+    __tablename__ = "event_property"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
+    event: Mapped[str] = mapped_column(String(400), primary_key=True)
+    property: Mapped[str] = mapped_column(String(400), primary_key=True)

@@ -12,6 +12,13 @@ rows/s, and whether capture reaches 50% of it. Every non-2xx answer counts as an
 
     python benchmarks/bench_ingestion.py [--rounds 3] [--seconds 10] [--workers 1,2] [--batch 100]
         [--person-every N] [--bodies 200] [--copy-rows 200000] [--connections 32] [--threads 2]
+        [--baseline CHECKOUT]
+
+With `--baseline`, another checkout of Tilecast (an earlier commit: `git worktree add --detach DIR REV`) is
+served too, one server per `--workers` count, with `PYTHONPATH` pointing at it. Its CLI and servers start
+first (its migrations, then this checkout's, which extend them: an earlier schema's code runs on the later
+one). Its rows come in the same rounds, so the two codes are compared within one run, against the same
+COPY.
 
 Earlier figures (the Python load generator, `loadgen.py`, 4 senders; 2026-11-26, x86_64, 2 cores, embedded
 PostgreSQL 18.6): 18,900 and 20,900 events/s through /batch/ against 58,100 and 62,300 rows/s for COPY.
@@ -150,6 +157,12 @@ def main() -> None:
         metavar="N",
         help="every Nth event sets person properties ($set and $set_once); 0: none",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also serve this checkout's code, in the same rounds",
+    )
     args = parser.parse_args()
     wrk.require_wrk()
     workers = [int(w) for w in args.workers.split(",")]
@@ -157,7 +170,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-"))
     database_url, env, embedded = start_database(work)
     try:
-        info = create_key(env, work)
+        baseline_env = dict(env, PYTHONPATH=str(args.baseline.resolve())) if args.baseline else None
+        # The baseline's own CLI first: its schema, then this checkout's servers migrate it further.
+        info = create_key(baseline_env or env, work)
         token, team_id = info["project_api_key"], info["team_id"]
         t0 = time.perf_counter()
         bodies, events = build_bodies(token, args.bodies, args.batch, args.person_every)
@@ -167,12 +182,16 @@ def main() -> None:
         )
         with ExitStack() as stack:
             servers = []
-            for n in workers:
-                base, _ = stack.enter_context(tilecast_process(env, work, n))
-                # One request first: the workers' pools and prepared statements are then ready.
-                for body in bodies[:4]:
-                    httpx.post(f"{base}/batch/", content=body, timeout=60).raise_for_status()
-                servers.append((f"POST /batch/, {n} worker{'s' if n > 1 else ''}", base))
+            codes = [("", env)]
+            if baseline_env is not None:
+                codes.insert(0, (" (baseline)", baseline_env))
+            for label, code_env in codes:
+                for n in workers:
+                    base, _ = stack.enter_context(tilecast_process(code_env, work, n))
+                    # One request first: the workers' pools and prepared statements are then ready.
+                    for body in bodies[:4]:
+                        httpx.post(f"{base}/batch/", content=body, timeout=60).raise_for_status()
+                    servers.append((f"POST /batch/, {n} worker{'s' if n > 1 else ''}{label}", base))
             print(
                 f"{machine_line(embedded is not None)}; wrk -t{args.threads} -c{args.connections}, "
                 f"{args.rounds} rounds of {args.seconds:.0f} s per server, COPY of {args.copy_rows:,} rows"

@@ -208,6 +208,21 @@ def test_demo_seeds_a_dashboard_served_from_a_warm_cache_and_reuses_it(
         team,
     )
     assert signed_up > 0 and (with_email, with_plan) == (signed_up, bought)
+    # Its definitions, as capture would have recorded them.
+    definitions = _fetch(db, "SELECT name FROM event_definition WHERE team_id = $1 ORDER BY name", team)
+    assert [r[0] for r in definitions] == sorted(kinds)
+    [(revenue_type,)] = _fetch(
+        db,
+        "SELECT property_type FROM property_definition WHERE team_id = $1 AND type = 1 AND name = 'revenue'",
+        team,
+    )
+    assert revenue_type == "Numeric"
+    [(person_email,)] = _fetch(
+        db,
+        "SELECT count(*) FROM property_definition WHERE team_id = $1 AND type = 2 AND name = 'email'",
+        team,
+    )
+    assert person_email == 1
 
     with serve(env, tmp_path) as (base, _):
         first_dashboard = _check_dashboard(db, base, key, path, team)

@@ -298,7 +298,7 @@ def _decoded_properties(body: bytes) -> list[object]:
     from app.ingestion.service import decode_events
 
     request = RawRequest("/batch/", {}, "application/json", None, body)
-    _, events, _ = decode_events(request, get_settings(), NOON, None)
+    events = decode_events(request, get_settings(), NOON, None).events
     return [json.loads(e.properties_json) for e in events]
 
 

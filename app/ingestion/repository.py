@@ -1,12 +1,15 @@
 """Writing events: one statement per request finds the team by its project key and inserts every event."""
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.ingestion.definitions import NewDefinitions
 
 # The team lookup and the insert travel together: a request costs one round trip, however many events it
 # carries (unnest() over parallel arrays). An unknown key selects no team, so nothing is inserted and the
@@ -51,16 +54,48 @@ _PERSONS = """,
         ON CONFLICT (team_id, distinct_id) DO UPDATE
         SET properties = p.properties || excluded.properties, updated_at = now()
     )"""
+# Definitions, in the same statement: the event names, property keys and (event, property) pairs that this
+# process has not stored yet (`app.ingestion.definitions`), most often none, when this part is left out. Rows
+# are inserted in a fixed order (names sorted), so concurrent requests adding the same names wait for each
+# other rather than deadlock. An event name's `last_seen_at` moves forward only; a property stored without
+# a type takes the first type that comes.
+_DEFINITIONS = """,
+    event_definitions AS (
+        INSERT INTO event_definition AS d (team_id, name, created_at, last_seen_at)
+        SELECT {team}.id, n.name, ${seen}, ${seen}
+        FROM {team}, unnest(CAST(${names} AS text[])) AS n(name)
+        ORDER BY n.name
+        ON CONFLICT (team_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at
+        WHERE d.last_seen_at IS NULL OR d.last_seen_at < excluded.last_seen_at
+    ),
+    property_definitions AS (
+        INSERT INTO property_definition AS d (team_id, name, type, property_type, is_numerical)
+        SELECT {team}.id, p.name, p.kind, p.type, coalesce(p.type = 'Numeric', false)
+        FROM {team}, unnest(
+            CAST(${properties} AS text[]), CAST(${kinds} AS smallint[]), CAST(${types} AS text[])
+        ) AS p(name, kind, type)
+        ORDER BY p.kind, p.name
+        ON CONFLICT (team_id, type, name) DO UPDATE
+        SET property_type = excluded.property_type, is_numerical = excluded.is_numerical
+        WHERE d.property_type IS NULL AND excluded.property_type IS NOT NULL
+    ),
+    event_properties AS (
+        INSERT INTO event_property (team_id, event, property)
+        SELECT {team}.id, ep.event, ep.property
+        FROM {team}, unnest(
+            CAST(${pair_events} AS text[]), CAST(${pair_properties} AS text[])
+        ) AS ep(event, property)
+        ORDER BY ep.event, ep.property
+        ON CONFLICT DO NOTHING
+    )"""
 _CAPTURE_HEAD = f"""
     WITH t AS (SELECT id FROM team WHERE api_token = $1),
     inserted AS ({_INSERT_ROWS.format(source="t", condition="")})"""
-_CAPTURE = f"{_CAPTURE_HEAD}\n    SELECT id, 0 FROM t"
-_CAPTURE_WITH_PERSONS = f"{_CAPTURE_HEAD}{_PERSONS.format(d=7, s=8, o=9, team='t')}\n    SELECT id, 0 FROM t"
 # With a rate limit: the team's count for this minute grows by the request's events (a new minute restarts
 # it), and the events are inserted only if the count stays within the limit. Over it, the caller rolls the
 # transaction back, so refused events are not counted. The counter's row lock is held until the commit that
 # follows at once: one team's requests serialise only for that moment.
-_CAPTURE_COUNTED = f"""
+_CAPTURE_COUNTED_HEAD = f"""
     WITH team_row AS (SELECT id FROM team WHERE api_token = $1),
     counted AS (
         INSERT INTO capture_rate_limit AS r (team_id, window_start, events)
@@ -71,12 +106,22 @@ _CAPTURE_COUNTED = f"""
             window_start = excluded.window_start
         RETURNING r.team_id AS id, r.events
     ),
-    inserted AS ({_INSERT_ROWS.format(source="counted t", condition="WHERE t.events <= $8")})"""
-_CAPTURE_COUNTED_WITH_PERSONS = (
-    f"{_CAPTURE_COUNTED},\n    admitted AS (SELECT id FROM counted WHERE events <= $8)"
-    f"{_PERSONS.format(d=9, s=10, o=11, team='admitted')}\n    SELECT id, events FROM counted"
-)
-_CAPTURE_COUNTED += "\n    SELECT id, events FROM counted"
+    inserted AS ({_INSERT_ROWS.format(source="counted t", condition="WHERE t.events <= $8")}),
+    admitted AS (SELECT id FROM counted WHERE events <= $8)"""
+
+
+@functools.cache
+def _capture_sql(rate_limited: bool, with_persons: bool, with_definitions: bool) -> str:
+    """The capture statement for a request: events, then persons' properties and definitions when it has
+    any (numbered parameters follow in that order)."""
+    sql, team, n = (_CAPTURE_COUNTED_HEAD, "admitted", 9) if rate_limited else (_CAPTURE_HEAD, "t", 7)
+    if with_persons:
+        sql += _PERSONS.format(d=n, s=n + 1, o=n + 2, team=team)
+        n += 3
+    if with_definitions:
+        names = ("seen", "names", "properties", "kinds", "types", "pair_events", "pair_properties")
+        sql += _DEFINITIONS.format(team=team, **{name: n + i for i, name in enumerate(names)})
+    return sql + ("\n    SELECT id, events FROM counted" if rate_limited else "\n    SELECT id, 0 FROM t")
 
 
 class NewEvent(NamedTuple):
@@ -112,10 +157,11 @@ async def insert_events_for_token(
     events: Sequence[NewEvent],
     persons: Sequence[PersonUpdate] = (),
     rate_limit: int = 0,
+    definitions: NewDefinitions | None = None,
 ) -> Stored | None:
     """Store `events` for the team whose project API key is `token`, and its `persons`' properties; None if no
     team has this key (then nothing was stored). With a `rate_limit` (events a minute), nothing is stored
-    once the count passes it."""
+    once the count passes it. `definitions` are what this request adds to the team's definitions."""
     uuids, names, distinct_ids, timestamps, properties = zip(*events, strict=True) if events else ((),) * 5
     # The uuids and the properties travel as one text each, split by the server: asyncpg checks every
     # element of an array parameter against abstract base classes (a quarter of a microsecond each), which
@@ -129,9 +175,11 @@ async def insert_events_for_token(
         args = (*args, len(events), rate_limit)
     if persons:
         args = (*args, *(list(column) for column in zip(*persons, strict=True)))
-        sql = _CAPTURE_COUNTED_WITH_PERSONS if rate_limit else _CAPTURE_WITH_PERSONS
-    else:
-        sql = _CAPTURE_COUNTED if rate_limit else _CAPTURE
+    with_definitions = definitions is not None and definitions.writes
+    if definitions is not None and with_definitions:
+        seen = datetime.fromtimestamp(definitions.seen_at, UTC)
+        args = (*args, seen, *definitions[:6])
+    sql = _capture_sql(bool(rate_limit), bool(persons), with_definitions)
     row = await _fetchrow(session, sql, args)
     return None if row is None else Stored(team_id=row[0], events_this_minute=row[1])
 

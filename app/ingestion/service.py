@@ -2,21 +2,23 @@
 that the project key is checked at once (DESIGN.md): an unknown key is a 401, not a silent drop."""
 
 import asyncio
+import functools
 import json
 import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db import after_commit
 from app.ingestion import repository
 from app.ingestion.decoding import (
     RawRequest,
@@ -25,6 +27,7 @@ from app.ingestion.decoding import (
     parse_json,
     read_body,
 )
+from app.ingestion.definitions import KNOWN, NewDefinitions
 from app.ingestion.errors import CaptureError
 from app.ingestion.repository import NewEvent, PersonUpdate
 from app.ingestion.timestamps import (
@@ -213,6 +216,13 @@ def _integer(raw: Any, name: str) -> int | None:
     return raw
 
 
+class Decoded(NamedTuple):
+    token: str
+    events: list[NewEvent]
+    persons: list[PersonUpdate]
+    definitions: NewDefinitions | None
+
+
 class PersonUpdates:
     """What a request's events set on their distinct ids' person properties, in the events' order, as one
     `$set` and one `$set_once` per distinct id: a later `$set` overwrites an earlier one; a `$set_once`
@@ -231,6 +241,12 @@ class PersonUpdates:
         if isinstance(set_, dict):
             sets.update(set_)
 
+    def properties(self) -> Iterator[tuple[str, Any]]:
+        """Every key set (or set once) and one of its values, for the person property definitions."""
+        for sets, once in self._by_id.values():
+            yield from once.items()
+            yield from sets.items()
+
     def rows(self, encode: Encoder) -> list[PersonUpdate]:
         return [
             PersonUpdate(distinct_id, encode(sets), encode(once))
@@ -247,6 +263,7 @@ def to_event(
     client_ip: str | None,
     encode: Encoder = _encode_properties,
     persons: PersonUpdates | None = None,
+    seen: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> NewEvent | None:
     """One stored row from one raw event, or None for events capture drops (`$performance_event`).
 
@@ -311,7 +328,10 @@ def to_event(
         properties_json = encode(properties)
     except ValueError as exc:  # a number too large for a double became infinity
         raise CaptureError(400, f"failed to parse request: {exc}") from exc
-    return NewEvent(event_uuid, name[:MAX_EVENT_NAME], distinct_id, timestamp, properties_json)
+    name = name[:MAX_EVENT_NAME]
+    if seen is not None:
+        seen.append((name, properties))
+    return NewEvent(event_uuid, name, distinct_id, timestamp, properties_json)
 
 
 def _merge_set(raw: dict[str, Any], properties: dict[str, Any]) -> None:
@@ -331,9 +351,9 @@ def build_events(
     now: datetime,
     client_ip: str | None,
     encode: Encoder = _encode_properties,
-) -> tuple[str, list[NewEvent], list[PersonUpdate]]:
-    """The request's project key, its rows and its person updates, or a CaptureError (400/401) for the whole
-    request."""
+) -> Decoded:
+    """The request's project key, its rows, its person updates and the definitions new to this process, or a
+    CaptureError (400/401) for the whole request."""
     is_envelope, envelope_token, raws = split_payload(payload)
     if not raws:
         raise CaptureError(400, "request holds no event")
@@ -350,12 +370,14 @@ def build_events(
     sent_at_text = rfc3339(sent_at_time) if sent_at_time is not None else None
     now_us = instant(now)
     persons = PersonUpdates()
-    events = [to_event(raw, sent_at, sent_at_text, now_us, client_ip, encode, persons) for raw in raws]
+    seen: list[tuple[str, dict[str, Any]]] = []
+    events = [to_event(raw, sent_at, sent_at_text, now_us, client_ip, encode, persons, seen) for raw in raws]
     try:
         updates = persons.rows(encode)
     except ValueError as exc:  # a number too large for a double became infinity
         raise CaptureError(400, f"failed to parse request: {exc}") from exc
-    return token, [e for e in events if e is not None], updates
+    definitions = KNOWN.new_for(token, seen, persons.properties(), now.timestamp())
+    return Decoded(token, [e for e in events if e is not None], updates, definitions)
 
 
 # A body this small (a hundred or so events, as SDKs send them: posthog-python's batches of 100 are ~45 KB)
@@ -364,11 +386,9 @@ def build_events(
 INLINE_BODY_BYTES = 64 * 1024
 
 
-def decode_events(
-    request: RawRequest, settings: Settings, now: datetime, client_ip: str | None
-) -> tuple[str, list[NewEvent], list[PersonUpdate]]:
-    """The request's project key, rows and person updates, from its bytes however they were wrapped
-    (CaptureError: 4xx)."""
+def decode_events(request: RawRequest, settings: Settings, now: datetime, client_ip: str | None) -> Decoded:
+    """The request's project key, rows, person updates and new definitions, from its bytes however they
+    were wrapped (CaptureError: 4xx)."""
     raw = decode_payload(request, settings.capture_max_payload_bytes)
     payload, by_orjson = parse_json(raw, settings.capture_max_events)
     if not by_orjson and may_hold_refused_characters(raw):
@@ -401,23 +421,27 @@ async def capture(
         request.path, request.query, request.content_type, request.content_encoding, body
     )
     if len(body) < INLINE_BODY_BYTES:
-        token, events, persons = decode_events(raw_request, settings, now, request.client_ip)
+        token, events, persons, definitions = decode_events(raw_request, settings, now, request.client_ip)
     else:
         # Inflating, parsing and building thousands of events takes a large batch tens to hundreds of
         # milliseconds: in a thread, the event loop keeps serving (zlib lets go of the GIL while inflating,
         # and the Python parts yield it every few milliseconds).
-        token, events, persons = await asyncio.to_thread(
+        token, events, persons, definitions = await asyncio.to_thread(
             decode_events, raw_request, settings, now, request.client_ip
         )
     del body, raw_request
     rate_limit = settings.capture_rate_limit_per_minute
-    stored = await repository.insert_events_for_token(session, token, events, persons, rate_limit)
+    stored = await repository.insert_events_for_token(
+        session, token, events, persons, rate_limit, definitions
+    )
     if stored is None:
         raise CaptureError(401, "API key is not valid: no project has this API key")
     if rate_limit and stored.events_this_minute > rate_limit:
         # Nothing was inserted; the caller's rollback un-counts these events.
         retry_after = str(60 - datetime.now(UTC).second)
         raise CaptureError(429, "rate limited", headers={"Retry-After": retry_after})
+    if definitions is not None:
+        after_commit(session, functools.partial(KNOWN.learn, token, definitions))
     return CaptureOutcome(
         team_id=stored.team_id, stored=len(events), beacon=request.query.get("beacon") == "1"
     )

@@ -1,0 +1,1 @@
+"""Event and property definitions: what a team has sent, as capture records it."""
