@@ -18,10 +18,6 @@ from posthog import Posthog
 from tests.conftest import FreshDatabases
 from tests.live import env_without_database, run_cli, serve
 
-# The MCP server reads the project's event and property definitions next
-# (`/api/projects/{id}/event_definitions/`, `/api/projects/{id}/property_definitions/`): to be added to the
-# sequence below when those endpoints are merged.
-
 
 @pytest.fixture(scope="module")
 def live(fresh_databases: FreshDatabases, tmp_path_factory: pytest.TempPathFactory) -> Any:
@@ -79,7 +75,18 @@ def test_an_agent_discovers_its_project_and_builds_a_dashboard(live: Any) -> Non
             True,
         )
         assert projects[0]["ingested_event"] is True
-        # (event and property definitions: see the note at the top)
+        # The project's events, and the properties seen on one of them.
+        events = api.get(f"/api/projects/{project_id}/event_definitions/", params={"search": event[:9]})
+        assert events.status_code == 200, events.text
+        found = [d for d in events.json()["results"] if d["name"] == event]
+        assert len(found) == 1 and found[0]["volume_30_day"] == 3 and found[0]["last_seen_at"]
+        properties = api.get(
+            f"/api/projects/{project_id}/property_definitions/",
+            params={"type": "event", "event_names": json.dumps([event]), "filter_by_event_names": "true"},
+        )
+        assert properties.status_code == 200, properties.text
+        by_name = {d["name"]: d for d in properties.json()["results"]}
+        assert by_name["$lib"]["property_type"] == "String" and by_name["$lib"]["is_numerical"] is False
 
         # Dashboards: list, create.
         assert api.get(f"/api/projects/{project_id}/dashboards/").json()["results"] == []
