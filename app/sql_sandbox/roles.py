@@ -201,6 +201,17 @@ def setup_team(conn: Connection, team_id: int, settings: Settings, secret: str, 
         conn.exec_driver_sql(f"ALTER ROLE {quoted_role} SET {name} = {value}")
     conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}")
     conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {quoted_schema} FROM PUBLIC")
+    # Grants to any other role (a restored dump's roles of another database) are taken back.
+    others = conn.execute(
+        text(
+            "SELECT DISTINCT g.rolname FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
+            "JOIN pg_roles g ON g.oid = a.grantee WHERE n.nspname = :schema AND a.grantee <> n.nspowner "
+            "AND g.rolname <> :role"
+        ),
+        {"schema": schema, "role": role},
+    ).scalars()
+    for other in list(others):
+        conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {quoted_schema} FROM {_quote(other)}")
     conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quoted_schema} TO {quoted_role}")
     create_views(conn, team_id, role)
     # Where the database user may (it owns the database), the role may connect even if PUBLIC may not.
