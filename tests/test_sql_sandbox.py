@@ -73,7 +73,8 @@ class World:
         return raised.value.message
 
     async def admin(self, query: str) -> Any:
-        async with self.engine.connect() as conn:
+        """The query run (and committed) as Tilecast's own database user."""
+        async with self.engine.begin() as conn:
             result = await conn.execute(text(query))
             return result.all() if result.returns_rows else None
 
@@ -534,3 +535,26 @@ async def test_the_role_password_is_the_hmac_of_its_name_stored_as_scram(world: 
         "SCRAM-SHA-256",
         stored_key,
     )
+
+
+async def test_migrate_takes_public_privileges_back_and_keeps_readers_reading(world: World) -> None:
+    reader = f"tilecast_reader_{uuid.uuid4().hex[:8]}"
+    database = make_url(world.url).database or ""
+    team_role = role_name(database, world.ours.team.id)
+    await world.admin(f"CREATE ROLE {reader}")
+    try:
+        await world.admin(f"GRANT SELECT ON public.events TO {reader}")
+        await world.admin("GRANT SELECT ON public.team TO PUBLIC")
+        await world.admin("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        assert await asyncio.to_thread(setup_sql_sandbox, world.url) is None
+        checks = await world.admin(
+            f"SELECT has_schema_privilege('{reader}', 'public', 'USAGE'), "
+            f"has_table_privilege('{reader}', 'public.events', 'SELECT'), "
+            f"has_schema_privilege('{team_role}', 'public', 'USAGE'), "
+            f"has_table_privilege('{team_role}', 'public.team', 'SELECT')"
+        )
+        assert checks == [(True, True, False, False)]
+    finally:
+        await world.admin(f"REVOKE ALL ON SCHEMA public FROM {reader}")
+        await world.admin(f"REVOKE ALL ON public.events FROM {reader}")
+        await world.admin(f"DROP ROLE {reader}")

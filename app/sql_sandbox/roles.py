@@ -214,11 +214,6 @@ def setup_team(conn: Connection, team_id: int, settings: Settings, secret: str, 
         conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {quoted_schema} FROM {_quote(other)}")
     conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quoted_schema} TO {quoted_role}")
     create_views(conn, team_id, role)
-    # Where the database user may (it owns the database), the role may connect even if PUBLIC may not.
-    if conn.execute(
-        text("SELECT has_database_privilege(current_database(), 'CONNECT WITH GRANT OPTION')")
-    ).scalar_one():
-        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {_quote(facts.database)} TO {quoted_role}")
     marker = _marker(role, settings, secret).replace("'", "")
     conn.exec_driver_sql(f"COMMENT ON SCHEMA {quoted_schema} IS '{marker}'")
 
@@ -227,8 +222,25 @@ def harden_public_schema(conn: Connection) -> None:
     """PUBLIC (so every team role) loses its privileges on schema `public` and its tables and sequences.
     Roles that read Tilecast's tables through a grant, and the database user, keep USAGE on the schema
     (granted explicitly first). Where the database user does not own the schema, USAGE stays (logged)."""
-    conn.execute(text("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC"))
-    conn.execute(text("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC"))
+    # Only what PUBLIC holds is revoked (a REVOKE rewrites the catalog row even when nothing changes).
+    granted = conn.execute(
+        text(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+            "AND EXISTS (SELECT FROM aclexplode(c.relacl) a WHERE a.grantee = 0)"
+        )
+    ).scalars()
+    for relation in list(granted):
+        conn.exec_driver_sql(f"REVOKE ALL ON {relation} FROM PUBLIC")
+    public_usage = conn.execute(
+        text(
+            "SELECT EXISTS (SELECT FROM pg_namespace n, "
+            "aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
+            "WHERE n.nspname = 'public' AND a.grantee = 0)"
+        )
+    ).scalar_one()
+    if not public_usage:
+        return
     owns = conn.execute(
         text("SELECT pg_has_role(current_user, nspowner, 'USAGE') FROM pg_namespace WHERE nspname = 'public'")
     ).scalar()
