@@ -558,3 +558,31 @@ async def test_migrate_takes_public_privileges_back_and_keeps_readers_reading(wo
         await world.admin(f"REVOKE ALL ON SCHEMA public FROM {reader}")
         await world.admin(f"REVOKE ALL ON public.events FROM {reader}")
         await world.admin(f"DROP ROLE {reader}")
+
+
+async def test_a_role_given_a_membership_is_refused_until_migrate_takes_it_back(world: World) -> None:
+    team = await new_actor(world.engine)
+    role = role_name(make_url(world.url).database or "", team.team.id)
+    # pg_read_all_data may read every table: a team role must never reach it, not even by SET ROLE.
+    await world.admin(f"GRANT pg_read_all_data TO {role}")
+    with pytest.raises(SandboxUnavailable) as raised:
+        await run_sql(world.app.state, team.team.id, "SELECT 1", [], timeout_ms=5000, max_rows=1)
+    assert raised.value.message == (
+        f"The project's role {role} was given more than its own views (a membership of another role, or a "
+        "role attribute); run `tilecast migrate`, which takes memberships back."
+    )
+    assert await asyncio.to_thread(setup_sql_sandbox, world.url) is None
+    result = await run_sql(
+        world.app.state, team.team.id, "SELECT count(*) FROM events", [], timeout_ms=5000, max_rows=1
+    )
+    assert result.rows == [(0,)]
+    with pytest.raises(QueryError) as refused:
+        await run_sql(
+            world.app.state,
+            team.team.id,
+            "SELECT set_config('role', 'pg_read_all_data', false)",
+            [],
+            timeout_ms=5000,
+            max_rows=1,
+        )
+    assert refused.value.message == 'permission denied to set role "pg_read_all_data"'

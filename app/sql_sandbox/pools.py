@@ -131,6 +131,13 @@ class Sandbox:
                     timeout=CONNECT_TIMEOUT_S,
                     server_settings={"application_name": "tilecast-sql"},
                 )
+                if await connection.fetchval(roles.OVERPRIVILEGED_SELF):
+                    connection.terminate()
+                    raise SandboxUnavailable(
+                        f"The project's role {role} was given more than its own views (a membership of "
+                        "another role, or a role attribute); run `tilecast migrate`, which takes memberships "
+                        "back."
+                    )
                 return connection
             except asyncpg.TooManyConnectionsError as exc:
                 raise SandboxBusy(
