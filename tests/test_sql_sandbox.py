@@ -361,9 +361,10 @@ async def test_a_team_past_its_connections_waits_then_is_told_to_retry(world: Wo
     sandbox = Sandbox(lambda: world.engine, settings)
     try:
         slow = asyncio.create_task(
-            run_sql(sandbox, world.ours.team.id, "SELECT pg_sleep(1.5)", [], timeout_ms=5000, max_rows=1)
+            run_sql(sandbox, world.ours.team.id, "SELECT pg_sleep(2)", [], timeout_ms=5000, max_rows=1)
         )
-        await asyncio.sleep(0.3)
+        while sandbox.team_pool_sizes().get(world.ours.team.id) != 1:  # the slow query holds the connection
+            await asyncio.sleep(0.01)
         with pytest.raises(SandboxBusy) as raised:
             await run_sql(sandbox, world.ours.team.id, "SELECT 1", [], timeout_ms=300, max_rows=1)
         assert raised.value.message == "Too many SQL queries are running at once; retry in a moment."

@@ -181,6 +181,7 @@ class Sandbox:
             self._expire_idle(time.monotonic() - IDLE_SECONDS)
             while True:
                 if self._closed:
+                    self._drop_if_empty(team_id)
                     raise SandboxUnavailable("The server is shutting down.")
                 pool = self._pools.setdefault(team_id, _TeamPool())
                 self._pools.move_to_end(team_id)
@@ -195,6 +196,7 @@ class Sandbox:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self._drop_if_empty(team_id)
                     raise SandboxBusy(
                         "Too many SQL queries are running at once; retry in a moment.",
                     )
