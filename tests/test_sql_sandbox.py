@@ -363,7 +363,9 @@ async def test_a_team_past_its_connections_waits_then_is_told_to_retry(world: Wo
         slow = asyncio.create_task(
             run_sql(sandbox, world.ours.team.id, "SELECT pg_sleep(2)", [], timeout_ms=5000, max_rows=1)
         )
-        while sandbox.team_pool_sizes().get(world.ours.team.id) != 1:  # the slow query holds the connection
+        for _ in range(1000):  # until the slow query holds the team's one connection
+            if sandbox.team_pool_sizes().get(world.ours.team.id) == 1:
+                break
             await asyncio.sleep(0.01)
         with pytest.raises(SandboxBusy) as raised:
             await run_sql(sandbox, world.ours.team.id, "SELECT 1", [], timeout_ms=300, max_rows=1)
