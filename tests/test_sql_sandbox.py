@@ -589,3 +589,21 @@ async def test_a_role_given_a_membership_is_refused_until_migrate_takes_it_back(
             max_rows=1,
         )
     assert refused.value.message == 'permission denied to set role "pg_read_all_data"'
+
+
+async def test_notifications_a_query_sends_are_never_delivered(world: World) -> None:
+    listener = await asyncpg.connect(plain(world.url))
+    received: list[str] = []
+    await listener.add_listener("tilecast_sandbox_probe", lambda *args: received.append(args[3]))
+    try:
+        result = await world.sql("SELECT pg_notify('tilecast_sandbox_probe', 'from a query')")
+        assert result.rows == [(None,)]
+        await listener.execute("SELECT pg_notify('tilecast_sandbox_probe', 'from the app')")
+        for _ in range(200):
+            if received:
+                break
+            await asyncio.sleep(0.01)
+        # Every query's transaction is rolled back: its NOTIFY never leaves it.
+        assert received == ["from the app"]
+    finally:
+        await listener.close()
