@@ -105,6 +105,8 @@ class Sandbox:
         `SandboxUnavailable` naming the missing setup where the database user may not."""
         try:
             async with self._engine().begin() as conn:
+                # Never wait long behind a transaction that is creating the same team (and its role).
+                await conn.execute(text(f"SET LOCAL lock_timeout = {int(CONNECT_TIMEOUT_S * 1000)}"))
                 facts = await conn.run_sync(roles.privileges)
                 if facts.missing is not None:
                     raise SandboxUnavailable(f"SQL insights are not set up on this server: {facts.missing}.")

@@ -20,9 +20,10 @@ For team 5 of database `tilecast`:
 
 `setup_team` runs when a team is created (in its transaction, skipped where the user may not create roles)
 and `setup_all` after Alembic in `tilecast migrate` (idempotent: a team whose schema's comment is current and
-whose role holds no membership is skipped; under an advisory lock, so many hosts may run it at once). Migrations that change `events` or
-`person` would be refused while views depend on them: the Alembic environment drops the views first and
-recreates them once at the latest migration (`drop_views`, `recreate_views`), in the same transaction.
+whose role holds no membership is skipped; under an advisory lock, so many hosts may run it at once).
+Migrations that change `events` or `person` would be refused while views depend on them: the Alembic
+environment drops the views first and recreates them once at the latest migration (`drop_views`,
+`recreate_views`), in the same transaction.
 
 The functions take a synchronous SQLAlchemy `Connection` (Alembic's, or an async one's `run_sync`), but
 `setup_new_team` (the request's `AsyncSession`).
