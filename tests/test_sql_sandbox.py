@@ -23,8 +23,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.accounts import get_or_create_team, get_or_create_user
 from app.config import get_settings
 from app.db import async_url, create_engine, create_sessionmaker
 from app.main import create_app
@@ -607,3 +608,22 @@ async def test_notifications_a_query_sends_are_never_delivered(world: World) -> 
         assert received == ["from the app"]
     finally:
         await listener.close()
+
+
+async def test_a_team_still_being_created_is_refused_in_bounded_time(world: World) -> None:
+    # Its role exists only in the transaction creating it: the sandbox cannot log in as it, and setting it
+    # up anew waits for that transaction's lock at most the lock timeout, instead of forever.
+    async with world.engine.connect() as conn:
+        transaction = await conn.begin()
+        session = AsyncSession(bind=conn, expire_on_commit=False)
+        user = await get_or_create_user(session, f"pending-{uuid.uuid4().hex[:8]}@example.com")
+        team = await get_or_create_team(session, user, "pending")
+        started = time.monotonic()
+        with pytest.raises(SandboxUnavailable) as raised:
+            await run_sql(world.app.state, team.id, "SELECT 1", [], timeout_ms=5000, max_rows=1)
+        assert raised.value.message == (
+            "SQL insights are not set up for this project and setting them up failed; run `tilecast migrate` "
+            "(its log says why)."
+        )
+        assert time.monotonic() - started < 15
+        await transaction.rollback()
