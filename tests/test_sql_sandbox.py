@@ -31,7 +31,7 @@ from app.db import async_url, create_engine, create_sessionmaker
 from app.main import create_app
 from app.migrations import downgrade, setup_sql_sandbox, upgrade
 from app.query.base import QueryError, QueryTimeout, SandboxBusy, SandboxUnavailable
-from app.sql_sandbox import Sandbox, SandboxResult, run_sql
+from app.sql_sandbox import Sandbox, SandboxResult, pools, run_sql
 from app.sql_sandbox.pools import NOT_A_QUERY, TIMEOUT_MESSAGE
 from app.sql_sandbox.roles import role_name
 from tests.conftest import FreshDatabases
@@ -627,3 +627,17 @@ async def test_a_team_still_being_created_is_refused_in_bounded_time(world: Worl
         )
         assert time.monotonic() - started < 15
         await transaction.rollback()
+
+
+async def test_idle_connections_close_after_a_while(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pools, "IDLE_SECONDS", 0.3)
+    sandbox = Sandbox(lambda: world.engine, get_settings())
+    expiry = asyncio.create_task(sandbox.expire_idle_connections())
+    try:
+        await run_sql(sandbox, world.ours.team.id, "SELECT 1", [], timeout_ms=5000, max_rows=1)
+        assert (sandbox.team_pool_sizes(), sandbox.open_connections) == ({world.ours.team.id: 1}, 1)
+        await asyncio.sleep(0.8)
+        assert (sandbox.team_pool_sizes(), sandbox.open_connections) == ({}, 0)
+    finally:
+        expiry.cancel()
+        await sandbox.close()

@@ -254,6 +254,13 @@ class Sandbox:
         await self._release(team_id, connection)
         return result
 
+    async def expire_idle_connections(self) -> None:
+        """Close connections idle for `IDLE_SECONDS`, forever (a task of the worker's lifespan)."""
+        while True:
+            await asyncio.sleep(IDLE_SECONDS / 3)
+            async with self._changed:
+                self._expire_idle(time.monotonic() - IDLE_SECONDS)
+
     async def close(self) -> None:
         """Close every idle connection; connections in use close when their query ends."""
         async with self._changed:
