@@ -12,6 +12,7 @@ advisory locks a query took, released) before the next query of the team uses it
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -294,8 +295,11 @@ async def _execute(
     except (asyncpg.InterfaceError, asyncpg.exceptions.DataError) as exc:
         raise QueryError(str(exc)) from exc
     finally:
-        if not connection.is_closed():
-            await transaction.rollback()
+        # Cut short (the client's own timeout, a cancelled request), the connection may be mid-statement:
+        # then its reset fails on release and it is closed instead.
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
+            if not connection.is_closed():
+                await transaction.rollback()
     rows = [tuple(record) for record in records[:max_rows]]
     return SandboxResult(
         columns=[attribute.name for attribute in attributes],
