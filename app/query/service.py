@@ -23,6 +23,8 @@ class QueryTimedOut(AppError):
 
 
 _ERROR_CODES = {
+    "HogQLSyntaxError": "hogql_syntax_error",
+    "HogQLQueryError": "hogql_query_error",
     "UnsupportedQuery": "unsupported_query",
     "ValidationError": "invalid_query",
     "QueryTooLarge": "query_too_large",
@@ -60,7 +62,7 @@ async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode:
         raise _refused(rendered.error["type"], rendered.error["message"], rendered.error_attr)
     if isinstance(rendered.result, cache.RawJSON):
         return _cached_response(rendered, rendered.result)
-    return QueryResponse(
+    response = QueryResponse(
         results=rendered.result,
         hasMore=rendered.has_more,
         is_cached=rendered.is_cached,
@@ -70,7 +72,8 @@ async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode:
         cache_target_age=rendered.cache_target_age,
         timezone=rendered.timezone,
         resolved_date_range=rendered.resolved_date_range,
-    ).json_response()
+    )
+    return response.json_response(rendered.extra)
 
 
 def _cached_response(rendered: Rendered, raw: cache.RawJSON) -> Response:
@@ -87,5 +90,6 @@ def _cached_response(rendered: Rendered, raw: cache.RawJSON) -> Response:
         "timezone": rendered.timezone,
         "resolved_date_range": rendered.resolved_date_range,
         "query_status": None,
+        **(rendered.extra or {}),
     }
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")

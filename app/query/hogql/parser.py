@@ -1,0 +1,90 @@
+"""HogQL text to a sqlglot AST: sqlglot's ClickHouse dialect with HogQL's tokens, and the placeholders
+(`{filters}`, `{name}`) turned into marker identifiers by one pass that skips string literals.
+
+Functions are not mapped to sqlglot's classes (`FUNCTIONS` is empty): every call keeps the name the user
+wrote, so that the compiler's allow-list sees exactly that name (HogQL's names are case-sensitive).
+"""
+
+import re
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.clickhouse import ClickHouse
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
+
+from app.query.hogql.errors import HogQLSyntaxError
+
+PLACEHOLDER_PREFIX = "__hogql_placeholder_"
+
+
+class HogQL(ClickHouse):
+    class Tokenizer(ClickHouse.Tokenizer):
+        # `$` starts identifiers (`properties.$browser`), not heredoc strings.
+        HEREDOC_STRINGS: list[str] = []
+        SINGLE_TOKENS = {k: v for k, v in ClickHouse.Tokenizer.SINGLE_TOKENS.items() if k != "$"}
+        VAR_SINGLE_TOKENS = {"$"}
+        KEYWORDS = {
+            **ClickHouse.Tokenizer.KEYWORDS,
+            "~": TokenType.RLIKE,
+            "=~": TokenType.RLIKE,
+            "=~*": TokenType.IRLIKE,
+            "~*": TokenType.IRLIKE,
+        }
+
+    class Parser(ClickHouse.Parser):
+        FUNCTIONS: dict[str, object] = {}
+
+
+# A string literal (with `\` escapes and doubled quotes), a quoted identifier, a comment, or what the pass
+# rewrites: a placeholder, a negated regex operator, the nullish-access `?.`.
+_LEXEMES = re.compile(
+    r"""'(?:[^'\\]|\\.|'')*'|`(?:[^`\\]|\\.)*`|"(?:[^"\\]|\\.)*"|--[^\n]*|/\*.*?\*/"""
+    r"""|\{(?P<placeholder>[^{}]*)\}|(?P<negregex>!~\*?)|(?P<nullish>\?\.)""",
+    re.DOTALL,
+)
+
+
+def _prepass(text: str) -> tuple[str, list[str]]:
+    """The text with every placeholder replaced by a marker identifier, and the placeholders in order."""
+    placeholders: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        if match["placeholder"] is not None:
+            placeholders.append(match["placeholder"].strip())
+            return f" {PLACEHOLDER_PREFIX}{len(placeholders) - 1} "
+        if match["negregex"] is not None:
+            return " NOT " + match["negregex"][1:] + " "
+        if match["nullish"] is not None:
+            return "."
+        return match[0]
+
+    return _LEXEMES.sub(replace, text), placeholders
+
+
+def parse(text: str) -> tuple[exp.Expression, list[str]]:
+    """The statement's AST and its placeholders; `HogQLSyntaxError` for anything that is not one SELECT."""
+    if not text.strip():
+        raise HogQLSyntaxError("Empty query")
+    rewritten, placeholders = _prepass(text)
+    try:
+        trees = sqlglot.parse(rewritten, dialect=HogQL)
+    except SqlglotError as exc:
+        raise HogQLSyntaxError(_syntax_message(exc)) from None
+    statements = [tree for tree in trees if tree is not None]
+    if len(statements) != 1:
+        raise HogQLSyntaxError("mismatched input ';' expecting <EOF>")
+    tree = statements[0]
+    if not isinstance(tree, (exp.Select, exp.Union)):
+        raise HogQLSyntaxError(f"Only SELECT queries are supported, not {tree.key.upper()}")
+    return tree, placeholders
+
+
+def _syntax_message(exc: SqlglotError) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        first = errors[0]
+        description = first.get("description") or str(exc)
+        line, col = first.get("line"), first.get("col")
+        return f"Syntax error at line {line}, column {col}: {description}"
+    return f"Syntax error: {str(exc).splitlines()[0]}"
