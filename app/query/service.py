@@ -13,6 +13,7 @@ from app.auth.dependencies import TeamAccess
 from app.errors import AppError, ValidationFailed
 from app.query import cache, engine
 from app.query.base import QueryContext, QueryError, UnsupportedQuery
+from app.query.hogql.errors import HogQLQueryError, HogQLSyntaxError
 from app.query.render import RefreshMode, Rendered, TeamInfo, query_limits, render_query
 from app.query.schemas import QueryResponse
 
@@ -31,8 +32,13 @@ _ERROR_CODES = {
 }
 
 
+# HogQL's errors are about the SQL text, not a field: PostHog's bodies have `attr: null`.
+_NO_ATTR = frozenset({"HogQLSyntaxError", "HogQLQueryError"})
+
+
 def _refused(error_type: str, message: str, attr: str | None) -> ValidationFailed:
-    return ValidationFailed(message, attr=attr or "query", code=_ERROR_CODES.get(error_type, "invalid_query"))
+    code = _ERROR_CODES.get(error_type, "invalid_query")
+    return ValidationFailed(message, attr=None if error_type in _NO_ATTR else attr or "query", code=code)
 
 
 async def validate_for_save(query: Any, timezone: str) -> None:
@@ -45,7 +51,8 @@ async def validate_for_save(query: Any, timezone: str) -> None:
     ctx = QueryContext(team_id=0, timezone=timezone, now=datetime.now(UTC), limits=query_limits())
     try:
         await asyncio.to_thread(engine.validate, query, ctx)
-    except UnsupportedQuery:
+    except (UnsupportedQuery, HogQLQueryError, HogQLSyntaxError):
+        # SQL is stored as written (as PostHog): what it cannot run is the tile's error.
         pass
     except QueryError as exc:
         raise _refused(exc.type, exc.message, exc.attr()) from None

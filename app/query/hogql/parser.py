@@ -6,6 +6,7 @@ wrote, so that the compiler's allow-list sees exactly that name (HogQL's names a
 """
 
 import re
+from typing import Any, ClassVar
 
 import sqlglot
 from sqlglot import exp
@@ -21,10 +22,12 @@ PLACEHOLDER_PREFIX = "__hogql_placeholder_"
 class HogQL(ClickHouse):
     class Tokenizer(ClickHouse.Tokenizer):
         # `$` starts identifiers (`properties.$browser`), not heredoc strings.
-        HEREDOC_STRINGS: list[str] = []
-        SINGLE_TOKENS = {k: v for k, v in ClickHouse.Tokenizer.SINGLE_TOKENS.items() if k != "$"}
-        VAR_SINGLE_TOKENS = {"$"}
-        KEYWORDS = {
+        HEREDOC_STRINGS: ClassVar[list[str]] = []
+        SINGLE_TOKENS: ClassVar[dict[str, TokenType]] = {
+            k: v for k, v in ClickHouse.Tokenizer.SINGLE_TOKENS.items() if k != "$"
+        }
+        VAR_SINGLE_TOKENS: ClassVar[set[str]] = {"$"}
+        KEYWORDS: ClassVar[dict[str, TokenType]] = {
             **ClickHouse.Tokenizer.KEYWORDS,
             "~": TokenType.RLIKE,
             "=~": TokenType.RLIKE,
@@ -33,7 +36,13 @@ class HogQL(ClickHouse):
         }
 
     class Parser(ClickHouse.Parser):
-        FUNCTIONS: dict[str, object] = {}
+        FUNCTIONS: ClassVar[dict[str, Any]] = {}
+        # Only the calls with their own grammar keep their parser (`CAST(x AS T)`, `quantile(p)(x)`, …).
+        FUNCTION_PARSERS: ClassVar[dict[str, Any]] = {
+            k: v
+            for k, v in ClickHouse.Parser.FUNCTION_PARSERS.items()
+            if k in ("CAST", "SUBSTRING", "TRIM", "QUANTILE", "EXTRACT")
+        }
 
 
 # A string literal (with `\` escapes and doubled quotes), a quoted identifier, a comment, or what the pass
