@@ -14,6 +14,7 @@ from app.auth.keys import (
     mask_key_value,
 )
 from app.models import ADMIN, OWNER, Organization, OrganizationMembership, PersonalAPIKey, Team, User
+from app.sql_sandbox.roles import setup_new_team
 
 DEFAULT_TEAM_NAME = "Default project"
 
@@ -70,6 +71,7 @@ async def get_or_create_team(session: AsyncSession, user: User, team_name: str |
     )
     session.add(team)
     await session.flush()
+    await setup_new_team(session, team.id)
     return team
 
 

@@ -60,10 +60,13 @@ def database_url() -> Iterator[str]:
 
 
 def _migrate(url: str) -> None:
-    from app.migrations import describe_database, upgrade
+    from app.migrations import describe_database, setup_sql_sandbox, upgrade
 
     upgrade(url)
     log.info("database schema: at migration %s (the latest)", describe_database(url).revision)
+    missing = setup_sql_sandbox(url)
+    if missing is not None:
+        log.warning("SQL insights are unavailable until set up: %s (see docs/sql-insights.md)", missing)
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:

@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     # statement only (0 keeps the server's setting).
     query_work_mem_kb: int = Field(default=65_536, alias="TILECAST_QUERY_WORK_MEM_KB", ge=0, le=2_097_151)
 
+    # SQL insights (HogQL): each team's SQL runs on connections of its own role (`app.sql_sandbox`).
+    # Connections each worker keeps open for every team together (least recently used teams' closed first),
+    # and the most one team may open (its role's CONNECTION LIMIT, for every worker and host together).
+    sql_max_connections: int = Field(default=10, alias="TILECAST_SQL_MAX_CONNECTIONS", ge=1)
+    sql_team_connections: int = Field(default=5, alias="TILECAST_SQL_TEAM_CONNECTIONS", ge=1, le=1000)
+    # Milliseconds one SQL query may run (the statement timeout of its read-only transaction).
+    sql_timeout_ms: int = Field(default=30_000, alias="TILECAST_SQL_TIMEOUT_MS", ge=1)
+    # The key the team roles' passwords are derived from (HMAC-SHA256). Unset: one is generated on first use
+    # and stored in PostgreSQL. Never logged.
+    sql_sandbox_secret: SecretStr | None = Field(default=None, alias="TILECAST_SQL_SANDBOX_SECRET")
+
     # Tile rendering: at most this many tiles compute at once in each worker (dashboard retrieves and streams
     # together), each on a connection of its own; kept below the pool (pool size + overflow) so that requests
     # always find a connection. Larger values are lowered to the pool's size + overflow - 1.

@@ -40,6 +40,7 @@ from app.paths import loggable_path
 from app.query.pool import RenderPool
 from app.sharing.passwords import PasswordChecks
 from app.sharing.public import router as sharing_public_router
+from app.sql_sandbox import Sandbox
 from app.streaming.slots import StreamSlots
 from app.users.router import router as users_router
 from app.web.docs import install_docs
@@ -122,6 +123,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await views.flush(everything=True)
         except Exception:  # logged by flush
             logger.error("%d dashboard views were not written at shutdown", views.pending)
+        await app.state.sandbox.close()
         await engine.dispose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -152,6 +154,8 @@ def create_app() -> FastAPI:
     app.state.principals = PrincipalCache(get_settings().auth_cache_ttl_s)
     # Tile computations of this worker, at most `render_concurrency` at once (`app.query.pool`).
     app.state.renders = RenderPool(lambda: app.state.sessionmaker, settings.effective_render_concurrency)
+    # SQL insights' connections, logged in as each team's own role (`app.sql_sandbox`).
+    app.state.sandbox = Sandbox(lambda: app.state.engine, settings)
     # Open `stream_tiles` streams of this worker, at most `stream_max_streams` (`app.streaming.slots`).
     app.state.streams = StreamSlots(settings.stream_max_streams)
     # Tests replace the clock to move time (a share's grace period, a JWT's lifetime).

@@ -42,6 +42,26 @@ async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
 
 
+def setup_sql_sandbox(url: str) -> str | None:
+    """SQL insights' per-team roles, schemas and views, for every team not set up as currently configured
+    (`app.sql_sandbox.roles.setup_all`); what the database user lacks to do it, None when done."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.config import get_settings
+    from app.db import async_url
+    from app.sql_sandbox import roles
+
+    async def run() -> str | None:
+        engine = create_async_engine(async_url(url))
+        try:
+            async with engine.begin() as conn:
+                return await conn.run_sync(roles.setup_all, get_settings())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 @dataclass(frozen=True)
 class DatabaseFacts:
     """What `tilecast` logs about its database at start."""

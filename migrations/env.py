@@ -4,6 +4,7 @@ else DATABASE_URL; a connection passed in `config.attributes["connection"]` is u
 import asyncio
 
 from alembic import context
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import app.models  # noqa: F401  (registers every table on the metadata)
 from app.config import get_settings
 from app.db import Base, async_url
+from app.sql_sandbox import roles as sandbox_roles
 
 config = context.config
 target_metadata = Base.metadata
@@ -32,7 +34,19 @@ def _configure(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True)
     with context.begin_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        # SQL insights' views select every column of `events` and `person`, which PostgreSQL would not let a
+        # migration drop or change: they are dropped first and made anew on the migrated tables, in this
+        # same transaction (`app.sql_sandbox.roles`).
+        heads = set(ScriptDirectory.from_config(config).get_heads())
+        migration = context.get_context()
+        pending = set(migration.get_current_heads()) != heads or context.get_revision_argument() not in (
+            "head",
+            "heads",
+        )
+        dropped = sandbox_roles.drop_views(connection) if pending else []
         context.run_migrations()
+        if dropped and set(migration.get_current_heads()) == heads:
+            sandbox_roles.recreate_views(connection, dropped)
 
 
 async def _run_async() -> None:

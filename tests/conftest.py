@@ -24,6 +24,7 @@ from app.dashboards.views import ViewRecorder
 from app.db import async_url, create_engine
 from app.main import create_app
 from app.migrations import upgrade
+from app.sql_sandbox.roles import role_name
 from tests.factories import Actor, make_actor
 from tests.streams import SlowQueries
 
@@ -66,9 +67,14 @@ async def _create_database(admin: str, name: str) -> None:
 
 
 async def _drop_database(admin: str, name: str) -> None:
+    """The database, and the SQL insights roles of its teams (roles outlive a database: they are the
+    server's)."""
     conn = await asyncpg.connect(str(async_url(admin).set(drivername="postgresql").render_as_string(False)))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        prefix = role_name(name, 0).removesuffix("0")
+        for role in await conn.fetch("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", prefix):
+            await conn.execute(f'DROP ROLE IF EXISTS "{role["rolname"]}"')
     finally:
         await conn.close()
 

@@ -85,6 +85,20 @@ class QueryTimeout(QueryError):
     type = "QueryTimeout"
 
 
+class SandboxUnavailable(QueryError):
+    """SQL insights cannot run here: the database lacks the setup they need (per-team roles that the
+    database user may not create); the message names what an operator runs. Not the query's fault (503)."""
+
+    type = "SandboxUnavailable"
+
+
+class SandboxBusy(QueryError):
+    """Too many SQL queries of one team run at once (its connections are all in use, here or on other
+    workers); the client may retry later (429)."""
+
+    type = "SandboxBusy"
+
+
 @dataclass
 class ComputedResult:
     """The engine's answer for one query: PostHog's `results` list and what goes around it."""

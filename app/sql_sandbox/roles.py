@@ -1,0 +1,324 @@
+"""The database's own confinement of SQL insights: one PostgreSQL login role and one schema per team.
+
+For team 5 of database `tilecast`:
+
+- role `tilecast_<8 hex of sha256("tilecast")>_team_5`: LOGIN, NOINHERIT, member of nothing, no privilege on
+  any table of `public`; CONNECTION LIMIT `TILECAST_SQL_TEAM_CONNECTIONS`; role settings `search_path` (its
+  schema only), `default_transaction_read_only`, `statement_timeout`, `idle_in_transaction_session_timeout`,
+  `work_mem`, and `temp_file_limit` where the database user is a superuser (only superusers may set it).
+  Role names are cluster-wide while team ids are per database: the hash of the database's name keeps the
+  roles of two Tilecast databases on one server apart.
+- schema `tilecast_team_5`, owned by the database user, holding the `security_barrier` views `events` and
+  `person` = `SELECT * FROM public.<table> WHERE team_id = 5` (a constant: nothing a query sets changes it;
+  the barrier keeps every predicate of the query off other teams' rows). The role has USAGE on that schema
+  and SELECT on those two views, nothing else.
+- its password: HMAC-SHA256 of the role's name keyed by `TILECAST_SQL_SANDBOX_SECRET` or the secret stored in
+  `app_secret`, never stored; the role gets a SCRAM verifier of it, so the password is never in a statement.
+- database-wide: PUBLIC loses every privilege on the tables and sequences of `public`, and, where the
+  database user owns schema `public`, USAGE on it (every role holding a privilege on one of its tables, and
+  the database user, is granted USAGE first, so none loses access).
+
+`setup_team` runs when a team is created (in its transaction, skipped where the user may not create roles)
+and `setup_all` after Alembic in `tilecast migrate` (idempotent: a team whose schema's comment is current is
+skipped; under an advisory lock, so many hosts may run it at once). Migrations that change `events` or
+`person` would be refused while views depend on them: the Alembic environment drops the views first and
+recreates them once at the latest migration (`drop_views`, `recreate_views`), in the same transaction.
+
+Every function takes a synchronous SQLAlchemy `Connection` (Alembic's, or an async one's `run_sync`).
+"""
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.config import Settings, get_settings
+
+log = logging.getLogger("tilecast.sql_sandbox")
+
+# Bumped when what `setup_team` does changes, so that `tilecast migrate` sets every team up again.
+SETUP_VERSION = 1
+SECRET_NAME = "sql_sandbox"
+SCHEMA_PREFIX = "tilecast_team_"
+TABLES = ("events", "person")
+# The disk a team's query may fill with temporary files (sorts, hashes): only superusers may set it.
+TEMP_FILE_LIMIT = "1GB"
+# "tilesand": the advisory lock `setup_all` holds.
+SETUP_LOCK_ID = 0x74696C6573616E64
+
+
+def role_name(database: str, team_id: int) -> str:
+    digest = hashlib.sha256(database.encode()).hexdigest()[:8]
+    return f"tilecast_{digest}_team_{team_id}"
+
+
+def schema_name(team_id: int) -> str:
+    return f"{SCHEMA_PREFIX}{team_id}"
+
+
+def role_password(secret: str, role: str) -> str:
+    return hmac.new(secret.encode(), role.encode(), hashlib.sha256).hexdigest()
+
+
+def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+    """PostgreSQL's stored form of a SCRAM-SHA-256 password (RFC 5802/7677), as `CREATE ROLE ... PASSWORD`
+    accepts it: the plaintext never appears in a statement (nor in a server log of DDL)."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(value: bytes) -> str:
+        return base64.b64encode(value).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _ident(name: str) -> str:
+    """Our own names only (letters, digits, underscores), double-quoted."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a sandbox identifier: {name!r}")
+    return f'"{name}"'
+
+
+def _quote(name: str) -> str:
+    """Any name (a database's, a role's), as a quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def secret_value(conn: Connection, settings: Settings) -> str:
+    """`TILECAST_SQL_SANDBOX_SECRET`, else the stored one (generated and stored on first use)."""
+    if settings.sql_sandbox_secret is not None:
+        return settings.sql_sandbox_secret.get_secret_value()
+    conn.execute(
+        text("INSERT INTO app_secret (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING"),
+        {"name": SECRET_NAME, "value": secrets.token_urlsafe(48)},
+    )
+    value = conn.execute(text("SELECT value FROM app_secret WHERE name = :name"), {"name": SECRET_NAME})
+    return str(value.scalar_one())
+
+
+@dataclass(frozen=True)
+class Privileges:
+    database: str
+    superuser: bool
+    # What the database user lacks to set the sandbox up, as an operator would read it; None: nothing.
+    missing: str | None
+
+
+def privileges(conn: Connection) -> Privileges:
+    row = conn.execute(
+        text(
+            "SELECT current_database(), current_user, r.rolsuper, r.rolsuper OR r.rolcreaterole, "
+            "has_database_privilege(current_database(), 'CREATE') "
+            "FROM pg_roles r WHERE r.rolname = current_user"
+        )
+    ).one()
+    database, user, superuser, createrole, create = row
+    missing = None
+    if not createrole:
+        missing = (
+            f'the database user "{user}" may not create roles: run `ALTER ROLE "{user}" CREATEROLE` as a '
+            "superuser (or run `tilecast migrate` as a user that may), then `tilecast migrate`"
+        )
+    elif not create:
+        missing = (
+            f'the database user "{user}" may not create schemas in database "{database}": run '
+            f'`GRANT CREATE ON DATABASE "{database}" TO "{user}"`, then `tilecast migrate`'
+        )
+    return Privileges(str(database), bool(superuser), missing)
+
+
+def _marker(role: str, settings: Settings, secret: str) -> str:
+    """The schema's comment: what it was set up with (the secret only as a fingerprint)."""
+    fingerprint = hmac.new(secret.encode(), b"fingerprint", hashlib.sha256).hexdigest()[:12]
+    return (
+        f"tilecast sql sandbox v{SETUP_VERSION} role={role} connections={settings.sql_team_connections} "
+        f"timeout_ms={settings.sql_timeout_ms} work_mem_kb={settings.query_work_mem_kb} secret={fingerprint}"
+    )
+
+
+def create_views(conn: Connection, team_id: int, role: str) -> None:
+    """The team's two views, made anew (their columns are the tables' at this moment), readable by its role
+    alone."""
+    schema = _ident(schema_name(team_id))
+    for table in TABLES:
+        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {schema}.{table}")
+        conn.exec_driver_sql(
+            f"CREATE VIEW {schema}.{table} WITH (security_barrier) AS "
+            f"SELECT * FROM public.{table} WHERE team_id = {int(team_id)}"
+        )
+        conn.exec_driver_sql(f"REVOKE ALL ON {schema}.{table} FROM PUBLIC")
+        conn.exec_driver_sql(f"GRANT SELECT ON {schema}.{table} TO {_ident(role)}")
+
+
+def setup_team(conn: Connection, team_id: int, settings: Settings, secret: str, facts: Privileges) -> None:
+    """Create or bring up to date the role, schema and views of one team (see the module's docstring)."""
+    role = role_name(facts.database, team_id)
+    schema = schema_name(team_id)
+    quoted_role, quoted_schema = _ident(role), _ident(schema)
+    existing = conn.execute(
+        text(
+            "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls "
+            "FROM pg_roles WHERE rolname = :role"
+        ),
+        {"role": role},
+    ).first()
+    if existing is not None and existing[0]:
+        raise RuntimeError(f"role {role} holds attributes a team role must not have: drop it")
+    verifier = scram_verifier(role_password(secret, role))
+    options = f"LOGIN NOINHERIT CONNECTION LIMIT {int(settings.sql_team_connections)} PASSWORD '{verifier}'"
+    verb = "ALTER" if existing is not None else "CREATE"
+    conn.exec_driver_sql(f"{verb} ROLE {quoted_role} WITH {options}")
+    # Member of nothing: a membership someone granted is taken back.
+    granted = conn.execute(
+        text(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+            "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = :role"
+        ),
+        {"role": role},
+    ).scalars()
+    for group in list(granted):
+        conn.exec_driver_sql(f"REVOKE {_quote(group)} FROM {quoted_role}")
+    role_settings = {
+        "search_path": quoted_schema,
+        "default_transaction_read_only": "on",
+        "statement_timeout": str(int(settings.sql_timeout_ms)),
+        "idle_in_transaction_session_timeout": str(int(settings.sql_timeout_ms)),
+    }
+    if settings.query_work_mem_kb:
+        role_settings["work_mem"] = f"'{int(settings.query_work_mem_kb)}kB'"
+    if facts.superuser:
+        role_settings["temp_file_limit"] = f"'{TEMP_FILE_LIMIT}'"
+    for name, value in role_settings.items():
+        conn.exec_driver_sql(f"ALTER ROLE {quoted_role} SET {name} = {value}")
+    conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}")
+    conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {quoted_schema} FROM PUBLIC")
+    conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quoted_schema} TO {quoted_role}")
+    create_views(conn, team_id, role)
+    # Where the database user may (it owns the database), the role may connect even if PUBLIC may not.
+    if conn.execute(
+        text("SELECT has_database_privilege(current_database(), 'CONNECT WITH GRANT OPTION')")
+    ).scalar_one():
+        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {_quote(facts.database)} TO {quoted_role}")
+    marker = _marker(role, settings, secret).replace("'", "")
+    conn.exec_driver_sql(f"COMMENT ON SCHEMA {quoted_schema} IS '{marker}'")
+
+
+def harden_public_schema(conn: Connection) -> None:
+    """PUBLIC (so every team role) loses its privileges on schema `public` and its tables and sequences.
+    Roles that read Tilecast's tables through a grant, and the database user, keep USAGE on the schema
+    (granted explicitly first). Where the database user does not own the schema, USAGE stays (logged)."""
+    conn.execute(text("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC"))
+    conn.execute(text("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC"))
+    owns = conn.execute(
+        text("SELECT pg_has_role(current_user, nspowner, 'USAGE') FROM pg_namespace WHERE nspname = 'public'")
+    ).scalar()
+    if not owns:
+        log.warning(
+            "SQL insights: PUBLIC keeps USAGE on schema public (the database user does not own it); the team "
+            "roles still have no privilege on its tables. An owner may run `REVOKE ALL ON SCHEMA public FROM "
+            "PUBLIC` after granting USAGE to the roles that need it"
+        )
+        return
+    readers = conn.execute(
+        text(
+            "SELECT DISTINCT r.rolname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "CROSS JOIN LATERAL aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee "
+            "WHERE n.nspname = 'public' UNION SELECT current_user::text"
+        )
+    ).scalars()
+    for reader in list(readers):
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {_quote(reader)}")
+    conn.execute(text("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+
+
+def setup_all(conn: Connection, settings: Settings) -> str | None:
+    """Set up every team that is not (or not as currently configured): `tilecast migrate`, after Alembic.
+    Returns what is missing (the privileges of `Privileges.missing`), None when done."""
+    facts = privileges(conn)
+    if facts.missing is not None:
+        return facts.missing
+    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SETUP_LOCK_ID})
+    secret = secret_value(conn, settings)
+    harden_public_schema(conn)
+    schemas = conn.execute(
+        text(
+            "SELECT n.nspname, obj_description(n.oid, 'pg_namespace') FROM pg_namespace n "
+            "WHERE n.nspname LIKE :prefix"
+        ),
+        {"prefix": SCHEMA_PREFIX.replace("_", r"\_") + "%"},
+    )
+    current = {str(name): comment for name, comment in schemas}
+    roles = set(
+        conn.execute(
+            text("SELECT rolname FROM pg_roles WHERE rolname LIKE :prefix"),
+            {"prefix": role_name(facts.database, 0).removesuffix("0").replace("_", r"\_") + "%"},
+        ).scalars()
+    )
+    done = 0
+    for team_id in conn.execute(text("SELECT id FROM team ORDER BY id")).scalars():
+        role = role_name(facts.database, team_id)
+        if role in roles and current.get(schema_name(team_id)) == _marker(role, settings, secret):
+            continue
+        with conn.begin_nested():
+            setup_team(conn, team_id, settings, secret, facts)
+        done += 1
+    if done:
+        log.info("SQL insights: set up the roles of %d team%s", done, "" if done == 1 else "s")
+    return None
+
+
+def drop_views(conn: Connection) -> list[int]:
+    """Drop every team's views (before migrations that may change `events` or `person`): the teams whose
+    views were dropped."""
+    teams = []
+    for schema in conn.execute(
+        text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :prefix"),
+        {"prefix": SCHEMA_PREFIX.replace("_", r"\_") + "%"},
+    ).scalars():
+        suffix = schema.removeprefix(SCHEMA_PREFIX)
+        if not suffix.isdigit():
+            continue
+        for table in TABLES:
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {_ident(schema)}.{table}")
+        teams.append(int(suffix))
+    return teams
+
+
+def recreate_views(conn: Connection, teams: list[int]) -> None:
+    """The views `drop_views` dropped, on the tables as migrated, for the teams still there."""
+    database = str(conn.execute(text("SELECT current_database()")).scalar_one())
+    alive = set(conn.execute(text("SELECT id FROM team")).scalars())
+    for team_id in teams:
+        role = role_name(database, team_id)
+        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}).first()
+        if team_id in alive and exists is not None:
+            create_views(conn, team_id, role)
+
+
+def _setup_new_team(session: Session, team_id: int) -> None:
+    conn = session.connection()
+    facts = privileges(conn)
+    if facts.missing is not None:
+        log.debug("SQL insights: team %d gets no role: %s", team_id, facts.missing)
+        return
+    settings = get_settings()
+    setup_team(conn, team_id, settings, secret_value(conn, settings), facts)
+
+
+async def setup_new_team(session: AsyncSession, team_id: int) -> None:
+    """A new team's role, schema and views, in the transaction creating the team; where the database user
+    may not create them (or anything fails), the team is created without (SQL insights then say why)."""
+    try:
+        async with session.begin_nested():
+            await session.run_sync(_setup_new_team, team_id)
+    except Exception:
+        log.warning("SQL insights: team %d was created without its role", team_id, exc_info=True)
