@@ -2,15 +2,14 @@
 result on the fixed event set of `hogql_helpers`, worked out by hand. Another team's events are present
 throughout: no count may include them."""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
+import pytest
 
-from tests.factories import Actor
-from tests.hogql_helpers import EVENTS, OTHER_EVENTS, hogql, put_events, rows
-from tests.trends_helpers import set_timezone
+from tests.conftest import FreshDatabases
+from tests.hogql_helpers import World, hogql, rows, sql_database, sql_world
 
 DAY = "2026-01-0{}T00:00:00Z"
 EPOCH = int(datetime(2026, 1, 1, 10, tzinfo=UTC).timestamp())
@@ -153,10 +152,20 @@ CORPUS: list[tuple[str, Any]] = [
 ]  # fmt: skip
 
 
-async def test_the_corpus_gives_each_query_its_result(client: httpx.AsyncClient, actor: Actor, other_actor: Actor) -> None:
+@pytest.fixture(scope="module")
+def sql_url(fresh_databases: FreshDatabases) -> str:
+    return sql_database(fresh_databases)
+
+
+@pytest.fixture(scope="module")
+async def world(sql_url: str) -> AsyncIterator[World]:
+    async with sql_world(sql_url) as made:
+        yield made
+
+
+async def test_the_corpus_gives_each_query_its_result(world: World) -> None:
     assert len(CORPUS) >= 60
-    await put_events(client, actor, EVENTS)
-    await put_events(client, other_actor, OTHER_EVENTS)
+    client, actor = world.client, world.ours
     wrong = []
     for text, expected in CORPUS:
         response = await hogql(client, actor, text)
@@ -166,8 +175,8 @@ async def test_the_corpus_gives_each_query_its_result(client: httpx.AsyncClient,
     assert not wrong, f"{len(wrong)} of {len(CORPUS)} queries differ:\n" + "\n".join(wrong)
 
 
-async def test_the_response_has_posthogs_fields(client: httpx.AsyncClient, actor: Actor) -> None:
-    await put_events(client, actor, EVENTS)
+async def test_the_response_has_posthogs_fields(world: World) -> None:
+    client, actor = world.client, world.ours
     response = await hogql(client, actor, "SELECT event, count() FROM events GROUP BY event ORDER BY event")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -191,9 +200,8 @@ async def test_the_response_has_posthogs_fields(client: httpx.AsyncClient, actor
     }
 
 
-async def test_a_user_limit_has_no_pagination_fields_and_no_limit_pages(
-    client: httpx.AsyncClient, actor: Actor
-) -> None:
+async def test_a_user_limit_has_no_pagination_fields_and_no_limit_pages(world: World) -> None:
+    client, actor = world.client, world.ours
     values = ",".join(str(n) for n in range(150))
     body = (await hogql(client, actor, f"SELECT arrayJoin(splitByChar(',', '{values}')) AS n")).json()
     assert len(body["results"]) == 100 and body["hasMore"] is True and body["limit"] == 100
@@ -204,9 +212,8 @@ async def test_a_user_limit_has_no_pagination_fields_and_no_limit_pages(
     assert len(body["results"]) == 150 and "LIMIT 50000" in body["hogql"]
 
 
-async def test_times_are_in_the_teams_timezone(client: httpx.AsyncClient, db: AsyncSession, actor: Actor) -> None:
-    await set_timezone(db, actor, "Europe/Berlin")
-    await put_events(client, actor, EVENTS)
+async def test_times_are_in_the_teams_timezone(world: World) -> None:
+    client, actor = world.client, world.berlin
     # 2026-01-01T23:30Z is 00:30 on the 2nd in Berlin.
     assert await rows(client, actor, "SELECT toDate(timestamp) AS d, count() FROM events GROUP BY d ORDER BY d") == [
         ["2026-01-01", 1], ["2026-01-02", 3], ["2026-01-03", 2], ["2026-01-04", 2]
@@ -217,8 +224,8 @@ async def test_times_are_in_the_teams_timezone(client: httpx.AsyncClient, db: As
     assert body["types"][0] == ["timestamp", "DateTime64(6, 'Europe/Berlin')"]
 
 
-async def test_filters_placeholder_and_values(client: httpx.AsyncClient, actor: Actor) -> None:
-    await put_events(client, actor, EVENTS)
+async def test_filters_placeholder_and_values(world: World) -> None:
+    client, actor = world.client, world.ours
     text = "SELECT count() FROM events WHERE {filters}"
     assert await rows(client, actor, text) == [[8]]
     filters = {
@@ -240,8 +247,8 @@ async def test_filters_placeholder_and_values(client: httpx.AsyncClient, actor: 
     ) == [[0]]
 
 
-async def test_visualization_and_table_nodes_answer_their_source(client: httpx.AsyncClient, actor: Actor) -> None:
-    await put_events(client, actor, EVENTS)
+async def test_visualization_and_table_nodes_answer_their_source(world: World) -> None:
+    client, actor = world.client, world.ours
     source = {"kind": "HogQLQuery", "query": "SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC, event LIMIT 2"}
     for wrapper in (
         {"kind": "DataVisualizationNode", "source": source, "display": "ActionsBar",

@@ -22,8 +22,8 @@ from app.query.base import (
     UnsupportedQuery,
 )
 from app.query.formulas import check_formulas
-from app.query.hogql.query import WRAPPERS, HogQLQuery
 from app.query.funnels import FunnelsQuery, check_funnels, compute_funnels
+from app.query.hogql.query import WRAPPERS, HogQLQuery
 from app.query.kinds import KindQuery, prepare_kind
 from app.query.lifecycle import LifecycleQuery
 from app.query.limits import check_filters

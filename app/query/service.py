@@ -23,6 +23,22 @@ class QueryTimedOut(AppError):
     code = "query_timeout"
 
 
+class SqlBusy(AppError):
+    """Too many SQL insights of the team run at once."""
+
+    status_code = 429
+    type = "throttled_error"
+    code = "concurrency_limit_exceeded"
+
+
+class SqlUnavailable(AppError):
+    """SQL insights lack their database setup here; the message names what an operator runs."""
+
+    status_code = 503
+    type = "server_error"
+    code = "sql_sandbox_unavailable"
+
+
 _ERROR_CODES = {
     "HogQLSyntaxError": "hogql_syntax_error",
     "HogQLQueryError": "hogql_query_error",
@@ -66,6 +82,10 @@ async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode:
     if rendered.error is not None:
         if rendered.error["type"] == "QueryTimeout":
             raise QueryTimedOut(rendered.error["message"])
+        if rendered.error["type"] == "SandboxBusy":
+            raise SqlBusy(rendered.error["message"])
+        if rendered.error["type"] == "SandboxUnavailable":
+            raise SqlUnavailable(rendered.error["message"])
         raise _refused(rendered.error["type"], rendered.error["message"], rendered.error_attr)
     if isinstance(rendered.result, cache.RawJSON):
         return _cached_response(rendered, rendered.result)

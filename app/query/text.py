@@ -65,7 +65,9 @@ def table_lines(columns: list[Any], rows: Any) -> list[str]:
     """A SQL insight's result: a header of its columns, then its first rows, values separated by ` | `."""
     shown = rows[:TABLE_ROWS] if isinstance(rows, list) else []
     lines = [" | ".join(str(name) for name in columns)]
-    lines += [" | ".join("null" if v is None else _number(v) for v in row) for row in shown if isinstance(row, list)]
+    lines += [
+        " | ".join("null" if v is None else _number(v) for v in row) for row in shown if isinstance(row, list)
+    ]
     if isinstance(rows, list) and len(rows) > TABLE_ROWS:
         lines.append(f"… {len(rows) - TABLE_ROWS} more rows")
     return lines

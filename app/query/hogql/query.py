@@ -18,19 +18,26 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import ConfigDict, ValidationError
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.exc import DBAPIError
 
 from app.config import get_settings
 from app.query import dates
-from app.query.backend import PostgresBackend, QueryBackend
-from app.query.base import ComputedResult, InvalidQuery, QueryContext, QueryLimits, QueryTimeout
+from app.query.backend import QueryBackend
+from app.query.base import (
+    ComputedResult,
+    InvalidQuery,
+    QueryContext,
+    QueryError,
+    QueryLimits,
+    SandboxUnavailable,
+)
 from app.query.filters import global_condition
-from app.query.hogql import executor
 from app.query.hogql.compiler import Compiled, Compiler
+from app.query.hogql.context import CURRENT_SANDBOX
 from app.query.hogql.errors import HogQLQueryError
 from app.query.hogql.parser import parse
 from app.query.kinds import KindQuery
 from app.query.schema import _format_error, parse_property_nodes
+from app.sql_sandbox import run_sql
 
 WRAPPERS = frozenset({"DataVisualizationNode", "DataTableNode"})
 MAX_ROWS = 50_000
@@ -71,29 +78,27 @@ class HogQLQuery(KindQuery):
 
     async def compute(self, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
         compiled = compile_query(self, ctx)
-        if not isinstance(backend, PostgresBackend):
-            raise HogQLQueryError("SQL insights run on PostgreSQL only")
+        sandbox = CURRENT_SANDBOX.get()
+        if sandbox is None:
+            raise SandboxUnavailable("SQL insights run only inside the server (no SQL sandbox here)")
         # A compiled query is shared by the teams that send the same text: the team id is set here.
         params = list(compiled.params)
         if compiled.team_slot is not None:
             params[compiled.team_slot - 1] = ctx.team_id
-        max_rows = MAX_ROWS + 1
         try:
-            result = await executor.run_sql(
-                backend.connection,
+            result = await run_sql(
+                sandbox,
                 ctx.team_id,
                 compiled.sql,
                 params,
                 timeout_ms=get_settings().query_timeout_ms,
-                max_rows=max_rows,
+                max_rows=MAX_ROWS + 1,
             )
-        except DBAPIError as exc:
-            raise _database_error(exc) from None
-        except Exception as exc:
-            sqlstate = getattr(exc, "sqlstate", None)
-            if sqlstate is None:
+        except QueryError as exc:
+            if type(exc) is not QueryError:  # timeouts, a busy or missing sandbox: as they are
                 raise
-            raise _database_error(exc) from None
+            # What PostgreSQL refused in the SQL (a failing cast, a bad regex, …): the query's error.
+            raise HogQLQueryError(exc.message) from None
         rows = result.rows
         has_more = False
         if compiled.paginated:
@@ -116,18 +121,6 @@ class HogQLQuery(KindQuery):
             "query": self.query,
         }
         return ComputedResult(results=results, serialized=serialized, has_more=has_more, extra=extra)
-
-
-def _database_error(exc: BaseException) -> Exception:
-    orig = getattr(exc, "orig", exc)
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate == "57014":
-        return QueryTimeout(
-            "Query has hit the max execution time before completing. See our docs for how to improve your query "
-            "performance. You may need to materialize."
-        )
-    message = str(getattr(orig, "args", [orig])[0] if getattr(orig, "args", None) else orig)
-    return HogQLQueryError(f"Error executing query: {message.splitlines()[0]}")
 
 
 # --- compilation, cached by the query's text and what else it depends on ---
