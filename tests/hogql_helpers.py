@@ -86,7 +86,9 @@ async def sql_world(url: str) -> AsyncIterator[World]:
     app.state.sessionmaker = create_sessionmaker(engine)
     ours, theirs, berlin = await new_actor(engine), await new_actor(engine), await new_actor(engine)
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE team SET timezone = 'Europe/Berlin' WHERE id = :id"), {"id": berlin.team.id})
+        await conn.execute(
+            text("UPDATE team SET timezone = 'Europe/Berlin' WHERE id = :id"), {"id": berlin.team.id}
+        )
     async with asgi_client(app) as client:
         await put_events(client, ours, EVENTS)
         await put_events(client, berlin, EVENTS)

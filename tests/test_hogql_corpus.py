@@ -205,10 +205,14 @@ async def test_a_user_limit_has_no_pagination_fields_and_no_limit_pages(world: W
     values = ",".join(str(n) for n in range(150))
     body = (await hogql(client, actor, f"SELECT arrayJoin(splitByChar(',', '{values}')) AS n")).json()
     assert len(body["results"]) == 100 and body["hasMore"] is True and body["limit"] == 100
-    body = (await hogql(client, actor, f"SELECT arrayJoin(splitByChar(',', '{values}')) AS n LIMIT 120")).json()
+    body = (
+        await hogql(client, actor, f"SELECT arrayJoin(splitByChar(',', '{values}')) AS n LIMIT 120")
+    ).json()
     assert len(body["results"]) == 120
     assert (body["limit"], body["offset"], body["hasMore"]) == (None, None, None)
-    body = (await hogql(client, actor, f"SELECT arrayJoin(splitByChar(',', '{values}')) AS n LIMIT 90000")).json()
+    body = (
+        await hogql(client, actor, f"SELECT arrayJoin(splitByChar(',', '{values}')) AS n LIMIT 90000")
+    ).json()
     assert len(body["results"]) == 150 and "LIMIT 50000" in body["hogql"]
 
 
@@ -219,7 +223,11 @@ async def test_times_are_in_the_teams_timezone(world: World) -> None:
         ["2026-01-01", 1], ["2026-01-02", 3], ["2026-01-03", 2], ["2026-01-04", 2]
     ]  # fmt: skip
     assert await rows(client, actor, "SELECT count() FROM events WHERE timestamp >= '2026-01-02'") == [[7]]
-    body = (await hogql(client, actor, "SELECT timestamp, toStartOfDay(timestamp) FROM events ORDER BY timestamp LIMIT 1")).json()
+    body = (
+        await hogql(
+            client, actor, "SELECT timestamp, toStartOfDay(timestamp) FROM events ORDER BY timestamp LIMIT 1"
+        )
+    ).json()
     assert body["results"] == [["2026-01-01T11:00:00+01:00", "2026-01-01T00:00:00+01:00"]]
     assert body["types"][0] == ["timestamp", "DateTime64(6, 'Europe/Berlin')"]
 
@@ -249,7 +257,10 @@ async def test_filters_placeholder_and_values(world: World) -> None:
 
 async def test_visualization_and_table_nodes_answer_their_source(world: World) -> None:
     client, actor = world.client, world.ours
-    source = {"kind": "HogQLQuery", "query": "SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC, event LIMIT 2"}
+    source = {
+        "kind": "HogQLQuery",
+        "query": "SELECT event, count() AS n FROM events GROUP BY event ORDER BY n DESC, event LIMIT 2",
+    }
     for wrapper in (
         {"kind": "DataVisualizationNode", "source": source, "display": "ActionsBar",
          "chartSettings": {"xAxis": {"column": "event"}, "yAxis": [{"column": "n"}]}},
