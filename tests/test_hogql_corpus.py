@@ -39,7 +39,8 @@ CORPUS: list[tuple[str, Any]] = [
     ("SELECT properties['$browser'] FROM events WHERE event = 'signup'", [[None]]),
     ("SELECT count() FROM events WHERE properties.$browser != 'Chrome'", [[6]]),
     ("SELECT count() FROM events WHERE properties.$browser = 'Chrome'", [[2]]),
-    ("SELECT properties.$set.email FROM events WHERE event = '$pageview' AND distinct_id = 'u2'", [["b@x.com"]]),
+    ("SELECT properties.$set.email FROM events WHERE event = '$pageview' AND distinct_id = "
+     "'u2'", [["b@x.com"]]),
     ("SELECT properties.nested.k.z FROM events WHERE event = 'signup'", [["deep"]]),
     ("SELECT properties.flag FROM events WHERE event = 'purchase' AND distinct_id = 'u3'", [["true"]]),
     ("SELECT count() FROM events WHERE properties.$browser IN ('Chrome', 'Safari')", [[3]]),
@@ -56,11 +57,13 @@ CORPUS: list[tuple[str, Any]] = [
     ("SELECT JSONExtractString(properties, '$browser') FROM events WHERE event = 'signup'", [[""]]),
     ("SELECT JSONExtractFloat(properties, 'amount') FROM events WHERE event = 'purchase' ORDER BY timestamp",
      [[30.0], [12.5]]),
-    ("SELECT JSONHas(properties, 'flag') FROM events WHERE event = 'purchase' ORDER BY timestamp", [[0], [1]]),
+    ("SELECT JSONHas(properties, 'flag') FROM events WHERE event = 'purchase' ORDER BY "
+     "timestamp", [[0], [1]]),
     # Persons
     ("SELECT person.properties.email AS email, count() FROM events WHERE person.properties.email IS NOT NULL "
      "GROUP BY email ORDER BY email", [["a@x.com", 3], ["b@x.com", 3]]),
-    ("SELECT e.distinct_id, p.properties.email FROM events e LEFT JOIN persons p ON e.distinct_id = p.distinct_id "
+    ("SELECT e.distinct_id, p.properties.email FROM events e LEFT JOIN persons p ON e.distinct_id = "
+     "p.distinct_id "
      "WHERE e.event = 'signup'", [["u2", "b@x.com"]]),
     ("SELECT properties.email FROM persons WHERE properties.email IS NOT NULL ORDER BY properties.email",
      [["a@x.com"], ["b@x.com"]]),
@@ -90,7 +93,8 @@ CORPUS: list[tuple[str, Any]] = [
     ("SELECT groupUniqArray(properties.$browser) FROM events", [[["Chrome", "Firefox", "Safari"]]]),
     ("SELECT min(timestamp), max(timestamp) FROM events", [["2026-01-01T10:00:00Z", "2026-01-04T08:00:00Z"]]),
     # Strings
-    ("SELECT event FROM events WHERE event LIKE '$%' GROUP BY event ORDER BY event", [["$autocapture"], ["$pageview"]]),
+    ("SELECT event FROM events WHERE event LIKE '$%' GROUP BY event ORDER BY "
+     "event", [["$autocapture"], ["$pageview"]]),
     ("SELECT event FROM events WHERE event ILIKE 'PUR%' LIMIT 1", [["purchase"]]),
     ("SELECT count() FROM events WHERE match(properties.$current_url, '^https://a')", [[1]]),
     ("SELECT count() FROM events WHERE event =~ '^p'", [[2]]),
@@ -100,14 +104,18 @@ CORPUS: list[tuple[str, Any]] = [
     ("SELECT count() FROM events WHERE event NOT IN ('signup', 'purchase')", [[5]]),
     ("SELECT concat(event, '-', distinct_id) FROM events ORDER BY timestamp LIMIT 2",
      [["$pageview-u1"], ["$pageview-u1"]]),
-    ("SELECT lower(properties.$browser), upper(event) FROM events WHERE event = '$pageview' ORDER BY timestamp "
+    ("SELECT lower(properties.$browser), upper(event) FROM events WHERE event = '$pageview' ORDER "
+     "BY timestamp "
      "LIMIT 1", [["chrome", "$PAGEVIEW"]]),
-    ("SELECT length(event), substring(event, 2, 4) FROM events WHERE event = '$pageview' LIMIT 1", [[9, "page"]]),
+    ("SELECT length(event), substring(event, 2, 4) FROM events WHERE event = '$pageview' LIMIT "
+     "1", [[9, "page"]]),
     ("SELECT replaceAll(event, '$', '') AS e FROM events GROUP BY e ORDER BY e",
      [["autocapture"], ["pageview"], ["purchase"], ["signup"]]),
-    ("SELECT arrayJoin(splitByChar(',', properties.tags)) AS tag FROM events WHERE properties.tags IS NOT NULL "
+    ("SELECT arrayJoin(splitByChar(',', properties.tags)) AS tag FROM events WHERE properties.tags "
+     "IS NOT NULL "
      "ORDER BY tag", [["a"], ["b"]]),
-    ("SELECT startsWith(event, '$'), endsWith(event, 'view') FROM events ORDER BY timestamp LIMIT 1", [[1, 1]]),
+    ("SELECT startsWith(event, '$'), endsWith(event, 'view') FROM events ORDER BY timestamp LIMIT "
+     "1", [[1, 1]]),
     ("SELECT position(event, 'view') FROM events WHERE event = '$pageview' LIMIT 1", [[6]]),
     ("SELECT has(['a', 'b'], 'b'), indexOf(['a', 'b'], 'b')", [[1, 2]]),
     # Dates and times (team timezone UTC here)
@@ -119,7 +127,8 @@ CORPUS: list[tuple[str, Any]] = [
      [["$pageview"], ["purchase"], ["purchase"], ["$autocapture"]]),
     ("SELECT count() FROM events WHERE timestamp < '2026-01-02 00:00:00'", [[2]]),
     ("SELECT count() FROM events WHERE timestamp BETWEEN '2026-01-02' AND '2026-01-03'", [[2]]),
-    ("SELECT count() FROM events WHERE timestamp > toDateTime('2026-01-04 00:00:00') - INTERVAL 1 DAY", [[4]]),
+    ("SELECT count() FROM events WHERE timestamp > toDateTime('2026-01-04 00:00:00') - INTERVAL 1 "
+     "DAY", [[4]]),
     ("SELECT dateDiff('day', min(timestamp), max(timestamp)) FROM events", [[3]]),
     ("SELECT dateDiff('hour', toDateTime('2026-01-01 10:59:00'), toDateTime('2026-01-01 11:01:00'))", [[1]]),
     ("SELECT toHour(timestamp) AS h, count() FROM events GROUP BY h ORDER BY h",
@@ -140,10 +149,13 @@ CORPUS: list[tuple[str, Any]] = [
      [["$pageview", 1], ["purchase", 1]]),
     ("WITH buyers AS (SELECT distinct_id FROM events WHERE event = 'purchase') "
      "SELECT count() FROM events WHERE distinct_id IN (SELECT distinct_id FROM buyers)", [[5]]),
-    ("SELECT count() FROM (SELECT distinct_id, count() AS c FROM events GROUP BY distinct_id) WHERE c >= 3", [[2]]),
-    ("SELECT a.distinct_id, count() FROM events a JOIN (SELECT distinct_id FROM events WHERE event = 'signup') b "
+    ("SELECT count() FROM (SELECT distinct_id, count() AS c FROM events GROUP BY distinct_id) WHERE "
+     "c >= 3", [[2]]),
+    ("SELECT a.distinct_id, count() FROM events a JOIN (SELECT distinct_id FROM events WHERE event "
+     "= 'signup') b "
      "ON a.distinct_id = b.distinct_id GROUP BY a.distinct_id", [["u2", 3]]),
-    ("WITH pv AS (SELECT distinct_id FROM events WHERE event = '$pageview') SELECT uniqExact(distinct_id) FROM pv",
+    ("WITH pv AS (SELECT distinct_id FROM events WHERE event = '$pageview') SELECT "
+     "uniqExact(distinct_id) FROM pv",
      [[3]]),
     ("SELECT 'a' AS x UNION ALL SELECT 'b'", [["a"], ["b"]]),
     ("SELECT count() FROM events UNION ALL SELECT count() FROM events WHERE event = 'signup'", [[8], [1]]),
@@ -219,7 +231,8 @@ async def test_a_user_limit_has_no_pagination_fields_and_no_limit_pages(world: W
 async def test_times_are_in_the_teams_timezone(world: World) -> None:
     client, actor = world.client, world.berlin
     # 2026-01-01T23:30Z is 00:30 on the 2nd in Berlin.
-    assert await rows(client, actor, "SELECT toDate(timestamp) AS d, count() FROM events GROUP BY d ORDER BY d") == [
+    assert await rows(client, actor, "SELECT toDate(timestamp) AS d, count() FROM events GROUP BY d "
+                                     "ORDER BY d") == [
         ["2026-01-01", 1], ["2026-01-02", 3], ["2026-01-03", 2], ["2026-01-04", 2]
     ]  # fmt: skip
     assert await rows(client, actor, "SELECT count() FROM events WHERE timestamp >= '2026-01-02'") == [[7]]

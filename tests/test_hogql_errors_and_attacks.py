@@ -24,7 +24,8 @@ async def world(sql_url: str) -> AsyncIterator[World]:
 
 
 ERRORS = [
-    ("SELECT hamburger(event) FROM events", "hogql_query_error", "Unsupported function call 'hamburger(...)'"),
+    ("SELECT hamburger(event) FROM "
+     "events", "hogql_query_error", "Unsupported function call 'hamburger(...)'"),
     ("SELECT TOSTRING(event) FROM events", "hogql_query_error",
      "Unsupported function call 'TOSTRING(...)'. Perhaps you meant 'toString(...)'?"),
     ("SELECT chipotle FROM events", "hogql_query_error", "Unable to resolve field: chipotle"),
@@ -32,7 +33,8 @@ ERRORS = [
     ("SELECT 1 FROM other", "hogql_query_error", 'Unknown table "other".'),
     ("SELECT toStartOfDay() FROM events", "hogql_query_error",
      "Function 'toStartOfDay' expects at least 1 argument, found 0"),
-    ("SELECT toDate(timestamp, 1) FROM events", "hogql_query_error", "Function 'toDate' expects 1 argument, found 2"),
+    ("SELECT toDate(timestamp, 1) FROM "
+     "events", "hogql_query_error", "Function 'toDate' expects 1 argument, found 2"),
     ("SELECT count(event, 1, 2, 3) FROM events", "hogql_query_error",
      "Aggregation 'count' expects at most 1 argument, found 4"),
     ("SELECT event AS team_id FROM events", "hogql_query_error", "Alias 'team_id' is a reserved keyword"),
@@ -97,13 +99,15 @@ REFUSED = [
     ("SELECT set_config('role', 'postgres', false)", "Unsupported function call 'set_config(...)'"),
     ("SELECT current_setting('search_path')", "Unsupported function call 'current_setting(...)'"),
     ("SELECT pg_read_file('/etc/passwd')", "Unsupported function call 'pg_read_file(...)'"),
-    ("SELECT dblink('host=x', 'select 1')", "Unsupported function call 'dblink(...)'. Perhaps you meant 'like(...)'?"),
+    ("SELECT dblink('host=x', 'select "
+     "1')", "Unsupported function call 'dblink(...)'. Perhaps you meant 'like(...)'?"),
     ("SELECT lo_import('/etc/passwd')", "Unsupported function call 'lo_import(...)'"),
     ("SELECT version()", "Unsupported function call 'version(...)'"),
     ("SELECT set_role('postgres')", "Unsupported function call 'set_role(...)'"),
     ("SELECT reset_role()", "Unsupported function call 'reset_role(...)'"),
     ("SELECT pg_terminate_backend(1)", "Unsupported function call 'pg_terminate_backend(...)'"),
-    ("SELECT CAST(event AS regclass) FROM events", "Syntax error at line 1, column 29: Expected TYPE after CAST"),
+    ("SELECT CAST(event AS regclass) FROM "
+     "events", "Syntax error at line 1, column 29: Expected TYPE after CAST"),
     ("SELECT event::regclass FROM events", None),
     ("SELECT 1; DROP TABLE events", "mismatched input ';' expecting <EOF>"),
     ("SELECT 1; SET ROLE postgres", "mismatched input ';' expecting <EOF>"),
@@ -134,7 +138,8 @@ CONFINED = [
     ("SELECT count() FROM events WHERE distinct_id = 'intruder'", [[0]]),
     ("SELECT count() FROM (SELECT * FROM events) AS x", [[8]]),
     ("WITH x AS (SELECT * FROM events) SELECT count() FROM x", [[8]]),
-    ("SELECT count() FROM events a JOIN events b ON a.distinct_id = b.distinct_id AND a.uuid = b.uuid", [[8]]),
+    ("SELECT count() FROM events a JOIN events b ON a.distinct_id = b.distinct_id AND a.uuid = "
+     "b.uuid", [[8]]),
     ("SELECT count() FROM events a LEFT JOIN events b ON a.team_id != b.team_id", [[8]]),
     ("SELECT count() FROM events a RIGHT JOIN events b ON a.uuid = b.uuid", [[8]]),
     ("SELECT count() FROM events a FULL JOIN events b ON a.uuid = b.uuid", [[8]]),
@@ -194,7 +199,8 @@ async def test_sql_tiles_dashboard_filters_and_txt(world: World) -> None:
     tiles = {
         "by event": {"kind": "DataVisualizationNode", "display": "ActionsBar", "source": {
             "kind": "HogQLQuery",
-            "query": "SELECT event, count() AS n FROM events WHERE {filters} GROUP BY event ORDER BY n DESC, event"}},
+            "query": "SELECT event, count() AS n FROM events WHERE {filters} GROUP BY event "
+                     "ORDER BY n DESC, event"}},
         "all": {"kind": "DataTableNode", "source": {
             "kind": "HogQLQuery", "query": "SELECT count() AS total FROM events"}},
         "broken": {"kind": "DataVisualizationNode", "source": {

@@ -205,7 +205,7 @@ class Compiler:
     def _cap_limit(node: exp.Expression) -> None:
         limit = node.args.get("limit")
         value = limit.args.get("expression") if limit is not None else None
-        if isinstance(value, exp.Literal) and not value.is_string:
+        if limit is not None and isinstance(value, exp.Literal) and not value.is_string:
             if int(float(value.this)) > MAX_LIMIT:
                 limit.set("expression", exp.Literal.number(MAX_LIMIT))
 
@@ -803,7 +803,13 @@ def _compare_raw(c: Compiler, node: exp.Expression, scope: Scope) -> E:
         return E(f"({subject.sql} IN ({', '.join(b.sql for _, b in items)}))", "Bool", subject.nullable)
     subject = c.expr(node.this, scope).as_value()
     pattern = c.expr(node.expression, scope).as_value()
-    op = {exp.Like: "LIKE", exp.ILike: "ILIKE", exp.RegexpLike: "~", exp.RegexpILike: "~*"}[type(node)]
+    operators: dict[type, str] = {
+        exp.Like: "LIKE",
+        exp.ILike: "ILIKE",
+        exp.RegexpLike: "~",
+        exp.RegexpILike: "~*",
+    }
+    op = operators[type(node)]
     return E(f"({subject.as_text()} {op} {pattern.as_text()})", "Bool", subject.nullable or pattern.nullable)
 
 
@@ -839,9 +845,10 @@ def _arith(c: Compiler, node: exp.Binary, scope: Scope) -> E:
     if isinstance(node, exp.Mod):
         return E(f"({left.sql} % NULLIF({right.sql}, 0))", left.type, True)
     op = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}[type(node)]
-    if left.type in ("DateTime", "DateTimeS", "Date") and right.type == "Interval":
-        result_type = "DateTime" if left.type != "Date" else "DateTime"
-        return E(f"({left.sql} {op} {right.sql})", result_type, nullable)
+    if left.type == "Date" and right.type == "Interval" and op in "+-":
+        return E(f"(({left.sql}) {op} {right.sql})::date", "Date", nullable)
+    if left.type in ("DateTime", "DateTimeS") and right.type == "Interval":
+        return E(f"({left.sql} {op} {right.sql})", "DateTime", nullable)
     if op == "-" and left.type in ("DateTime", "DateTimeS") and right.type in ("DateTime", "DateTimeS"):
         return E(f"(extract(epoch from {left.sql}) - extract(epoch from {right.sql}))", "Float", nullable)
     if is_text(left) and not is_text(right):
@@ -895,7 +902,7 @@ def _function(c: Compiler, node: exp.Expression, scope: Scope) -> E:
         return functions.quantile(c, node, scope)
     name = node.name if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc, exp.CombinedAggFunc)) else ""
     if not name:
-        raise HogQLQueryError(f"Unsupported function call '{node.sql_name()}(...)'")
+        raise HogQLQueryError(f"Unsupported function call '{node.key}(...)'")
     args = [
         c.expr(arg.expressions[0] if isinstance(arg, exp.Distinct) else arg, scope)
         for arg in node.expressions

@@ -252,7 +252,8 @@ def _arg(direction: str) -> Translation:
     def translate(c: "Compiler", args: list[E], raw: list[exp.Expression]) -> E:
         value, key = args[0].as_value(), args[1].as_value()
         return E(
-            f"(array_agg({value.sql} ORDER BY {key.sql} {direction}) FILTER (WHERE {key.sql} IS NOT NULL))[1]",
+            f"(array_agg({value.sql} ORDER BY {key.sql} {direction}) "
+            f"FILTER (WHERE {key.sql} IS NOT NULL))[1]",
             value.type,
             True,
         )

@@ -12,7 +12,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.clickhouse import ClickHouse
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
 from app.query.hogql.errors import HogQLSyntaxError
 
@@ -22,7 +22,7 @@ PLACEHOLDER_PREFIX = "__hogql_placeholder_"
 class HogQL(ClickHouse):
     class Tokenizer(ClickHouse.Tokenizer):
         # `$` starts identifiers (`properties.$browser`), not heredoc strings.
-        HEREDOC_STRINGS: ClassVar[list[str]] = []
+        HEREDOC_STRINGS: ClassVar[list[str | tuple[str, str]]] = []
         SINGLE_TOKENS: ClassVar[dict[str, TokenType]] = {
             k: v for k, v in ClickHouse.Tokenizer.SINGLE_TOKENS.items() if k != "$"
         }
@@ -35,7 +35,7 @@ class HogQL(ClickHouse):
             "~*": TokenType.IRLIKE,
         }
 
-    class Parser(ClickHouse.Parser):
+    class Parser(ClickHouse.Parser):  # type: ignore[valid-type,misc]
         FUNCTIONS: ClassVar[dict[str, Any]] = {}
         # Only the calls with their own grammar keep their parser (`CAST(x AS T)`, `quantile(p)(x)`, …).
         FUNCTION_PARSERS: ClassVar[dict[str, Any]] = {

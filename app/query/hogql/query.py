@@ -41,7 +41,7 @@ from app.sql_sandbox import run_sql
 
 WRAPPERS = frozenset({"DataVisualizationNode", "DataTableNode"})
 MAX_ROWS = 50_000
-_DIALECT = PGDialect_asyncpg()
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 
 class HogQLQuery(KindQuery):
@@ -111,7 +111,8 @@ class HogQLQuery(KindQuery):
         extra = {
             "columns": compiled.columns,
             "types": [
-                [name, t.clickhouse_type(ctx.timezone)] for name, t in zip(compiled.columns, compiled.types)
+                [name, t.clickhouse_type(ctx.timezone)]
+                for name, t in zip(compiled.columns, compiled.types, strict=True)
             ],
             "hogql": compiled.hogql,
             "clickhouse": compiled.sql,
