@@ -247,8 +247,9 @@ async def _compute(
             "results": computed.results,
             "has_more": computed.has_more,
             "resolved_date_range": computed.resolved_date_range,
-            "extra": computed.extra or None,
         }
+        if computed.extra:
+            payload["extra"] = computed.extra
         text = cache.payload_json(payload, computed.serialized)
         # A savepoint too: a write the database refuses leaves the request's transaction usable (the result
         # is still answered, just not kept).
