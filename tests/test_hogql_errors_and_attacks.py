@@ -42,6 +42,10 @@ ERRORS = [
     ("", "hogql_syntax_error", "Empty query"),
     ("SELECT event FROM events WHERE {nothing}", "hogql_query_error",
      "Placeholder {nothing} is not available in this context. You can use the following: filters"),
+    ("SELECT event FROM events ORDER BY 1.5", "hogql_query_error",
+     "Unsupported number in the query: invalid literal for int() with base 10: '1.5'"),
+    ("SELECT 1 LIMIT 1e400", "hogql_query_error", "LIMIT and OFFSET take whole numbers"),
+    ("SELECT " + "(" * 3000 + "1" + ")" * 3000, "hogql_syntax_error", "The query is nested too deeply"),
     ("SELECT 1 WHERE {filters}", "hogql_query_error",
      "Cannot use 'filters' placeholder in a SELECT clause that does not select from the events, sessions, "
      "logs, traces or groups table."),

@@ -206,7 +206,7 @@ class Compiler:
         limit = node.args.get("limit")
         value = limit.args.get("expression") if limit is not None else None
         if limit is not None and isinstance(value, exp.Literal) and not value.is_string:
-            if int(float(value.this)) > MAX_LIMIT:
+            if value.this.isdigit() and int(value.this) > MAX_LIMIT:  # others: refused by `_count`
                 limit.set("expression", exp.Literal.number(MAX_LIMIT))
 
     def statement(self, node: exp.Expression, parent: Scope | None) -> tuple[str, dict[str, E]]:

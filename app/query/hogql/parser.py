@@ -80,6 +80,8 @@ def parse(text: str) -> tuple[exp.Expression, list[str]]:
         trees = sqlglot.parse(rewritten, dialect=HogQL)
     except SqlglotError as exc:
         raise HogQLSyntaxError(_syntax_message(exc)) from None
+    except RecursionError:
+        raise HogQLSyntaxError("The query is nested too deeply") from None
     statements = [tree for tree in trees if tree is not None]
     if len(statements) != 1:
         raise HogQLSyntaxError("mismatched input ';' expecting <EOF>")

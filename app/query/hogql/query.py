@@ -150,7 +150,12 @@ def compile_query(query: HogQLQuery, ctx: QueryContext) -> Compiled:
         filters=_filters_builder(query.filters, ctx) if query.filters is not None else None,
         week_start_day=ctx.week_start_day,
     )
-    compiled = compiler.compile_top(tree, placeholders)
+    try:
+        compiled = compiler.compile_top(tree, placeholders)
+    except (ValueError, OverflowError) as exc:  # a number no SQL type holds (`1e400`, `LIMIT 1.5`)
+        raise HogQLQueryError(f"Unsupported number in the query: {exc}") from None
+    except RecursionError:
+        raise HogQLQueryError("The query is nested too deeply") from None
     if cacheable:
         with _CACHE_LOCK:
             _CACHE[key] = compiled
