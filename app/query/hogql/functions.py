@@ -17,8 +17,9 @@ from app.query.hogql.types import E, is_number, is_text
 if TYPE_CHECKING:
     from app.query.hogql.compiler import Compiler, Scope
 
-# A number as toFloat reads it from a string; the digit limits keep the cast inside float8's range.
-NUMERIC = r"'^\s*[-+]?([0-9]{1,200}(\.[0-9]{0,200})?|\.[0-9]{1,200})([eE][-+]?[0-9]{1,2})?\s*$'"
+# A number as toFloat reads it from a string. Unbounded repeats keep the pattern cheap to match; the length
+# test before it keeps the cast inside float8's range (at most 200 characters, a two-digit exponent).
+NUMERIC = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?\s*$'"
 INTEGER = r"'^\s*[-+]?[0-9]{1,18}\s*$'"
 NAIVE_TIME = r"'^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?\s*$'"
 OFFSET_TIME = (
@@ -36,7 +37,12 @@ Translation = Callable[["Compiler", list[E], list[exp.Expression]], E]
 
 def to_float(value: E) -> E:
     if is_text(value):
-        return E(f"(CASE WHEN {value.sql} ~ {NUMERIC} THEN ({value.sql})::float8 END)", "Float", True)
+        return E(
+            f"(CASE WHEN char_length({value.sql}) <= 200 AND {value.sql} ~ {NUMERIC} "
+            f"THEN ({value.sql})::float8 END)",
+            "Float",
+            True,
+        )
     if value.type == "JSON":
         return to_float(E(f"({value.sql})::text", "String", value.nullable))
     return E(f"({value.as_value().sql})::float8", "Float", value.nullable)
