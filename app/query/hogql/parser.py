@@ -5,6 +5,7 @@ Functions are not mapped to sqlglot's classes (`FUNCTIONS` is empty): every call
 wrote, so that the compiler's allow-list sees exactly that name (HogQL's names are case-sensitive).
 """
 
+import functools
 import re
 from typing import Any, ClassVar
 
@@ -72,7 +73,14 @@ def _prepass(text: str) -> tuple[str, list[str]]:
 
 
 def parse(text: str) -> tuple[exp.Expression, list[str]]:
-    """The statement's AST and its placeholders; `HogQLSyntaxError` for anything that is not one SELECT."""
+    """The statement's AST (a copy: callers may change it) and its placeholders; `HogQLSyntaxError` for
+    anything that is not one SELECT. The last 512 texts parsed are kept."""
+    tree, placeholders = _parse(text)
+    return tree.copy(), list(placeholders)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(text: str) -> tuple[exp.Expression, tuple[str, ...]]:
     if not text.strip():
         raise HogQLSyntaxError("Empty query")
     rewritten, placeholders = _prepass(text)
@@ -88,7 +96,7 @@ def parse(text: str) -> tuple[exp.Expression, list[str]]:
     tree = statements[0]
     if not isinstance(tree, (exp.Select, exp.Union)):
         raise HogQLSyntaxError(f"Only SELECT queries are supported, not {tree.key.upper()}")
-    return tree, placeholders
+    return tree, tuple(placeholders)
 
 
 def _syntax_message(exc: SqlglotError) -> str:
