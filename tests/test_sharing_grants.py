@@ -62,6 +62,7 @@ OTHER_PATHS = {
     "/static/web/{name}",
     "/_health",
     "/_readyz",
+    "/metrics",  # its own bearer token (TILECAST_METRICS_TOKEN), never a key, grant or session
     "/capture/",
     "/batch/",
     "/e/",

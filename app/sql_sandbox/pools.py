@@ -105,6 +105,8 @@ class Sandbox:
         `SandboxUnavailable` naming the missing setup where the database user may not."""
         try:
             async with self._engine().begin() as conn:
+                # Never wait long behind a transaction that is creating the same team (and its role).
+                await conn.execute(text(f"SET LOCAL lock_timeout = {int(CONNECT_TIMEOUT_S * 1000)}"))
                 facts = await conn.run_sync(roles.privileges)
                 if facts.missing is not None:
                     raise SandboxUnavailable(f"SQL insights are not set up on this server: {facts.missing}.")
@@ -131,6 +133,13 @@ class Sandbox:
                     timeout=CONNECT_TIMEOUT_S,
                     server_settings={"application_name": "tilecast-sql"},
                 )
+                if await connection.fetchval(roles.OVERPRIVILEGED_SELF):
+                    connection.terminate()
+                    raise SandboxUnavailable(
+                        f"The project's role {role} was given more than its own views (a membership of "
+                        "another role, or a role attribute); run `tilecast migrate`, which takes memberships "
+                        "back."
+                    )
                 return connection
             except asyncpg.TooManyConnectionsError as exc:
                 raise SandboxBusy(
@@ -174,6 +183,7 @@ class Sandbox:
             self._expire_idle(time.monotonic() - IDLE_SECONDS)
             while True:
                 if self._closed:
+                    self._drop_if_empty(team_id)
                     raise SandboxUnavailable("The server is shutting down.")
                 pool = self._pools.setdefault(team_id, _TeamPool())
                 self._pools.move_to_end(team_id)
@@ -188,6 +198,7 @@ class Sandbox:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self._drop_if_empty(team_id)
                     raise SandboxBusy(
                         "Too many SQL queries are running at once; retry in a moment.",
                     )
@@ -242,6 +253,13 @@ class Sandbox:
             raise
         await self._release(team_id, connection)
         return result
+
+    async def expire_idle_connections(self) -> None:
+        """Close connections idle for `IDLE_SECONDS`, forever (a task of the worker's lifespan)."""
+        while True:
+            await asyncio.sleep(IDLE_SECONDS / 3)
+            async with self._changed:
+                self._expire_idle(time.monotonic() - IDLE_SECONDS)
 
     async def close(self) -> None:
         """Close every idle connection; connections in use close when their query ends."""

@@ -19,12 +19,14 @@ For team 5 of database `tilecast`:
   the database user, is granted USAGE first, so none loses access).
 
 `setup_team` runs when a team is created (in its transaction, skipped where the user may not create roles)
-and `setup_all` after Alembic in `tilecast migrate` (idempotent: a team whose schema's comment is current is
-skipped; under an advisory lock, so many hosts may run it at once). Migrations that change `events` or
-`person` would be refused while views depend on them: the Alembic environment drops the views first and
-recreates them once at the latest migration (`drop_views`, `recreate_views`), in the same transaction.
+and `setup_all` after Alembic in `tilecast migrate` (idempotent: a team whose schema's comment is current and
+whose role holds no membership is skipped; under an advisory lock, so many hosts may run it at once).
+Migrations that change `events` or `person` would be refused while views depend on them: the Alembic
+environment drops the views first and recreates them once at the latest migration (`drop_views`,
+`recreate_views`), in the same transaction.
 
-Every function takes a synchronous SQLAlchemy `Connection` (Alembic's, or an async one's `run_sync`).
+The functions take a synchronous SQLAlchemy `Connection` (Alembic's, or an async one's `run_sync`), but
+`setup_new_team` (the request's `AsyncSession`).
 """
 
 import base64
@@ -52,6 +54,15 @@ TABLES = ("events", "person")
 TEMP_FILE_LIMIT = "1GB"
 # "tilesand": the advisory lock `setup_all` holds.
 SETUP_LOCK_ID = 0x74696C6573616E64
+
+
+# Whether the current role (a team role, when it logs in) holds more than a team role may: checked on every
+# new sandbox connection.
+OVERPRIVILEGED_SELF = (
+    "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls "
+    "OR EXISTS (SELECT FROM pg_auth_members m WHERE m.member = r.oid) "
+    "FROM pg_roles r WHERE rolname = current_user"
+)
 
 
 def role_name(database: str, team_id: int) -> str:
@@ -145,48 +156,40 @@ def _marker(role: str, settings: Settings, secret: str) -> str:
     )
 
 
+def _views_sql(team_id: int, role: str) -> list[str]:
+    schema = _ident(schema_name(team_id))
+    statements = []
+    for table in TABLES:
+        statements += [
+            f"DROP VIEW IF EXISTS {schema}.{table}",
+            f"CREATE VIEW {schema}.{table} WITH (security_barrier) AS "
+            f"SELECT * FROM public.{table} WHERE team_id = {int(team_id)}",
+            f"REVOKE ALL ON {schema}.{table} FROM PUBLIC",
+            f"GRANT SELECT ON {schema}.{table} TO {_ident(role)}",
+        ]
+    return statements
+
+
+def _run(conn: Connection, statements: list[str]) -> None:
+    """The statements in one round trip: a `DO` block (one statement, as prepared statements require). Our
+    own identifiers and literals only, so no dollar quote can occur inside."""
+    conn.exec_driver_sql("DO $tilecast$ BEGIN\n" + ";\n".join(statements) + ";\nEND $tilecast$")
+
+
 def create_views(conn: Connection, team_id: int, role: str) -> None:
     """The team's two views, made anew (their columns are the tables' at this moment), readable by its role
     alone."""
-    schema = _ident(schema_name(team_id))
-    for table in TABLES:
-        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {schema}.{table}")
-        conn.exec_driver_sql(
-            f"CREATE VIEW {schema}.{table} WITH (security_barrier) AS "
-            f"SELECT * FROM public.{table} WHERE team_id = {int(team_id)}"
-        )
-        conn.exec_driver_sql(f"REVOKE ALL ON {schema}.{table} FROM PUBLIC")
-        conn.exec_driver_sql(f"GRANT SELECT ON {schema}.{table} TO {_ident(role)}")
+    _run(conn, _views_sql(team_id, role))
 
 
 def setup_team(conn: Connection, team_id: int, settings: Settings, secret: str, facts: Privileges) -> None:
-    """Create or bring up to date the role, schema and views of one team (see the module's docstring)."""
+    """Create or bring up to date the role, schema and views of one team (see the module's docstring), in
+    one statement."""
     role = role_name(facts.database, team_id)
     schema = schema_name(team_id)
     quoted_role, quoted_schema = _ident(role), _ident(schema)
-    existing = conn.execute(
-        text(
-            "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls "
-            "FROM pg_roles WHERE rolname = :role"
-        ),
-        {"role": role},
-    ).first()
-    if existing is not None and existing[0]:
-        raise RuntimeError(f"role {role} holds attributes a team role must not have: drop it")
     verifier = scram_verifier(role_password(secret, role))
     options = f"LOGIN NOINHERIT CONNECTION LIMIT {int(settings.sql_team_connections)} PASSWORD '{verifier}'"
-    verb = "ALTER" if existing is not None else "CREATE"
-    conn.exec_driver_sql(f"{verb} ROLE {quoted_role} WITH {options}")
-    # Member of nothing: a membership someone granted is taken back.
-    granted = conn.execute(
-        text(
-            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
-            "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = :role"
-        ),
-        {"role": role},
-    ).scalars()
-    for group in list(granted):
-        conn.exec_driver_sql(f"REVOKE {_quote(group)} FROM {quoted_role}")
     role_settings = {
         "search_path": quoted_schema,
         "default_transaction_read_only": "on",
@@ -197,27 +200,56 @@ def setup_team(conn: Connection, team_id: int, settings: Settings, secret: str, 
         role_settings["work_mem"] = f"'{int(settings.query_work_mem_kb)}kB'"
     if facts.superuser:
         role_settings["temp_file_limit"] = f"'{TEMP_FILE_LIMIT}'"
-    for name, value in role_settings.items():
-        conn.exec_driver_sql(f"ALTER ROLE {quoted_role} SET {name} = {value}")
-    conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}")
-    conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {quoted_schema} FROM PUBLIC")
-    conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quoted_schema} TO {quoted_role}")
-    create_views(conn, team_id, role)
-    # Where the database user may (it owns the database), the role may connect even if PUBLIC may not.
-    if conn.execute(
-        text("SELECT has_database_privilege(current_database(), 'CONNECT WITH GRANT OPTION')")
-    ).scalar_one():
-        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {_quote(facts.database)} TO {quoted_role}")
-    marker = _marker(role, settings, secret).replace("'", "")
-    conn.exec_driver_sql(f"COMMENT ON SCHEMA {quoted_schema} IS '{marker}'")
+    statements = [
+        # A role of that name made by someone else with more rights than a team role is never used.
+        f"IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}' AND (rolsuper OR rolcreaterole OR "
+        f"rolcreatedb OR rolreplication OR rolbypassrls)) THEN RAISE EXCEPTION 'role {role} holds attributes "
+        f"a team role must not have: drop it'; END IF",
+        f"IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN ALTER ROLE {quoted_role} WITH "
+        f"{options}; ELSE CREATE ROLE {quoted_role} WITH {options}; END IF",
+        # Member of nothing: a membership someone granted is taken back.
+        "DECLARE granted text; BEGIN FOR granted IN SELECT g.rolname FROM pg_auth_members m "
+        "JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member "
+        f"WHERE r.rolname = '{role}' LOOP EXECUTE format('REVOKE %I FROM {quoted_role}', granted); "
+        "END LOOP; END",
+        *(f"ALTER ROLE {quoted_role} SET {name} = {value}" for name, value in role_settings.items()),
+        f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}",
+        f"REVOKE ALL ON SCHEMA {quoted_schema} FROM PUBLIC",
+        # Grants to any other role (a restored dump's roles of another database) are taken back.
+        "DECLARE other text; BEGIN FOR other IN SELECT DISTINCT g.rolname FROM pg_namespace n "
+        "CROSS JOIN LATERAL aclexplode(n.nspacl) a JOIN pg_roles g ON g.oid = a.grantee "
+        f"WHERE n.nspname = '{schema}' AND a.grantee <> n.nspowner AND g.rolname <> '{role}' "
+        f"LOOP EXECUTE format('REVOKE ALL ON SCHEMA {quoted_schema} FROM %I', other); END LOOP; END",
+        f"GRANT USAGE ON SCHEMA {quoted_schema} TO {quoted_role}",
+        *_views_sql(team_id, role),
+        f"COMMENT ON SCHEMA {quoted_schema} IS '{_marker(role, settings, secret)}'",
+    ]
+    _run(conn, statements)
 
 
 def harden_public_schema(conn: Connection) -> None:
     """PUBLIC (so every team role) loses its privileges on schema `public` and its tables and sequences.
     Roles that read Tilecast's tables through a grant, and the database user, keep USAGE on the schema
     (granted explicitly first). Where the database user does not own the schema, USAGE stays (logged)."""
-    conn.execute(text("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC"))
-    conn.execute(text("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC"))
+    # Only what PUBLIC holds is revoked (a REVOKE rewrites the catalog row even when nothing changes).
+    granted = conn.execute(
+        text(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+            "AND EXISTS (SELECT FROM aclexplode(c.relacl) a WHERE a.grantee = 0)"
+        )
+    ).scalars()
+    for relation in list(granted):
+        conn.exec_driver_sql(f"REVOKE ALL ON {relation} FROM PUBLIC")
+    public_usage = conn.execute(
+        text(
+            "SELECT EXISTS (SELECT FROM pg_namespace n, "
+            "aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
+            "WHERE n.nspname = 'public' AND a.grantee = 0)"
+        )
+    ).scalar_one()
+    if not public_usage:
+        return
     owns = conn.execute(
         text("SELECT pg_has_role(current_user, nspowner, 'USAGE') FROM pg_namespace WHERE nspname = 'public'")
     ).scalar()
@@ -257,9 +289,13 @@ def setup_all(conn: Connection, settings: Settings) -> str | None:
         {"prefix": SCHEMA_PREFIX.replace("_", r"\_") + "%"},
     )
     current = {str(name): comment for name, comment in schemas}
+    # Roles holding a membership someone granted are set up again (which takes it back).
     roles = set(
         conn.execute(
-            text("SELECT rolname FROM pg_roles WHERE rolname LIKE :prefix"),
+            text(
+                "SELECT rolname FROM pg_roles r WHERE rolname LIKE :prefix "
+                "AND NOT EXISTS (SELECT FROM pg_auth_members m WHERE m.member = r.oid)"
+            ),
             {"prefix": role_name(facts.database, 0).removesuffix("0").replace("_", r"\_") + "%"},
         ).scalars()
     )
