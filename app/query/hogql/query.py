@@ -91,7 +91,7 @@ class HogQLQuery(KindQuery):
                 ctx.team_id,
                 compiled.sql,
                 params,
-                timeout_ms=get_settings().query_timeout_ms,
+                timeout_ms=get_settings().sql_timeout_ms,
                 max_rows=MAX_ROWS + 1,
             )
         except QueryError as exc:
