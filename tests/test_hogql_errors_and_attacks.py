@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import FreshDatabases
 from tests.hogql_helpers import World, hogql, rows, sql_database, sql_world
+from tests.sharing_helpers import patch_sharing
+from tests.streams import parse, stream, tiles_of
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +253,18 @@ async def test_sql_tiles_dashboard_filters_and_txt(world: World) -> None:
     by_name = {tile["insight"]["name"]: tile for tile in response.json()["tiles"]}
     assert by_name["by event"]["insight"]["result"] == [["purchase", 2]]
     assert by_name["all"]["insight"]["result"] == [[8]]
+
+    # The same rendering path for a stream and a share.
+    streamed = await stream(client, actor, board, refresh="force_blocking")
+    assert streamed.status_code == 200, streamed.text
+    by_name = {
+        tile["insight"]["name"]: tile for tile in tiles_of(parse(streamed.text)) if tile.get("insight")
+    }
+    assert by_name["by event"]["insight"]["result"] == [["purchase", 2]]
+    assert by_name["by event"]["insight"]["columns"] == ["event", "n"]
+    assert by_name["broken"]["error"]["message"] == "Unsupported function call 'hamburger(...)'"
+    shared = await patch_sharing(client, actor, board, enabled=True)
+    body = (await client.get(f"/shared/{shared['access_token']}.json")).json()
+    by_name = {tile["insight"]["name"]: tile for tile in body["dashboard"]["tiles"]}
+    assert by_name["all"]["insight"]["result"] == [[8]]
+    assert by_name["by event"]["insight"]["types"] == [["event", "String"], ["n", "UInt64"]]
