@@ -199,6 +199,7 @@ async def test_the_response_has_posthogs_fields(world: World) -> None:
     assert "LIMIT 101" in body["hogql"] and "OFFSET 0" in body["hogql"]
     assert body["query"] == "SELECT event, count() FROM events GROUP BY event ORDER BY event"
     assert body["timezone"] == "UTC" and body["is_cached"] is False and body["query_status"] is None
+    assert (body["error"], body["explain"], body["metadata"], body["timings"]) == (None, None, None, None)
     # Cached: the same body.
     cached = await client.post(
         actor.url("query/"),

@@ -120,6 +120,11 @@ class HogQLQuery(KindQuery):
             "offset": compiled.offset if compiled.paginated else None,
             "hasMore": has_more if compiled.paginated else None,
             "query": self.query,
+            # PostHog's debug fields: every key present, as PostHog sends them without `modifiers.debug`.
+            "error": None,
+            "explain": None,
+            "metadata": None,
+            "timings": None,
         }
         return ComputedResult(results=results, serialized=serialized, has_more=has_more, extra=extra)
 
