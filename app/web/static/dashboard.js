@@ -1006,11 +1006,11 @@ function autoDisplay(kinds, rows) {
   return numeric ? "ActionsBar" : "ActionsTable";
 }
 
-function sqlTable(body, columns, rows, hasMore) {
+function sqlTable(body, columns, rows, hasMore, kinds) {
   const wrap = el("div", "tc-sql-table");
   const table = el("table", "tc-table tc-sql");
   const head = el("tr");
-  for (const name of columns) head.appendChild(el("th", null, name));
+  columns.forEach((name, i) => head.appendChild(el("th", kinds[i]?.numeric ? "tc-num" : null, name)));
   table.appendChild(el("thead")).appendChild(head);
   const tbody = el("tbody");
   for (const row of rows.slice(0, SQL_TABLE_ROWS)) {
@@ -1042,7 +1042,7 @@ function drawSql(body, insight, palette, options) {
   let ys = (Array.isArray(settings.yAxis) ? settings.yAxis : []).map(named).filter((i) => i >= 0);
   if (!ys.length) ys = kinds.map((k, i) => (k.numeric && i !== x ? i : -1)).filter((i) => i >= 0);
   if (display === "ActionsTable" || display in AS_TABLE || !ys.length) {
-    sqlTable(body, columns, rows, insight.hasMore === true);
+    sqlTable(body, columns, rows, insight.hasMore === true, kinds);
     return;
   }
   const labelOf = (i) => {
