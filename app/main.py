@@ -34,6 +34,7 @@ from app.middleware import (
     AccessLogMiddleware,
     ApiCORSMiddleware,
     BodyLimitMiddleware,
+    SandboxContextMiddleware,
     TrailingSlashMiddleware,
 )
 from app.paths import loggable_path
@@ -208,6 +209,7 @@ def create_app() -> FastAPI:
         app.add_middleware(ApiCORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(SandboxContextMiddleware)
     if settings.trusted_proxies:
         # Outermost: the client's address and scheme are settled before anything reads them.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import metrics
 from app.errors import PayloadTooLarge, error_response
 from app.paths import CAPTURE_PATHS, is_capture_path, loggable_path
+from app.query.hogql.context import CURRENT_SANDBOX
 
 access_logger = logging.getLogger("tilecast.access")
 
@@ -153,3 +154,18 @@ class ApiCORSMiddleware:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+class SandboxContextMiddleware:
+    """Makes the app's SQL sandbox (`app.state.sandbox`) the one SQL insights of this request run on,
+    including the renders the request starts (streams, tiles)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        application = scope.get("app")
+        sandbox = getattr(getattr(application, "state", None), "sandbox", None)
+        if sandbox is not None:
+            CURRENT_SANDBOX.set(sandbox)
+        await self.app(scope, receive, send)

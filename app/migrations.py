@@ -66,14 +66,12 @@ def setup_sql_sandbox(url: str) -> str | None:
 class DatabaseFacts:
     """What `tilecast` logs about its database at start."""
 
-    safe_url: str  # the URL without its password
+    safe_url: str  # the URL without its password or query string
     server_version: str
     revision: str | None  # the schema's migration, None before the first
 
 
 def describe_database(url: str) -> DatabaseFacts:
-    from sqlalchemy import make_url
-
     from app.db import async_url
 
     async def read() -> tuple[str, str | None]:
@@ -88,7 +86,18 @@ def describe_database(url: str) -> DatabaseFacts:
             await conn.close()
 
     version, revision = asyncio.run(read())
-    return DatabaseFacts(make_url(url).render_as_string(hide_password=True), version, revision)
+    return DatabaseFacts(_loggable_url(url), version, revision)
+
+
+def _loggable_url(url: str) -> str:
+    """The URL without its password or query string (`sslmode`, …); a Unix socket directory given as the
+    `host` query parameter is named after it."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    socket = parsed.query.get("host")
+    text = parsed.set(query={}).render_as_string(hide_password=True)
+    return f"{text} (socket {socket})" if isinstance(socket, str) else text
 
 
 def schema_status(revision: str | None) -> str:

@@ -129,11 +129,11 @@ async def test_a_trends_query_that_fails_validation_or_a_cap_is_refused_at_save(
             "kind": "InsightVizNode",
             "source": {"kind": "RetentionQuery", "retentionFilter": {}, "anything": "goes"},
         },
-        {"kind": "HogQLQuery", "query": "select 1"},
+        {"kind": "EventsQuery", "select": ["*"]},
         trends_query({"kind": "GroupNode", "operator": "AND", "nodes": [node(), node("$screen")]}),
         _with(node(math="hogql", math_hogql="count()")),
     ],
-    ids=["stickiness", "funnel-field", "retention", "hogql", "group-and", "math-hogql"],
+    ids=["stickiness", "funnel-field", "retention", "events-query", "group-and", "math-hogql"],
 )
 async def test_kinds_and_fields_not_implemented_yet_are_stored_and_render_as_a_tile_error(
     client: httpx.AsyncClient, actor: Actor, query: dict[str, Any]

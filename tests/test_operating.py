@@ -120,8 +120,10 @@ def test_start_up_says_what_it_uses_and_json_logs_are_one_object_per_line(
     records = [json.loads(line) for line in lines]  # every line, uvicorn's too, is one JSON object
     messages = [r["message"] for r in records]
     database = next(m for m in messages if m.startswith("database: "))
-    # The URL without its password, and the server's version.
-    assert re.match(r"database: postgresql(\+asyncpg)?://\S+ \(PostgreSQL \d+", database), database
+    # The URL without its password or query string (a socket directory named), and the server's version.
+    assert re.match(r"database: postgresql(\+asyncpg)?://\S+( \(socket \S+\))? \(PostgreSQL \d+", database), (
+        database
+    )
     assert any(re.match(r"database schema: at migration \d{4} \(the latest\)", m) for m in messages)
     assert any(re.match(r"listening on http://127\.0\.0\.1:\d+ with 1 worker$", m) for m in messages)
     assert any(r["logger"].startswith("uvicorn") for r in records)

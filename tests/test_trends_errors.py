@@ -77,7 +77,7 @@ UNSUPPORTED = [
         {"kind": "InsightVizNode", "source": {"kind": "PathsQuery", "series": []}},
         "PathsQuery is not supported",
     ),
-    ({"kind": "HogQLQuery", "query": "select 1"}, "HogQLQuery is not supported"),
+    ({"kind": "EventsQuery", "select": ["*"]}, "EventsQuery is not supported"),
 ]
 
 

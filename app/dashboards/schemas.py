@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.insights.schemas import DashboardTileBasic, Insight
-from app.query.text import result_lines
+from app.query.text import result_lines, table_lines
 from app.schemas import UserBasic
 from app.validation import BodyId, SafeStr, SafeStr400, TagList, reject_nul
 
@@ -97,7 +97,10 @@ class Tile(BaseModel):
         title = (insight.name or insight.derived_name or "(untitled)") if insight else "(empty)"
         if self.error is not None:
             return f"{title}: error: {self.error.get('message', '')}"
-        lines = result_lines(insight.result if insight else None)
+        if insight is not None and insight.columns is not None:
+            lines: list[str] | None = table_lines(insight.columns, insight.result)
+        else:
+            lines = result_lines(insight.result if insight else None)
         if lines is not None:
             return "\n".join([f"{title}:", *(f"  {line}" for line in lines)])
         return f"{title}: {_latest_numbers(insight.result if insight else None)}"

@@ -73,6 +73,10 @@ def to_schema(
             next_allowed_client_refresh=rendered.next_allowed_client_refresh if rendered else None,
             result=None if raw is not None else cache.decoded(result),
             hasMore=rendered.has_more if rendered else None,
+            # What a kind answers besides its results (SQL insights: `columns`, `types`, `hogql`).
+            columns=(rendered.extra or {}).get("columns") if rendered else None,
+            types=(rendered.extra or {}).get("types") if rendered else None,
+            hogql=(rendered.extra or {}).get("hogql") if rendered else None,
             created_at=i.created_at,
             created_by=UserBasic.of(i.created_by),
             description=i.description,

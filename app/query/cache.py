@@ -79,7 +79,8 @@ def decoded(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class CachedResult:
-    """`payload`: `results` (a `RawJSON` when read from the cache), `has_more`, `resolved_date_range`."""
+    """`payload`: `results` (a `RawJSON` when read from the cache), `has_more`, `resolved_date_range`, and
+    `extra`: the fields a kind answers besides them (HogQL's `columns`, `types`, `hogql`, …), or None."""
 
     payload: dict[str, Any]
     last_refresh: datetime
@@ -97,6 +98,7 @@ _COLUMNS = (
     QueryCache.saved,
     QueryCache.result["has_more"].as_boolean(),
     QueryCache.result["resolved_date_range"],
+    QueryCache.result["extra"],
 )
 # Built once, the keys bound as one array parameter: the statement text is the same for any number of keys.
 _KEYS = bindparam("keys", type_=ARRAY(String))
@@ -137,7 +139,7 @@ async def _hits(
     now = datetime.now(UTC)
     cutoff = now - LAST_USED_RESOLUTION
     # Rows as read by `_READ` / `_READ_MANY`: key, results, last_refresh, last_used_at, saved, has_more,
-    # resolved_date_range.
+    # resolved_date_range, extra.
     stale = [row[0] for row in rows if row[3] < cutoff or (saved and not row[4])]
     if stale:
         await conn.execute(_TOUCH, {"keys": stale, "now": now, "cutoff": cutoff, "saved": saved})
@@ -147,6 +149,7 @@ async def _hits(
                 "results": None if row[1] is None else RawJSON(row[1]),
                 "has_more": row[5],
                 "resolved_date_range": row[6],
+                "extra": row[7],
             },
             last_refresh=row[2],
         )

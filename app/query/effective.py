@@ -41,9 +41,12 @@ def apply_filters(query: Any, filters: dict[str, Any] | None) -> Any:
     if not relevant:
         return query
     result = copy.deepcopy(query)
-    source = result.get("source") if result.get("kind") == "InsightVizNode" else result
+    wrapped = result.get("kind") in ("InsightVizNode", "DataVisualizationNode", "DataTableNode")
+    source = result.get("source") if wrapped else result
     if not isinstance(source, dict):
         return query
+    if source.get("kind") == "HogQLQuery":
+        return _apply_to_sql(query, result, source, relevant, filters)
     if "date_from" in relevant or "date_to" in relevant:
         date_range = {"date_from": relevant.get("date_from"), "date_to": relevant.get("date_to")}
         if "explicitDate" in filters:
@@ -61,3 +64,25 @@ def effective_query(
     query: Any, dashboard_filters: dict[str, Any] | None, tile_overrides: dict[str, Any] | None
 ) -> Any:
     return apply_filters(apply_filters(query, dashboard_filters), tile_overrides)
+
+
+def _apply_to_sql(
+    query: Any, result: Any, source: dict[str, Any], relevant: dict[str, Any], filters: dict[str, Any]
+) -> Any:
+    """A SQL insight takes the dashboard's dates and properties into its `filters`, only when its text has
+    the `{filters}` placeholder (as PostHog): otherwise it is unchanged."""
+    if "{filters}" not in str(source.get("query") or ""):
+        return query
+    sql_filters = dict(source.get("filters") or {})
+    if relevant.get("date_from") is not None or relevant.get("date_to") is not None:
+        sql_filters["dateRange"] = {
+            "date_from": relevant.get("date_from"),
+            "date_to": relevant.get("date_to"),
+            "explicitDate": bool(filters.get("explicitDate")),
+        }
+    if relevant.get("properties"):
+        extra = relevant["properties"]
+        extra = extra if isinstance(extra, list) else [extra]
+        sql_filters["properties"] = [*(sql_filters.get("properties") or []), *extra]
+    source["filters"] = sql_filters
+    return result

@@ -23,6 +23,7 @@ from app.query.base import (
 )
 from app.query.formulas import check_formulas
 from app.query.funnels import FunnelsQuery, check_funnels, compute_funnels
+from app.query.hogql.query import WRAPPERS, HogQLQuery
 from app.query.kinds import KindQuery, prepare_kind
 from app.query.lifecycle import LifecycleQuery
 from app.query.limits import check_filters
@@ -36,13 +37,14 @@ OTHER_KINDS: dict[str, type[KindQuery]] = {
     "RetentionQuery": RetentionQuery,
     "LifecycleQuery": LifecycleQuery,
     "StickinessQuery": StickinessQuery,
+    "HogQLQuery": HogQLQuery,
 }
 # The kinds parsed and computed by their own modules here.
 KINDS = frozenset({"TrendsQuery", "FunnelsQuery"})
 
 
 def _source(query: Any) -> Any:
-    if isinstance(query, dict) and query.get("kind") == "InsightVizNode":
+    if isinstance(query, dict) and query.get("kind") in ("InsightVizNode", *WRAPPERS):
         return query.get("source")
     return query
 
@@ -66,7 +68,7 @@ def prepare(query: Any, limits: QueryLimits) -> TrendsQuery | FunnelsQuery | Kin
     check_json(query)
     source = _source(query)
     if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
-        raise InvalidQuery("An InsightVizNode needs a `source` query with a `kind`.")
+        raise InvalidQuery(f"A {query['kind']} needs a `source` query with a `kind`.")
     if source["kind"] in OTHER_KINDS:
         with _from_root(query):
             return prepare_kind(OTHER_KINDS[source["kind"]], query, limits)

@@ -111,6 +111,8 @@ class Rendered:
     cache_target_age: datetime | None = None
     next_allowed_client_refresh: datetime | None = None
     resolved_date_range: dict[str, Any] | None = None
+    # Fields a kind answers besides `results` (HogQL's `columns`, `types`, `hogql`, `limit`, …).
+    extra: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     # The field to blame for `error`, as a 400's `attr` (`query__source__breakdownFilter__breakdown_limit`).
     error_attr: str | None = None
@@ -143,6 +145,7 @@ def _from_cache(
         next_allowed_client_refresh=hit.last_refresh
         + timedelta(seconds=get_settings().min_refresh_interval_s),
         resolved_date_range=payload.get("resolved_date_range"),
+        extra=payload.get("extra"),
     )
 
 
@@ -245,6 +248,8 @@ async def _compute(
             "has_more": computed.has_more,
             "resolved_date_range": computed.resolved_date_range,
         }
+        if computed.extra:
+            payload["extra"] = computed.extra
         text = cache.payload_json(payload, computed.serialized)
         # A savepoint too: a write the database refuses leaves the request's transaction usable (the result
         # is still answered, just not kept).

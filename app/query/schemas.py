@@ -49,9 +49,10 @@ class QueryResponse(BaseModel):
     resolved_date_range: dict[str, Any] | None
     query_status: None = None
 
-    def json_response(self) -> Response:
-        """The body of a computed result (a cached one passes through as text: `service._cached_response`)."""
-        body = self.model_dump(mode="json")
+    def json_response(self, extra: dict[str, Any] | None = None) -> Response:
+        """The body of a computed result (a cached one passes through as text: `service._cached_response`),
+        with the fields its kind answers besides the results (`extra`: HogQL's `columns`, `types`, …)."""
+        body = {**self.model_dump(mode="json"), **(extra or {})}
         try:
             return Response(orjson.dumps(body), media_type="application/json")
         except TypeError:  # an integer past 64 bits: the standard library's encoder

@@ -13,6 +13,7 @@ from app.auth.dependencies import TeamAccess
 from app.errors import AppError, ValidationFailed
 from app.query import cache, engine
 from app.query.base import QueryContext, QueryError, UnsupportedQuery
+from app.query.hogql.errors import HogQLQueryError, HogQLSyntaxError
 from app.query.render import RefreshMode, Rendered, TeamInfo, query_limits, render_query
 from app.query.schemas import QueryResponse
 
@@ -22,15 +23,38 @@ class QueryTimedOut(AppError):
     code = "query_timeout"
 
 
+class SqlBusy(AppError):
+    """Too many SQL insights of the team run at once."""
+
+    status_code = 429
+    type = "throttled_error"
+    code = "concurrency_limit_exceeded"
+
+
+class SqlUnavailable(AppError):
+    """SQL insights lack their database setup here; the message names what an operator runs."""
+
+    status_code = 503
+    type = "server_error"
+    code = "sql_sandbox_unavailable"
+
+
 _ERROR_CODES = {
+    "HogQLSyntaxError": "hogql_syntax_error",
+    "HogQLQueryError": "hogql_query_error",
     "UnsupportedQuery": "unsupported_query",
     "ValidationError": "invalid_query",
     "QueryTooLarge": "query_too_large",
 }
 
 
+# HogQL's errors are about the SQL text, not a field: PostHog's bodies have `attr: null`.
+_NO_ATTR = frozenset({"HogQLSyntaxError", "HogQLQueryError"})
+
+
 def _refused(error_type: str, message: str, attr: str | None) -> ValidationFailed:
-    return ValidationFailed(message, attr=attr or "query", code=_ERROR_CODES.get(error_type, "invalid_query"))
+    code = _ERROR_CODES.get(error_type, "invalid_query")
+    return ValidationFailed(message, attr=None if error_type in _NO_ATTR else attr or "query", code=code)
 
 
 async def validate_for_save(query: Any, timezone: str) -> None:
@@ -43,7 +67,8 @@ async def validate_for_save(query: Any, timezone: str) -> None:
     ctx = QueryContext(team_id=0, timezone=timezone, now=datetime.now(UTC), limits=query_limits())
     try:
         await asyncio.to_thread(engine.validate, query, ctx)
-    except UnsupportedQuery:
+    except (UnsupportedQuery, HogQLQueryError, HogQLSyntaxError):
+        # SQL is stored as written (as PostHog): what it cannot run is the tile's error.
         pass
     except QueryError as exc:
         raise _refused(exc.type, exc.message, exc.attr()) from None
@@ -57,10 +82,14 @@ async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode:
     if rendered.error is not None:
         if rendered.error["type"] == "QueryTimeout":
             raise QueryTimedOut(rendered.error["message"])
+        if rendered.error["type"] == "SandboxBusy":
+            raise SqlBusy(rendered.error["message"])
+        if rendered.error["type"] == "SandboxUnavailable":
+            raise SqlUnavailable(rendered.error["message"])
         raise _refused(rendered.error["type"], rendered.error["message"], rendered.error_attr)
     if isinstance(rendered.result, cache.RawJSON):
         return _cached_response(rendered, rendered.result)
-    return QueryResponse(
+    response = QueryResponse(
         results=rendered.result,
         hasMore=rendered.has_more,
         is_cached=rendered.is_cached,
@@ -70,7 +99,8 @@ async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode:
         cache_target_age=rendered.cache_target_age,
         timezone=rendered.timezone,
         resolved_date_range=rendered.resolved_date_range,
-    ).json_response()
+    )
+    return response.json_response(rendered.extra)
 
 
 def _cached_response(rendered: Rendered, raw: cache.RawJSON) -> Response:
@@ -87,5 +117,6 @@ def _cached_response(rendered: Rendered, raw: cache.RawJSON) -> Response:
         "timezone": rendered.timezone,
         "resolved_date_range": rendered.resolved_date_range,
         "query_status": None,
+        **(rendered.extra or {}),
     }
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")

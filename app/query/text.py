@@ -1,5 +1,6 @@
 """Plain-text lines of a retention, lifecycle or stickiness result (`format=txt`): one readable line per
-cohort row or series. Trends and other results are left to their own rendering (None)."""
+cohort row or series; of a SQL insight, its columns and rows as a table. Trends and other results are left
+to their own rendering (None)."""
 
 from typing import Any
 
@@ -55,3 +56,18 @@ def result_lines(result: Any) -> list[str] | None:
     if isinstance(days, list) and days and all(isinstance(day, int) for day in days):
         return [_stickiness_series(series) for series in result]
     return None
+
+
+TABLE_ROWS = 20
+
+
+def table_lines(columns: list[Any], rows: Any) -> list[str]:
+    """A SQL insight's result: a header of its columns, then its first rows, values separated by ` | `."""
+    shown = rows[:TABLE_ROWS] if isinstance(rows, list) else []
+    lines = [" | ".join(str(name) for name in columns)]
+    lines += [
+        " | ".join("null" if v is None else _number(v) for v in row) for row in shown if isinstance(row, list)
+    ]
+    if isinstance(rows, list) and len(rows) > TABLE_ROWS:
+        lines.append(f"… {len(rows) - TABLE_ROWS} more rows")
+    return lines

@@ -199,7 +199,9 @@ export function renderMarkdown(source) {
 
 // --- results -------------------------------------------------------------------------------------------------
 
-const DRAWN_KINDS = new Set(["TrendsQuery", "FunnelsQuery", "RetentionQuery", "LifecycleQuery", "StickinessQuery"]);
+const DRAWN_KINDS = new Set([
+  "TrendsQuery", "FunnelsQuery", "RetentionQuery", "LifecycleQuery", "StickinessQuery", "HogQLQuery",
+]);
 
 function displayOf(insight) {
   const source = queryOf(insight);
@@ -959,6 +961,7 @@ function drawTileBody(body, tile, palette, options) {
     body.appendChild(el("p", "tc-note", "No data for this period."));
     return;
   }
+  if (kind === "HogQLQuery") return drawSql(body, insight, palette, options);
   if (kind === "FunnelsQuery") return drawFunnel(body, results, source, palette, options);
   if (kind === "RetentionQuery") return drawRetention(body, results, source, palette);
   if (kind === "LifecycleQuery") return drawLifecycle(body, results, source, palette, options);
@@ -967,6 +970,95 @@ function drawTileBody(body, tile, palette, options) {
   if (display === "BoldNumber") drawNumber(body, results);
   else if (display in AS_TABLE) drawTable(body, results, display, palette);
   else drawTrends(body, results, TIME_SERIES.has(display) ? display : "ActionsLineGraph", palette, options);
+}
+
+// --- SQL insights --------------------------------------------------------------------------------------------
+
+/** Rows drawn as a table at most; the rest is counted under it. */
+const SQL_TABLE_ROWS = 100;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+function sqlCell(value) {
+  if (value === null || value === undefined) return "null";
+  if (typeof value === "number") return formatNumber(value);
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+/** Which columns hold numbers only (and at least one), and which hold dates only. */
+function sqlColumnKinds(columns, rows) {
+  const every = (index, test) => {
+    const values = rows.map((row) => row[index]).filter((v) => v !== null && v !== undefined);
+    return values.length > 0 && values.every(test);
+  };
+  return columns.map((_, i) => ({
+    numeric: every(i, (v) => typeof v === "number" && Number.isFinite(v)),
+    date: every(i, (v) => typeof v === "string" && ISO_DATE.test(v)),
+  }));
+}
+
+/** PostHog's choice when a visualization names no display: date and number over several rows → line; a
+ * single number → the number; any number → bars; else the table. */
+function autoDisplay(kinds, rows) {
+  const numeric = kinds.filter((k) => k.numeric).length;
+  if (numeric && kinds.some((k) => k.date) && rows.length > 1) return "ActionsLineGraph";
+  if (numeric === 1 && kinds.length === 1) return "BoldNumber";
+  return numeric ? "ActionsBar" : "ActionsTable";
+}
+
+function sqlTable(body, columns, rows, hasMore, kinds) {
+  const wrap = el("div", "tc-sql-table");
+  const table = el("table", "tc-table tc-sql");
+  const head = el("tr");
+  columns.forEach((name, i) => head.appendChild(el("th", kinds[i]?.numeric ? "tc-num" : null, name)));
+  table.appendChild(el("thead")).appendChild(head);
+  const tbody = el("tbody");
+  for (const row of rows.slice(0, SQL_TABLE_ROWS)) {
+    const tr = el("tr");
+    row.forEach((value) => tr.appendChild(el("td", typeof value === "number" ? "tc-num" : null, sqlCell(value))));
+    tbody.appendChild(tr);
+  }
+  table.appendChild(tbody);
+  wrap.appendChild(table);
+  body.appendChild(wrap);
+  const more = rows.length - SQL_TABLE_ROWS;
+  if (more > 0 || hasMore) {
+    body.appendChild(el("p", "tc-note", more > 0 ? `${formatNumber(more)} more rows not shown.` : "More rows exist."));
+  }
+}
+
+/** A SQL insight (HogQLQuery): a `DataVisualizationNode` as its chart (its `display` and `chartSettings`'
+ * axes, or PostHog's automatic choice), anything else as a table of its columns and rows. */
+function drawSql(body, insight, palette, options) {
+  const columns = (Array.isArray(insight.columns) ? insight.columns : []).map(String);
+  const rows = insight.result.filter(Array.isArray);
+  const viz = insight.query?.kind === "DataVisualizationNode" ? insight.query : null;
+  const kinds = sqlColumnKinds(columns, rows);
+  const display = viz ? viz.display || autoDisplay(kinds, rows) : "ActionsTable";
+  const settings = viz?.chartSettings || {};
+  const named = (axis) => columns.indexOf(String(axis?.column ?? ""));
+  let x = named(settings.xAxis);
+  if (x < 0) x = kinds.findIndex((k) => !k.numeric);
+  let ys = (Array.isArray(settings.yAxis) ? settings.yAxis : []).map(named).filter((i) => i >= 0);
+  if (!ys.length) ys = kinds.map((k, i) => (k.numeric && i !== x ? i : -1)).filter((i) => i >= 0);
+  if (display === "ActionsTable" || display in AS_TABLE || !ys.length) {
+    sqlTable(body, columns, rows, insight.hasMore === true, kinds);
+    return;
+  }
+  const labelOf = (i) => {
+    const axis = (settings.yAxis || []).find((a) => String(a?.column) === columns[i]);
+    return axis?.settings?.display?.label || columns[i];
+  };
+  const labels = rows.map((row, r) => (x >= 0 ? sqlCell(row[x]) : String(r + 1)));
+  const series = ys.map((i) => {
+    const data = rows.map((row) => (typeof row[i] === "number" ? row[i] : 0));
+    return { label: labelOf(i), data, labels, count: data.reduce((a, b) => a + b, 0) };
+  });
+  if (display === "BoldNumber") {
+    drawNumber(body, [{ label: series[0].label, aggregated_value: rows.length ? series[0].data[0] : null }]);
+    return;
+  }
+  drawTrends(body, series, TIME_SERIES.has(display) ? display : "ActionsLineGraph", palette, options);
 }
 
 // --- the page ------------------------------------------------------------------------------------------------
