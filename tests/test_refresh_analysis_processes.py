@@ -7,13 +7,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
-from app.main import create_app
 from tests.conftest import FreshDatabases
 from tests.events import ingest
 from tests.factories import make_actor
 from tests.resources import new_dashboard
+from tests.streams import app_on
 from tests.test_refresh_analysis import FIRST, SECOND, add_insight, browsers_query
 
 
@@ -22,19 +20,16 @@ def committed_url(fresh_databases: FreshDatabases) -> str:
     return fresh_databases.create()
 
 
-async def _instance(url: str) -> FastAPI:
-    app = create_app()
-    app.state.engine = create_engine(url, get_settings())
-    app.state.sessionmaker = create_sessionmaker(app.state.engine)
-    return app
-
-
 @pytest.fixture
-async def instances(committed_url: str) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
-    first, second = await _instance(committed_url), await _instance(committed_url)
-    yield first, second
-    for app in (first, second):
-        await app.state.engine.dispose()
+async def instances(
+    committed_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    """Two apps, each with its own engine and pool, on the committed database."""
+    async with (
+        app_on(committed_url, monkeypatch) as (first, _),
+        app_on(committed_url, monkeypatch) as (second, _),
+    ):
+        yield first, second
 
 
 def _client(app: FastAPI) -> httpx.AsyncClient:

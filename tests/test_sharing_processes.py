@@ -8,12 +8,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
-from app.main import create_app
 from tests.conftest import FreshDatabases
 from tests.factories import make_actor
 from tests.sharing_helpers import FakeClock, Protected, protected_dashboard, unlock
+from tests.streams import app_on
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +19,21 @@ def committed_url(fresh_databases: FreshDatabases) -> str:
     return fresh_databases.create()
 
 
-async def _instance(url: str) -> FastAPI:
-    app = create_app()
-    app.state.engine = create_engine(url, get_settings())
-    app.state.sessionmaker = create_sessionmaker(app.state.engine)
-    return app
-
-
 @pytest.fixture
-async def instances(committed_url: str) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
-    first, second = await _instance(committed_url), await _instance(committed_url)
-    # One stopped clock for both: the counts' minute cannot turn during the test.
-    first.state.clock = second.state.clock = FakeClock()
-    yield first, second
-    for app in (first, second):
-        await app.state.engine.dispose()
+async def instances(
+    committed_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    """Two apps, each with its own engine and pool, on the committed database."""
+    async with (
+        app_on(committed_url, monkeypatch) as (first, _),
+        app_on(committed_url, monkeypatch) as (
+            second,
+            _,
+        ),
+    ):
+        # One stopped clock for both: the counts' minute cannot turn during the test.
+        first.state.clock = second.state.clock = FakeClock()
+        yield first, second
 
 
 def _client(app: FastAPI, address: str = "192.0.2.7") -> httpx.AsyncClient:
