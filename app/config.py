@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(default=None, alias="TILECAST_METRICS_TOKEN")
     metrics_port: int | None = Field(default=None, alias="TILECAST_METRICS_PORT", ge=1, le=65535)
     metrics_host: str = Field(default="127.0.0.1", alias="TILECAST_METRICS_HOST")
+    # Where events live and tiles compute: `postgres` (the default) or `clickhouse` (the optional extra
+    # `.[clickhouse]`). With ClickHouse and no URL, an in-process chdb keeps its data under data_dir (one
+    # process only); with a URL (`http://user:password@host:8123/database`), that server or cluster.
+    events_backend: Literal["postgres", "clickhouse"] = Field(
+        default="postgres", alias="TILECAST_EVENTS_BACKEND"
+    )
+    clickhouse_url: str | None = Field(default=None, alias="TILECAST_CLICKHOUSE_URL")
     # Events older than this many days are deleted once a day (by one worker at a time). Unset: kept.
     events_retention_days: int | None = Field(default=None, alias="TILECAST_EVENTS_RETENTION_DAYS", ge=1)
     # The address clients reach Tilecast at (`https://dash.example.com`), for the links it writes.
