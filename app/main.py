@@ -99,6 +99,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics.instrument_engine(engine, settings.db_pool_size)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    if settings.events_backend == "clickhouse":
+        from app.clickhouse.client import open_clickhouse  # the optional extra `.[clickhouse]`
+
+        app.state.clickhouse = open_clickhouse(settings.clickhouse_url, settings.data_dir)
+        logger.info(
+            "events are stored and computed in ClickHouse (%s)",
+            "a server" if settings.clickhouse_url else "chdb",
+        )
     views: ViewRecorder = app.state.views
     background = [
         asyncio.create_task(views.run()),
@@ -128,6 +136,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except Exception:  # logged by flush
             logger.error("%d dashboard views were not written at shutdown", views.pending)
         await app.state.sandbox.close()
+        if app.state.clickhouse is not None:
+            await app.state.clickhouse.close()
         await engine.dispose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -153,6 +163,9 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # The ClickHouse events store (`app.clickhouse`), opened by the lifespan when the events backend is
+    # ClickHouse; None on PostgreSQL.
+    app.state.clickhouse = None
     # Its sessionmaker is read at each write: the lifespan (and tests) set the app's.
     app.state.views = ViewRecorder(lambda: app.state.sessionmaker)
     app.state.principals = PrincipalCache(get_settings().auth_cache_ttl_s)

@@ -213,3 +213,10 @@ class ServerClient:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+def open_clickhouse(url: str | None, data_dir: Path) -> ClickHouse:
+    """The server at `url` (`http(s)://user:password@host:port/database`), or chdb under `data_dir`."""
+    if url:
+        return ServerClient(url)
+    return ChdbClient(data_dir / "clickhouse")
