@@ -59,7 +59,9 @@ def database_url() -> Iterator[str]:
         embedded.stop()
 
 
-def _migrate(url: str) -> None:
+def _migrate(url: str, clickhouse: bool = False) -> None:
+    """PostgreSQL's schema (and SQL insights' roles); with `clickhouse`, ClickHouse's tables too when it is
+    the events store (`migrate` and `serve` only: the other commands leave chdb, one process only, alone)."""
     from app.migrations import describe_database, setup_sql_sandbox, upgrade
 
     upgrade(url)
@@ -67,11 +69,41 @@ def _migrate(url: str) -> None:
     missing = setup_sql_sandbox(url)
     if missing is not None:
         log.warning("SQL insights are unavailable until set up: %s (see docs/sql-insights.md)", missing)
+    if clickhouse and get_settings().events_backend == "clickhouse":
+        _migrate_clickhouse()
+
+
+def _migrate_clickhouse() -> None:
+    from app.clickhouse.client import describe, open_clickhouse
+    from app.clickhouse.schema import latest_version, migrate
+
+    settings = get_settings()
+
+    async def run() -> list[int]:
+        client = open_clickhouse(settings.clickhouse_url, settings.data_dir)
+        try:
+            return await migrate(client, settings.clickhouse_cluster)
+        finally:
+            await client.close()
+
+    applied = asyncio.run(run())
+    log.info(
+        "events: in ClickHouse (%s), schema at migration %d%s",
+        describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster),
+        latest_version(),
+        f" (applied {', '.join(map(str, applied))})" if applied else "",
+    )
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
+    from app.clickhouse.client import ClickHouseError
+
     with database_url() as url:
-        _migrate(url)
+        try:
+            _migrate(url, clickhouse=True)
+        except ClickHouseError as exc:
+            log.error("ClickHouse: %s", exc)
+            return 1
     return 0
 
 
@@ -97,6 +129,33 @@ def _check_schema(url: str) -> bool:
     return False
 
 
+def _check_clickhouse_schema() -> bool:
+    """With `--no-migrate`: ClickHouse's tables must be at this release's latest migration (or newer)."""
+    from app.clickhouse.client import ClickHouseError, describe, open_clickhouse
+    from app.clickhouse.schema import applied_versions, latest_version
+
+    settings = get_settings()
+
+    async def read() -> set[int]:
+        client = open_clickhouse(settings.clickhouse_url, settings.data_dir)
+        try:
+            return await applied_versions(client)
+        finally:
+            await client.close()
+
+    try:
+        applied = asyncio.run(read())
+    except ClickHouseError as exc:
+        log.error("ClickHouse: %s (run `tilecast migrate` first)", str(exc)[:500])
+        return False
+    where = describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster)
+    if latest_version() in applied:
+        log.info("events: in ClickHouse (%s), schema at migration %d", where, max(applied))
+        return True
+    log.error("ClickHouse schema (%s): older than this release needs: run `tilecast migrate` first", where)
+    return False
+
+
 @contextmanager
 def _metrics_directory() -> Iterator[None]:
     """Every worker's metrics in one fresh directory (prometheus-client's multiprocess mode), removed at
@@ -118,12 +177,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    clickhouse = settings.events_backend == "clickhouse"
+    if clickhouse and not settings.clickhouse_url and args.workers > 1:
+        log.error(
+            "--workers %d: the embedded ClickHouse (chdb, used when TILECAST_CLICKHOUSE_URL is unset) serves "
+            "one process only; run one worker, or set TILECAST_CLICKHOUSE_URL to a ClickHouse server",
+            args.workers,
+        )
+        return 2
+    if clickhouse:
+        try:
+            import chdb  # noqa: F401
+            import clickhouse_connect  # noqa: F401
+        except ImportError:
+            log.error(
+                "TILECAST_EVENTS_BACKEND=clickhouse needs the ClickHouse extra: "
+                'pip install -e ".[clickhouse]" (in the checkout)'
+            )
+            return 2
     with database_url() as url, _metrics_directory():
         if args.no_migrate:
-            if not _check_schema(url):
+            if not _check_schema(url) or (clickhouse and not _check_clickhouse_schema()):
                 return 1
         else:
-            _migrate(url)
+            from app.clickhouse.client import ClickHouseError
+
+            try:
+                _migrate(url, clickhouse=True)
+            except ClickHouseError as exc:
+                log.error("ClickHouse: %s", exc)
+                return 1
+        if not clickhouse:
+            log.info("events: in PostgreSQL")
         if settings.metrics_port is not None:
             from app.metrics import serve_metrics_port
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         default="postgres", alias="TILECAST_EVENTS_BACKEND"
     )
     clickhouse_url: str | None = Field(default=None, alias="TILECAST_CLICKHOUSE_URL")
+    # A ClickHouse cluster's name (its `remote_servers` entry): the tables are then replicated on every shard
+    # and read and written through Distributed tables, every DDL statement run ON CLUSTER.
+    clickhouse_cluster: str | None = Field(
+        default=None, alias="TILECAST_CLICKHOUSE_CLUSTER", pattern=r"^[A-Za-z0-9_-]+$"
+    )
     # Per-query limits on ClickHouse (its own settings `max_memory_usage` and `max_result_rows`; the time
     # limit is TILECAST_QUERY_TIMEOUT_MS): past one, the query is refused with an error naming the setting.
     clickhouse_max_memory_bytes: int = Field(

@@ -99,12 +99,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics.instrument_engine(engine, settings.db_pool_size)
     app.state.engine = engine
     if settings.events_backend == "clickhouse":
-        from app.clickhouse.client import open_clickhouse  # the optional extra `.[clickhouse]`
+        from app.clickhouse.client import describe, open_clickhouse  # the optional extra `.[clickhouse]`
 
         app.state.clickhouse = open_clickhouse(settings.clickhouse_url, settings.data_dir)
         logger.info(
             "events are stored and computed in ClickHouse (%s)",
-            "a server" if settings.clickhouse_url else "chdb",
+            describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster),
         )
     # Sessions carry the ClickHouse store to the query engine (`app.query.render`).
     app.state.sessionmaker = create_sessionmaker(engine, app.state.clickhouse)
@@ -201,14 +201,16 @@ def create_app() -> FastAPI:
         "/_readyz",
         tags=["operations"],
         operation_id="readyz",
-        responses={503: {"description": "No database"}},
+        responses={503: {"description": "No database (or no ClickHouse, when it stores the events)"}},
     )
     async def readyz(request: Request) -> Any:
-        """The database answers."""
+        """The database answers (and ClickHouse, when it stores the events)."""
 
         async def ping() -> None:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+            if request.app.state.clickhouse is not None:
+                await request.app.state.clickhouse.query("SELECT 1")
 
         try:
             await asyncio.wait_for(ping(), timeout=5)

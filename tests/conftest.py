@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,8 +26,15 @@ from app.db import async_url, create_engine
 from app.main import create_app
 from app.migrations import upgrade
 from app.sql_sandbox.roles import role_name
+from tests.clickhouse_helpers import ChdbClient, clickhouse_app_on, drop_database, open_database
 from tests.factories import Actor, make_actor
 from tests.streams import SlowQueries
+
+# The ClickHouse fixtures (`clickhouse`, `clickhouse_app`), usable in any test module.
+pytest_plugins = ["tests.clickhouse_helpers"]
+
+# The events backends a `both_backends` test runs on.
+EVENTS_BACKENDS = ["postgres", "clickhouse"]
 
 # Requests see rows a test changes at once (tests of the per-process principal cache turn it on themselves;
 # TILECAST_TEST_AUTH_CACHE_TTL_S runs the suite with it on, where only tests changing a key's rows must fail).
@@ -143,11 +151,53 @@ async def db(engine: AsyncEngine, app: FastAPI) -> AsyncIterator[AsyncSession]:
         await trans.rollback()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_backends: run the module's tests on each events backend, PostgreSQL and ClickHouse (chdb), "
+        "through the `client` fixture",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_backends` run once per events backend: the same test, the same assertions."""
+    if metafunc.definition.get_closest_marker("both_backends") and "events_backend" in metafunc.fixturenames:
+        metafunc.parametrize("events_backend", EVENTS_BACKENDS, indirect=True)
+
+
 @pytest.fixture
-async def client(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+def events_backend(request: pytest.FixtureRequest) -> str:
+    """Where the test's events live and its queries compute: `postgres` unless the test is parametrized."""
+    backend: str = getattr(request, "param", "postgres")
+    return backend
+
+
+@pytest.fixture
+async def events_store(events_backend: str, chdb_path: Path) -> AsyncIterator[ChdbClient | None]:
+    """The ClickHouse store (a fresh chdb database) of a test on ClickHouse; None on PostgreSQL."""
+    if events_backend != "clickhouse":
+        yield None
+        return
+    store = await open_database(chdb_path)
+    try:
+        yield store
+    finally:
+        await drop_database(store)
+
+
+@pytest.fixture
+async def client(
+    app: FastAPI, db: AsyncSession, events_store: ChdbClient | None, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Requests to the app, in the test's transaction; on the ClickHouse backend, to an app whose events are
+    captured into and computed from `events_store`."""
+    target = app if events_store is None else clickhouse_app_on(app, events_store, monkeypatch)
+    transport = httpx.ASGITransport(app=target)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+    if events_store is not None:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -80,6 +80,8 @@ class ClickHouseBackend:
 
 
 def _naive(bucket: Any) -> datetime:
+    if isinstance(bucket, int):  # a DateTime through chdb's Arrow output: seconds since the epoch
+        return datetime.fromtimestamp(bucket, UTC).replace(tzinfo=None)
     if isinstance(bucket, datetime):
         return bucket.replace(tzinfo=None)
     if isinstance(bucket, date):

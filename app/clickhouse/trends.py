@@ -102,13 +102,22 @@ def _is_number(value: Any) -> bool:
 
 
 def _regex(pattern: str) -> str:
-    """Refuse what RE2 reads differently from PostgreSQL (`\\b`: a backspace there, a word boundary here)."""
+    """Refuse what RE2 reads differently from PostgreSQL (`\\b`: a backspace there, a word boundary here)
+    or accepts where PostgreSQL refuses (named groups `(?P<n>…)`), so both backends answer alike."""
     escaped = False
-    for char in pattern:
+    for index, char in enumerate(pattern):
         if escaped and char in "bB":
             raise InvalidQuery(
                 f"Invalid regular expression in a property filter: \\{char} is not supported on the "
                 "ClickHouse events backend"
+            )
+        if (
+            not escaped
+            and pattern.startswith(("(?P", "(?<"), index)
+            and not pattern.startswith(("(?<=", "(?<!"), index)
+        ):
+            raise InvalidQuery(
+                "Invalid regular expression in a property filter: named groups are not supported"
             )
         escaped = not escaped and char == "\\"
     return pattern
