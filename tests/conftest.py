@@ -161,7 +161,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked `both_backends` run once per events backend: the same test, the same assertions."""
-    if metafunc.definition.get_closest_marker("both_backends") and "events_backend" in metafunc.fixturenames:
+    if (
+        not metafunc.definition.get_closest_marker("both_backends")
+        or "events_backend" not in metafunc.fixturenames
+    ):
+        return
+    chosen = any(
+        mark.args[:1] == ("events_backend",) for mark in metafunc.definition.iter_markers("parametrize")
+    )
+    if not chosen:  # a test may run on one backend only, naming it
         metafunc.parametrize("events_backend", EVENTS_BACKENDS, indirect=True)
 
 
@@ -172,17 +180,24 @@ def events_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
-@pytest.fixture
-async def events_store(events_backend: str, chdb_path: Path) -> AsyncIterator[ChdbClient | None]:
-    """The ClickHouse store (a fresh chdb database) of a test on ClickHouse; None on PostgreSQL."""
-    if events_backend != "clickhouse":
-        yield None
-        return
+@pytest.fixture(scope="session")
+async def shared_events_store(chdb_path: Path) -> AsyncIterator[ChdbClient]:
+    """One migrated chdb database for every `both_backends` test of the run (migrating one takes a second):
+    their teams are all distinct (ids are never reused), and every query is scoped to its team."""
     store = await open_database(chdb_path)
     try:
         yield store
     finally:
         await drop_database(store)
+
+
+@pytest.fixture
+def events_store(events_backend: str, request: pytest.FixtureRequest) -> ChdbClient | None:
+    """The ClickHouse store of a test on ClickHouse; None on PostgreSQL."""
+    if events_backend != "clickhouse":
+        return None
+    store: ChdbClient = request.getfixturevalue("shared_events_store")
+    return store
 
 
 @pytest.fixture
