@@ -478,9 +478,15 @@ def cmd_prune_events(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("error: --batch-size must be 1 or more", file=sys.stderr)
         return 2
+    from app.clickhouse.client import ClickHouseError
+
     with database_url() as url:
         _migrate(url)
-        deleted = asyncio.run(_prune_events(url, args.before, args.team, args.batch_size))
+        try:
+            deleted = asyncio.run(_prune_events(url, args.before, args.team, args.batch_size))
+        except ClickHouseError as exc:
+            log.error("ClickHouse: %s", str(exc)[:500])
+            return 1
     where = f"team {args.team}" if args.team is not None else "every team"
     log.info("deleted %d events of %s timed before %s", deleted, where, args.before.isoformat())
     print(json.dumps({"deleted": deleted}))
@@ -491,11 +497,21 @@ async def _prune_events(url: str, before: datetime, team: int | None, batch_size
     from app.db import create_engine, create_sessionmaker
     from app.ingestion.retention import prune_events
 
-    engine = create_engine(url, get_settings())
+    settings = get_settings()
+    engine = create_engine(url, settings)
+    clickhouse = None
+    if settings.events_backend == "clickhouse":
+        from app.clickhouse.client import open_clickhouse
+
+        clickhouse = open_clickhouse(settings.clickhouse_url, settings.data_dir)
     try:
-        return await prune_events(create_sessionmaker(engine), before, team, batch_size)
+        return await prune_events(
+            create_sessionmaker(engine), before, team, batch_size, clickhouse, settings.clickhouse_cluster
+        )
     finally:
         await engine.dispose()
+        if clickhouse is not None:
+            await clickhouse.close()
 
 
 def cmd_migrate_events(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
 """Operating the ClickHouse events backend: `migrate` and `serve` create and migrate its tables, `serve`
 refuses several workers on chdb and says which backend it uses, /_readyz checks ClickHouse, the tables'
-layout on one server and on a cluster (the cluster DDL is checked as text: no cluster runs here), and, with
+layout on one server and on a cluster (the cluster DDL is checked as text: no cluster runs here), retention,
+and, with
 TILECAST_CLICKHOUSE_URL set, capture into a real ClickHouse server."""
 
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,6 +17,7 @@ import pytest
 from app.clickhouse.client import ChdbClient, ServerClient
 from app.clickhouse.schema import Layout, latest_version, migrate, schema_statements
 from app.ingestion.clickhouse import insert_new_events
+from app.ingestion.retention import prune_events
 from tests.clickhouse_helpers import SERVER_URL, ClickHouseApp, requires_server, stored_events
 from tests.conftest import FreshDatabases
 from tests.events import event, ingest
@@ -65,13 +68,17 @@ def test_serve_on_chdb_captures_and_says_so(fresh_databases: FreshDatabases, tmp
         text = log.read_text()
     assert "events: in ClickHouse (chdb in this process" in text
     assert "events are stored and computed in ClickHouse" in text
-    # The server is gone: a second process can open chdb's folder, where the event is, once.
+    # chdb's folder is this process's: the server stopped, another may open it (not two at once).
     again = run_cli(["serve", "--no-migrate", "--workers", "2"], env)
     assert again.returncode == 2
     with serve(env, tmp_path, args=["--no-migrate"]) as (base, log):
         assert f"schema at migration {latest_version()}" in log.read_text()
         response = httpx.post(f"{base}/batch/", json={"api_key": token, "batch": [sent]})
         assert response.status_code == 200
+    # Stored once (two copies, then a retry): `prune-events` deletes that one event from ClickHouse.
+    pruned = run_cli(["prune-events", "--before", "2026-06-01"], env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert json.loads(pruned.stdout) == {"deleted": 1}
 
 
 def test_serve_on_postgres_says_so(fresh_databases: FreshDatabases, tmp_path: Path) -> None:
@@ -157,3 +164,28 @@ async def test_capture_into_a_clickhouse_server(
     assert str(rows[0]["uuid"]) == first["uuid"]
     assert (await clickhouse_app.client.get("/_readyz")).status_code == 200
     assert await insert_new_events(server, actor.team.id, []) == 0
+
+
+async def test_prune_events_deletes_old_events_from_clickhouse(
+    clickhouse_app: ClickHouseApp, actor: Actor, other_actor: Actor
+) -> None:
+    times = ["2026-01-10T00:00:00Z", "2026-02-20T00:00:00Z", "2026-03-05T00:00:00Z", "2026-03-20T00:00:00Z"]
+    for who in (actor, other_actor):
+        await ingest(clickhouse_app.client, who, [event("e", "d", t) for t in times])
+    ch = clickhouse_app.clickhouse
+    maker = clickhouse_app.app.state.sessionmaker
+    cut = datetime(2026, 3, 10, tzinfo=UTC)
+    # One team first: a mutation, the other team's events stay.
+    assert await prune_events(maker, cut, actor.team.id, clickhouse=ch) == 3
+    assert [r["timestamp"].day for r in await stored_events(ch, actor.team.id)] == [20]
+    assert len(await stored_events(ch, other_actor.team.id)) == 4
+    # Every team: January and February go as partitions, early March by a mutation.
+    assert await prune_events(maker, cut, clickhouse=ch) == 3
+    assert [r["timestamp"].day for r in await stored_events(ch, other_actor.team.id)] == [20]
+    months = await ch.query(
+        "SELECT DISTINCT partition FROM system.parts WHERE database = {db:String} AND table = 'events'"
+        " AND active ORDER BY partition",
+        {"db": ch.database},
+    )
+    assert months == [("202603",)]
+    assert await prune_events(maker, cut, clickhouse=ch) == 0
