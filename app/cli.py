@@ -354,6 +354,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not re.match(r"^https?://[^/\s]+(/\S*)?$", base):
         print(f"error: --url is not an http(s) URL: {args.url!r}", file=sys.stderr)
         return 2
+    if get_settings().events_backend == "clickhouse":
+        print(
+            "error: `tilecast demo` stores its events in PostgreSQL only. With the ClickHouse backend, run "
+            "it with TILECAST_EVENTS_BACKEND=postgres, then copy its events: tilecast migrate-events --to "
+            "clickhouse",
+            file=sys.stderr,
+        )
+        return 2
     with database_url() as url:
         _migrate(url)
         result = asyncio.run(_demo(url, args.events))

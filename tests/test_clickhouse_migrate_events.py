@@ -149,10 +149,22 @@ async def test_a_copy_interrupted_twice_ends_with_every_event_once(
         (teams[1], "user 3", {"a": 1}),
     ]
 
-    # A further run copies nothing new.
+    # Events captured into PostgreSQL afterwards, whatever their keys (before the last copied one too): a
+    # further run reads everything again and copies just them.
+    await postgres.execute(
+        "INSERT INTO events (team_id, uuid, event, distinct_id, timestamp, properties) VALUES"
+        " ($1, '00000000-0000-4000-8000-000000000001', 'late', 'u', '2025-12-31', '{}'),"
+        " ($2, 'ffffffff-ffff-4fff-bfff-ffffffffffff', 'late', 'u', '2026-06-01', '{}')",
+        *teams,
+    )
     again = await copy_events(postgres, clickhouse, chunk_size=chunk)
-    assert again.inserted == 0
-    assert (await counts(postgres, clickhouse, None))["events_in_clickhouse"] == EVENTS
+    assert again.resumed_after is None
+    assert (again.inserted, again.skipped) == (2, EVENTS)
+    assert await counts(postgres, clickhouse, None) == {
+        "events_in_postgres": EVENTS + 2,
+        "events_in_clickhouse": EVENTS + 2,
+        "duplicates_in_clickhouse": 0,
+    }
 
 
 async def test_since_copies_only_the_later_events_and_skips_what_capture_stored(

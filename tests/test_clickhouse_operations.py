@@ -189,3 +189,9 @@ async def test_prune_events_deletes_old_events_from_clickhouse(
     )
     assert months == [("202603",)]
     assert await prune_events(maker, cut, clickhouse=ch) == 0
+
+
+def test_demo_refuses_the_clickhouse_backend_and_says_what_to_do(tmp_path: Path) -> None:
+    result = run_cli(["demo", "--events", "10"], _env("postgresql://nobody@127.0.0.1:1/none", tmp_path))
+    assert result.returncode == 2
+    assert "tilecast migrate-events --to clickhouse" in result.stderr

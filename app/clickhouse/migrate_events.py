@@ -8,9 +8,11 @@ A chunk inserted but not yet recorded is read again: its events are looked up in
 capture does, and only those missing are inserted, so nothing is ever copied twice. The same check skips
 events capture already stored there (a retry that reached both stores).
 
-`--since DATE` copies only events timed from then on (its own progress record: a run with another `--since`
-starts over, which the duplicate check makes safe). Persons are copied whole at the end of every run (a
-newer version of a person replaces an older one, so copying again is harmless).
+A run that finished is recorded as done: the next one reads every event again (events captured into
+PostgreSQL since may have any key) and copies only those ClickHouse lacks, which is how an installation
+catches up after switching backends. `--since DATE` limits a run to events timed from then on (its own
+progress record). Persons are copied whole at the end of every run (a newer version of a person replaces
+an older one, so copying again is harmless).
 """
 
 import time
@@ -71,26 +73,28 @@ def run_key(since: datetime | None) -> str:
 
 
 async def resume_point(client: ClickHouse, since: datetime | None) -> tuple[int, UUID] | None:
-    """The last key the run for `since` recorded (None: it starts from the first event)."""
+    """Where an unfinished run for `since` stopped (None: the next run starts from the first event)."""
     return await _last_key(client, run_key(since))
 
 
 async def _last_key(client: ClickHouse, run: str) -> tuple[int, UUID] | None:
     rows = await client.query(
-        f"SELECT argMax(team_id, recorded_at), argMax(uuid, recorded_at), count()"
+        "SELECT argMax(team_id, recorded_at), argMax(uuid, recorded_at), argMax(done, recorded_at), count()"
         f" FROM {client.database}.{PROGRESS_TABLE} WHERE run = {{run:String}}",
         {"run": run},
     )
-    if not rows or not rows[0][2]:
+    if not rows or not rows[0][3] or rows[0][2]:
         return None
     return int(rows[0][0]), UUID(str(rows[0][1]))
 
 
-async def _record(client: ClickHouse, run: str, key: tuple[int, UUID], copied: int) -> None:
+async def _record(
+    client: ClickHouse, run: str, key: tuple[int, UUID], copied: int, done: bool = False
+) -> None:
     await client.insert(
         f"{client.database}.{PROGRESS_TABLE}",
-        ("run", "team_id", "uuid", "copied", "recorded_at"),
-        [(run, key[0], str(key[1]), copied, datetime.now(UTC))],
+        ("run", "team_id", "uuid", "copied", "done", "recorded_at"),
+        [(run, key[0], str(key[1]), copied, int(done), datetime.now(UTC))],
     )
 
 
@@ -143,6 +147,7 @@ async def copy_events(
         report(progress)
         if len(rows) < chunk_size:
             break
+    await _record(client, progress.run, key, progress.inserted, done=True)
     progress.persons = await copy_persons(postgres, client, chunk_size)
     return progress
 

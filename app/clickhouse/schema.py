@@ -133,12 +133,13 @@ def migrations_table_ddl(layout: Layout) -> str:
 
 
 def progress_table_ddl(layout: Layout) -> list[str]:
-    """`migrate-events`' progress: each run's last copied key, one row per chunk."""
+    """`migrate-events`' progress: each run's last copied key, one row per chunk (`done` on its last)."""
     columns = """
             run String,
             team_id Int64,
             uuid UUID,
             copied UInt64,
+            done UInt8 DEFAULT 0,
             recorded_at DateTime64(6, 'UTC')"""
     return [_bookkeeping_table(layout, PROGRESS_TABLE, columns, "(run, recorded_at)")]
 
