@@ -120,7 +120,8 @@ async def test_the_events_table_is_shaped_like_posthogs(clickhouse: ChdbClient) 
 
 def test_the_cluster_ddl_replicates_and_distributes_by_distinct_id() -> None:
     statements = schema_statements(Layout("tilecast", "main"))
-    assert all(" ON CLUSTER main " in statement for statement in statements)
+    assert all(" ON CLUSTER main" in statement for statement in statements)
+    assert statements[0] == "CREATE DATABASE IF NOT EXISTS tilecast ON CLUSTER main"
     text = "\n".join(statements)
     for table, engine in (("events", "ReplicatedMergeTree("), ("person", "ReplicatedReplacingMergeTree(")):
         local = next(s for s in statements if f"tilecast.{table}_local ON CLUSTER" in s)

@@ -161,7 +161,10 @@ MIGRATIONS: tuple[Migration, ...] = (
 def schema_statements(layout: Layout) -> list[str]:
     """Every statement `migrate` runs on an empty database, in order (for review, and for the tests of the
     cluster DDL)."""
-    statements = [migrations_table_ddl(layout)]
+    statements = (
+        [f"CREATE DATABASE IF NOT EXISTS {layout.database}{layout.on_cluster}"] if layout.cluster else []
+    )
+    statements.append(migrations_table_ddl(layout))
     for migration in MIGRATIONS:
         statements.extend(migration.statements(layout))
     return statements
@@ -176,6 +179,9 @@ async def migrate(client: ClickHouse, cluster: str | None = None) -> list[int]:
     """Apply the migrations not applied yet; returns their versions. Safe to run again (and, since every
     statement says IF NOT EXISTS, on several hosts at once)."""
     layout = Layout(client.database, cluster)
+    if cluster:
+        # The client created it on the node it reached; the other nodes need it too.
+        await client.command(f"CREATE DATABASE IF NOT EXISTS {client.database}{layout.on_cluster}")
     await client.command(migrations_table_ddl(layout))
     done = await applied_versions(client)
     applied = []
