@@ -120,7 +120,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.events_retention_days is not None:
         background.append(
             asyncio.create_task(
-                run_retention(engine, app.state.sessionmaker, settings.events_retention_days, app.state.clock)
+                run_retention(
+                    engine,
+                    app.state.sessionmaker,
+                    settings.events_retention_days,
+                    app.state.clock,
+                    clickhouse=app.state.clickhouse,
+                    cluster=settings.clickhouse_cluster,
+                )
             )
         )
     settle_garbage_collector()

@@ -1,18 +1,24 @@
 """Capture with the ClickHouse events backend: events land in ClickHouse (chdb in process), once each, and a
 request is acknowledged only once ClickHouse holds its events."""
 
+import asyncio
 import gzip
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clickhouse.client import ChdbClient
 from app.config import get_settings
 from tests.clickhouse_helpers import ClickHouseApp, stored_events, stored_persons
+from tests.conftest import FreshDatabases
 from tests.events import event, ingest
 from tests.factories import Actor
+from tests.streams import app_on, asgi_client, new_actor
 
 
 async def pg_events(db: AsyncSession, team_id: int) -> int:
@@ -162,3 +168,41 @@ async def test_when_clickhouse_refuses_the_insert_the_request_is_503_and_nothing
     await ingest(clickhouse_app.client, actor, sent)
     rows = await stored_events(ch, actor.team.id)
     assert [str(r["uuid"]) for r in rows] == [sent[0]["uuid"]]
+
+
+@pytest.fixture
+def committed_url(fresh_databases: FreshDatabases) -> str:
+    return fresh_databases.create()
+
+
+async def test_concurrent_requests_carrying_the_same_uuids_store_each_once(
+    committed_url: str, clickhouse: ChdbClient, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers (each its own pool and ClickHouse client) receive the same events at once, as SDK
+    retries racing their first attempts: the team's lock lets one check-and-insert through at a time."""
+    backend = {"TILECAST_EVENTS_BACKEND": "clickhouse"}
+    async with (
+        app_on(committed_url, monkeypatch, **backend) as (first, engine),
+        app_on(committed_url, monkeypatch) as (second, _),
+    ):
+        first.state.clickhouse = clickhouse
+        second.state.clickhouse = ChdbClient(chdb_path, clickhouse.database)
+        actor = await new_actor(engine)
+        sent: set[str] = set()
+
+        async def post(http: httpx.AsyncClient, batch: list[dict[str, str]], day: int) -> int:
+            # Each copy computes another time, as retries do.
+            copies = [e | {"timestamp": f"2026-04-0{day}T00:00:00Z"} for e in batch]
+            body = {"api_key": actor.team.api_token, "batch": copies}
+            return (await http.post("/batch/", json=body)).status_code
+
+        async with asgi_client(first) as one, asgi_client(second) as two:
+            for round_ in range(6):
+                batch = [event("e", f"u{i}", "2026-04-01T00:00:00Z") for i in range(20)]
+                sent.update(e["uuid"] for e in batch)
+                copies = (post(http, batch, day) for day in range(1, 5) for http in (one, two))
+                assert await asyncio.gather(*copies) == [200] * 8, round_
+        await second.state.clickhouse.close()
+    rows = await stored_events(clickhouse, actor.team.id)
+    assert len(rows) == len(sent) == 120
+    assert {str(r["uuid"]) for r in rows} == sent

@@ -23,6 +23,7 @@ from app.clickhouse.client import ClickHouse
 EVENTS_TABLE = "events"
 PERSON_TABLE = "person"
 MIGRATIONS_TABLE = "tilecast_schema_migrations"
+PROGRESS_TABLE = "tilecast_migrate_events"
 
 _EVENTS_COLUMNS = """
             team_id Int64,
@@ -109,20 +110,38 @@ def person_ddl(layout: Layout) -> list[str]:
     )
 
 
-def migrations_table_ddl(layout: Layout) -> str:
-    """The record of applied migrations. On a cluster one replicated table shared by every node (one
-    ZooKeeper path, no shard), so whichever node a later `migrate` reaches knows what was applied."""
-    engine = "ReplacingMergeTree"
+def _bookkeeping_table(layout: Layout, name: str, columns: str, order_by: str) -> str:
+    """A small table of Tilecast's own records. On a cluster one replicated table shared by every node (one
+    ZooKeeper path, no shard), so whichever node a later command reaches reads the same records."""
+    engine = "MergeTree"
     if layout.cluster:
-        path = f"'/clickhouse/tables/tilecast/{layout.database}/{MIGRATIONS_TABLE}', '{{replica}}'"
-        engine = f"ReplicatedReplacingMergeTree({path})"
+        path = f"'/clickhouse/tables/tilecast/{layout.database}/{name}', '{{replica}}'"
+        engine = f"ReplicatedMergeTree({path})"
     return (
-        f"CREATE TABLE IF NOT EXISTS {layout.database}.{MIGRATIONS_TABLE}{layout.on_cluster} (\n"
-        "            version UInt32,\n"
-        "            name String,\n"
-        "            applied_at DateTime64(6, 'UTC') DEFAULT now64(6)\n"
-        f"        )\n        ENGINE = {engine}\n        ORDER BY version"
+        f"CREATE TABLE IF NOT EXISTS {layout.database}.{name}{layout.on_cluster} ({columns}\n"
+        f"        )\n        ENGINE = {engine}\n        ORDER BY {order_by}"
     )
+
+
+def migrations_table_ddl(layout: Layout) -> str:
+    """The record of applied migrations."""
+    columns = """
+            version UInt32,
+            name String,
+            applied_at DateTime64(6, 'UTC') DEFAULT now64(6)"""
+    return _bookkeeping_table(layout, MIGRATIONS_TABLE, columns, "version")
+
+
+def progress_table_ddl(layout: Layout) -> list[str]:
+    """`migrate-events`' progress: each run's last copied key, one row per chunk (`done` on its last)."""
+    columns = """
+            run String,
+            team_id Int64,
+            uuid UUID,
+            copied UInt64,
+            done UInt8 DEFAULT 0,
+            recorded_at DateTime64(6, 'UTC')"""
+    return [_bookkeeping_table(layout, PROGRESS_TABLE, columns, "(run, recorded_at)")]
 
 
 @dataclass(frozen=True)
@@ -135,13 +154,17 @@ class Migration:
 # Append only: a release adds the next number; applied migrations never change.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events and person tables", lambda layout: events_ddl(layout) + person_ddl(layout)),
+    Migration(2, "migrate-events progress", progress_table_ddl),
 )
 
 
 def schema_statements(layout: Layout) -> list[str]:
     """Every statement `migrate` runs on an empty database, in order (for review, and for the tests of the
     cluster DDL)."""
-    statements = [migrations_table_ddl(layout)]
+    statements = (
+        [f"CREATE DATABASE IF NOT EXISTS {layout.database}{layout.on_cluster}"] if layout.cluster else []
+    )
+    statements.append(migrations_table_ddl(layout))
     for migration in MIGRATIONS:
         statements.extend(migration.statements(layout))
     return statements
@@ -156,6 +179,9 @@ async def migrate(client: ClickHouse, cluster: str | None = None) -> list[int]:
     """Apply the migrations not applied yet; returns their versions. Safe to run again (and, since every
     statement says IF NOT EXISTS, on several hosts at once)."""
     layout = Layout(client.database, cluster)
+    if cluster:
+        # The client created it on the node it reached; the other nodes need it too.
+        await client.command(f"CREATE DATABASE IF NOT EXISTS {client.database}{layout.on_cluster}")
     await client.command(migrations_table_ddl(layout))
     done = await applied_versions(client)
     applied = []

@@ -8,8 +8,9 @@ is a 503 (PostgreSQL's transaction rolls back) and the SDK retries, so no acknow
 ClickHouse has no unique key, so duplicates are removed before the insert, by (team_id, uuid), the first
 copy winning as in PostgreSQL: within the request, then against the team's stored events (a retried request
 whose first attempt was stored but not acknowledged). Two requests carrying the same uuid must not both
-pass that check: a team's captures take a PostgreSQL advisory lock on the team for their transaction, held
-from before the check until after the insert, whichever worker or host serves them.
+pass that check: a team's captures take a PostgreSQL advisory lock on the team for the rest of their
+transaction, held from before the check until after the insert (and the commit), whichever worker or host
+serves them. One team's inserts into ClickHouse are therefore one at a time (see docs/clickhouse.md).
 
 Persons: after PostgreSQL merged a request's `$set`/`$set_once`, the merged properties are written to
 ClickHouse's `person` table too, versioned by PostgreSQL's clock read under the team's lock (a later write
@@ -39,9 +40,9 @@ CAPTURE_LOCK_NAMESPACE = 0x74637074  # "tcpt"
 EVENT_COLUMNS = ("team_id", "uuid", "event", "distinct_id", "timestamp", "properties")
 PERSON_COLUMNS = ("team_id", "distinct_id", "properties", "version", "created_at")
 
-_LOCK_TEAM = text(
-    "SELECT id, pg_advisory_xact_lock(:namespace, id) FROM team WHERE api_token = :token"
-).bindparams(namespace=CAPTURE_LOCK_NAMESPACE)
+_LOCK_TEAM = text("SELECT pg_advisory_xact_lock(:namespace, :team)").bindparams(
+    namespace=CAPTURE_LOCK_NAMESPACE
+)
 # Read after the capture statement merged the request's properties, in its transaction, under the team's lock.
 _MERGED_PERSONS = text(
     "SELECT distinct_id, CAST(properties AS text), created_at,"
@@ -50,10 +51,9 @@ _MERGED_PERSONS = text(
 )
 
 
-async def lock_team(session: AsyncSession, token: str) -> int | None:
-    """The id of the team with this project key, its captures' lock taken until the transaction ends."""
-    row = (await session.execute(_LOCK_TEAM, {"token": token})).first()
-    return None if row is None else int(row[0])
+async def lock_team(session: AsyncSession, team_id: int) -> None:
+    """Take the team's capture lock until the transaction ends (waiting for the request holding it)."""
+    await session.execute(_LOCK_TEAM, {"team": team_id})
 
 
 async def merged_persons(
@@ -114,14 +114,17 @@ async def capture(
 ) -> Stored | None:
     """Store a request's events in ClickHouse and the rest in PostgreSQL; None for an unknown project key.
     Over the rate limit, nothing goes to ClickHouse (the caller refuses the request and rolls back)."""
-    team_id = await lock_team(session, token)
-    if team_id is None:
-        return None
     stored = await repository.insert_events_for_token(
         session, token, (), persons, rate_limit, definitions, count=len(events)
     )
     if stored is None or (rate_limit and stored.events_this_minute > rate_limit):
         return stored
+    # Taken after PostgreSQL's part (persons, definitions, the rate limit's counter): the lock is held only
+    # for the check and insert below. A request holding it has no row lock left to take, so none waits in
+    # a cycle; and a later update of a person (waiting on its row lock until this request commits) reads
+    # its version after this one's.
+    team_id = stored.team_id
+    await lock_team(session, team_id)
     person_rows = await merged_persons(session, team_id, persons) if persons else []
     try:
         await insert_new_events(client, team_id, events)
