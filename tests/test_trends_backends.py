@@ -222,11 +222,7 @@ async def test_word_boundaries_are_refused_on_clickhouse(
 
 
 @pytest.mark.parametrize(
-    ("setting", "named"),
-    [
-        ("TILECAST_CLICKHOUSE_MAX_RESULT_ROWS", "TILECAST_CLICKHOUSE_MAX_RESULT_ROWS"),
-        ("TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES", "TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES"),
-    ],
+    "setting", ["TILECAST_CLICKHOUSE_MAX_RESULT_ROWS", "TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES"]
 )
 async def test_clickhouse_limits_are_query_errors_naming_the_setting(
     client: httpx.AsyncClient,
@@ -234,11 +230,12 @@ async def test_clickhouse_limits_are_query_errors_naming_the_setting(
     events_backend: str,
     monkeypatch: pytest.MonkeyPatch,
     setting: str,
-    named: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     await ingest(client, actor, [event("$pageview", f"u{i}", utc(2025, 3, i + 1, 12), {}) for i in range(5)])
     monkeypatch.setenv(setting, "1")
     get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)  # before monkeypatch restores the environment
     response = await post_query(
         client, actor, trends_query(node(math="dau"), **absolute("2025-03-01", "2025-03-05"))
     )
@@ -247,7 +244,7 @@ async def test_clickhouse_limits_are_query_errors_naming_the_setting(
         return
     assert response.status_code == 400, response.text
     body = response.json()
-    assert body["code"] == "query_too_large" and named in body["detail"]
+    assert body["code"] == "query_too_large" and setting in body["detail"]
 
 
 @pytest.mark.parametrize("events_backend", ["clickhouse"], indirect=True)
