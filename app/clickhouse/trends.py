@@ -77,10 +77,9 @@ class Statement:
             self.persons = True
         name = self.bind(key, "String")
         raw = f"JSONExtractRaw({column}, {name})"
-        return (
-            f"multiIf({raw} IN ('', 'null'), NULL, startsWith({raw}, '\"'), "
-            f"JSONExtractString({column}, {name}), {raw})"
-        )
+        # One parse of the properties; a string's escapes are then read from its own short JSON text.
+        string = f"JSONExtractString({raw})"
+        return f"multiIf({raw} IN ('', 'null'), NULL, startsWith({raw}, '\"'), {string}, {raw})"
 
     def as_float(self, text: str) -> str:
         """The text as a Float64 when it is a number (PostgreSQL's pattern), else NULL."""
