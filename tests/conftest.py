@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -20,13 +21,15 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.clickhouse.client import ClickHouse, ServerClient
+from app.clickhouse.schema import migrate
 from app.config import get_settings
 from app.dashboards.views import ViewRecorder
 from app.db import async_url, create_engine
 from app.main import create_app
 from app.migrations import upgrade
 from app.sql_sandbox.roles import role_name
-from tests.clickhouse_helpers import ChdbClient, clickhouse_app_on, drop_database, open_database
+from tests.clickhouse_helpers import SERVER_URL, ChdbClient, clickhouse_app_on, drop_database, open_database
 from tests.factories import Actor, make_actor
 from tests.streams import SlowQueries
 
@@ -34,7 +37,8 @@ from tests.streams import SlowQueries
 pytest_plugins = ["tests.clickhouse_helpers"]
 
 # The events backends a `both_backends` test runs on.
-EVENTS_BACKENDS = ["postgres", "clickhouse"]
+# With TILECAST_CLICKHOUSE_URL, on that ClickHouse server too (clickhouse-connect), as `clickhouse-server`.
+EVENTS_BACKENDS = ["postgres", "clickhouse", *(["clickhouse-server"] if SERVER_URL else [])]
 
 # Requests see rows a test changes at once (tests of the per-process principal cache turn it on themselves;
 # TILECAST_TEST_AUTH_CACHE_TTL_S runs the suite with it on, where only tests changing a key's rows must fail).
@@ -191,18 +195,32 @@ async def shared_events_store(chdb_path: Path) -> AsyncIterator[ChdbClient]:
         await drop_database(store)
 
 
+@pytest.fixture(scope="session")
+async def shared_server_store() -> AsyncIterator[ServerClient]:
+    """As `shared_events_store`, a database on the server at TILECAST_CLICKHOUSE_URL."""
+    assert SERVER_URL
+    parts = urlsplit(SERVER_URL)
+    store = ServerClient(urlunsplit(parts._replace(path=f"/tilecast_test_{uuid.uuid4().hex[:12]}")))
+    await migrate(store)
+    try:
+        yield store
+    finally:
+        await drop_database(store)
+
+
 @pytest.fixture
-def events_store(events_backend: str, request: pytest.FixtureRequest) -> ChdbClient | None:
-    """The ClickHouse store of a test on ClickHouse; None on PostgreSQL."""
-    if events_backend != "clickhouse":
+def events_store(events_backend: str, request: pytest.FixtureRequest) -> ClickHouse | None:
+    """The ClickHouse store of a test on ClickHouse (chdb, or the server); None on PostgreSQL."""
+    if events_backend == "postgres":
         return None
-    store: ChdbClient = request.getfixturevalue("shared_events_store")
+    shared = "shared_server_store" if events_backend == "clickhouse-server" else "shared_events_store"
+    store: ClickHouse = request.getfixturevalue(shared)
     return store
 
 
 @pytest.fixture
 async def client(
-    app: FastAPI, db: AsyncSession, events_store: ChdbClient | None, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, db: AsyncSession, events_store: ClickHouse | None, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Requests to the app, in the test's transaction; on the ClickHouse backend, to an app whose events are
     captured into and computed from `events_store`."""
