@@ -3,10 +3,13 @@
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.events import event
 from tests.factories import Actor
 from tests.kinds_helpers import days, pageview, put, query, refused, team_settings
+
+pytestmark = pytest.mark.both_backends
 
 
 def series(event_name: str | None = "$pageview", **fields: Any) -> list[dict[str, Any]]:

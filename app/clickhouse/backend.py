@@ -1,11 +1,12 @@
-"""The engine's `QueryBackend` on ClickHouse: trends series compiled to ClickHouse SQL
-(`app.clickhouse.trends`) and run on the app's ClickHouse client, with per-query limits.
+"""The engine's `QueryBackend` on ClickHouse: trends series, lifecycle and stickiness compiled to ClickHouse
+SQL (`app.clickhouse.trends`, `.lifecycle`, `.stickiness`) and run on the app's ClickHouse client, with
+per-query limits.
 
 Every statement carries ClickHouse's own limits: `max_execution_time` (TILECAST_QUERY_TIMEOUT_MS),
 `max_memory_usage` (TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES) and `max_result_rows`
 (TILECAST_CLICKHOUSE_MAX_RESULT_ROWS); passing one is a query error naming it, as a PostgreSQL statement
-timeout is. Funnels, retention, lifecycle, stickiness and HogQL are not compiled for ClickHouse yet: they are
-refused by name, never computed from PostgreSQL's events table (empty when events live in ClickHouse).
+timeout is. Funnels, retention and HogQL are not compiled for ClickHouse yet: they are refused by name,
+never computed from PostgreSQL's events table (empty when events live in ClickHouse).
 """
 
 import asyncio
@@ -16,12 +17,16 @@ from typing import Any
 from sqlalchemy import Executable
 
 from app.clickhouse.client import ClickHouse, ClickHouseError
+from app.clickhouse.lifecycle import lifecycle_sql
+from app.clickhouse.stickiness import stickiness_sql
 from app.clickhouse.trends import series_sql
 from app.query.base import InvalidQuery, QueryTimeout, QueryTooLarge, UnsupportedQuery
 from app.query.dates import ResolvedRange
+from app.query.lifecycle_sql import LifecyclePlan
+from app.query.stickiness_sql import StickinessPlan
 from app.query.trends_sql import SeriesPlan
 
-SUPPORTED_KINDS = frozenset({"TrendsQuery"})
+SUPPORTED_KINDS = frozenset({"TrendsQuery", "LifecycleQuery", "StickinessQuery"})
 # ClickHouse's error codes for what the limits stop, and for a pattern RE2 cannot compile.
 TIMEOUT_EXCEEDED = 159
 TOO_MANY_ROWS = 158
@@ -77,6 +82,15 @@ class ClickHouseBackend:
         if isinstance(earliest, datetime) and earliest.tzinfo is None:
             return earliest.replace(tzinfo=UTC)
         return earliest if isinstance(earliest, datetime) else None
+
+    async def lifecycle_rows(self, plan: LifecyclePlan) -> Sequence[Sequence[Any]]:
+        statement = await asyncio.to_thread(lifecycle_sql, plan, self.client.database)
+        rows = await self._query(statement.sql, statement.parameters)
+        return [(_naive(period), status, value) for period, status, value in rows]
+
+    async def stickiness_rows(self, plan: StickinessPlan) -> Sequence[Sequence[Any]]:
+        statement = await asyncio.to_thread(stickiness_sql, plan, self.client.database)
+        return await self._query(statement.sql, statement.parameters)
 
 
 def _naive(bucket: Any) -> datetime:

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.query.base import QueryTimeout
 from app.query.dates import ResolvedRange
+from app.query.lifecycle_sql import LifecyclePlan, lifecycle_statement
+from app.query.stickiness_sql import StickinessPlan, stickiness_statement
 from app.query.trends_sql import SeriesPlan, earliest_statement, series_statement
 
 
@@ -42,6 +44,16 @@ class QueryBackend(Protocol):
 
     async def earliest_event(self, team_id: int) -> datetime | None:
         """The team's first event's timestamp (aware), None without events."""
+        ...
+
+    async def lifecycle_rows(self, plan: LifecyclePlan) -> Sequence[Sequence[Any]]:
+        """LifecycleQuery's counts: rows `(period, status, value)`, as `lifecycle_sql.lifecycle_statement`
+        returns them (`period` a naive local datetime)."""
+        ...
+
+    async def stickiness_rows(self, plan: StickinessPlan) -> Sequence[Sequence[Any]]:
+        """One StickinessQuery series over one period: rows `(intervals, value)`, as
+        `stickiness_sql.stickiness_statement` returns them."""
         ...
 
 
@@ -78,3 +90,13 @@ class PostgresBackend:
     async def earliest_event(self, team_id: int) -> datetime | None:
         earliest: datetime | None = (await self.fetch(earliest_statement(team_id)))[0][0]
         return earliest
+
+    async def lifecycle_rows(self, plan: LifecyclePlan) -> Sequence[Sequence[Any]]:
+        from app.query.kinds import fetch  # the kinds import this module
+
+        return await fetch(self, lifecycle_statement(plan))
+
+    async def stickiness_rows(self, plan: StickinessPlan) -> Sequence[Sequence[Any]]:
+        from app.query.kinds import fetch  # the kinds import this module
+
+        return await fetch(self, stickiness_statement(plan))
