@@ -240,3 +240,38 @@ async def test_unsupported_fields_are_named(client: httpx.AsyncClient, actor: Ac
         client, actor, "LifecycleQuery", series=series(), lifecycleFilter={"toggledLifecycles": ["gone"]}
     )
     assert bad["code"] == "invalid_query"
+
+
+async def test_months_and_first_and_last_periods_agree_on_both_backends(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    """Where ClickHouse differs: its `lagInFrame`/`leadInFrame` give 1970-01-01, not NULL, before an actor's
+    first active period and after its last, and see only the rows of a stated frame; a SELECT alias is visible
+    in its WHERE. Here each actor has periods with nothing before or after, and gaps, by calendar month.
+    a: Jan 15, Feb 10, Apr 5 (created in Jan); b: created in Dec 2023 by another event, a pageview Mar 3."""
+    await put(
+        client,
+        actor,
+        pageview("a", "2024-01-15T10:00:00Z"),
+        pageview("a", "2024-02-10T10:00:00Z"),
+        pageview("a", "2024-04-05T10:00:00Z"),
+        event("signed_up", "b", "2023-12-20T10:00:00Z"),
+        pageview("b", "2024-03-03T10:00:00Z"),
+    )
+    body = await query(
+        client,
+        actor,
+        "LifecycleQuery",
+        series=series(),
+        interval="month",
+        dateRange=days("2024-01-01", "2024-04-30"),
+    )
+    # a: Jan new, Feb returning, Mar dormant, Apr resurrecting; b: Mar resurrecting (created before), Apr
+    # dormant.
+    assert by_status(body) == {
+        "new": [1.0, 0.0, 0.0, 0.0],
+        "returning": [0.0, 1.0, 0.0, 0.0],
+        "resurrecting": [0.0, 0.0, 1.0, 1.0],
+        "dormant": [0.0, 0.0, -1.0, -1.0],
+    }
+    assert body["results"][0]["days"] == ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]
