@@ -333,6 +333,38 @@ async def test_catalogs_are_readable_but_hold_no_rows_of_the_tables(world: World
     assert result.rows == [(1, 0, 0)]
 
 
+async def test_a_pooled_connection_follows_views_that_changed_shape(world: World) -> None:
+    """Connections stay open between queries; `tilecast migrate` may replace the views meanwhile."""
+    team_id = world.ours.team.id
+    schema = f"tilecast_team_{team_id}"
+    query = "SELECT * FROM events ORDER BY uuid LIMIT 1"
+    before = await world.sql(query)
+    assert "extra" not in before.columns
+    await world.admin(
+        f"CREATE OR REPLACE VIEW {schema}.events WITH (security_barrier) AS "
+        f"SELECT *, 42 AS extra FROM public.events WHERE team_id = {team_id}"
+    )
+    try:
+        after = await world.sql(query)
+        assert after.columns == [*before.columns, "extra"]
+        assert after.rows[0][-1] == 42
+    finally:
+        await world.admin(f"DROP VIEW {schema}.events")
+        await world.admin(
+            f"CREATE VIEW {schema}.events WITH (security_barrier) AS "
+            f"SELECT * FROM public.events WHERE team_id = {team_id}"
+        )
+        await world.admin(f"REVOKE ALL ON {schema}.events FROM PUBLIC")
+        await world.admin(f'GRANT SELECT ON {schema}.events TO "{role_name(_database(world), team_id)}"')
+    assert (await world.sql(query)).columns == before.columns
+
+
+def _database(world: World) -> str:
+    database = make_url(world.url).database
+    assert database is not None
+    return database
+
+
 async def test_advisory_locks_a_query_takes_are_released(world: World) -> None:
     await world.sql("SELECT pg_advisory_lock(424242)")
     assert await world.admin("SELECT pg_try_advisory_lock(424242), pg_advisory_unlock(424242)") == [
