@@ -183,12 +183,15 @@ async def render_query(
         key = cache_key_for(team, query)
     # The connection only when this call reads the cache itself: with `prefetched`, a cached tile then costs
     # no round trip into SQLAlchemy's greenlet at all (`_compute` takes the connection it needs).
+    started = datetime.now(UTC)
+    if mode in ALWAYS_COMPUTE:
+        # Nothing read here decides anything: `_compute` reads the row under its lock.
+        return await _compute(session, team, query, key, started, saved=saved)
     hit = (
         prefetched.get(key)
         if prefetched is not None
         else await cache.read(await session.connection(), key, saved=saved)
     )
-    started = datetime.now(UTC)
     answer = answer_from_cache(team, query, mode, key, hit, started)
     if answer is not None:
         return answer
@@ -234,8 +237,9 @@ async def _compute(
             week_start_day=team.week_start_day,
         )
         try:
-            # A savepoint: a failed or cancelled statement must not abort the request's transaction.
-            async with conn.begin_nested():
+            # A savepoint: a failed or cancelled statement must not abort the request's transaction (SQL
+            # runs on a connection of its own).
+            async with contextlib.nullcontext() if engine.runs_in_sql_sandbox(query) else conn.begin_nested():
                 computed = await engine.compute(query, ctx, PostgresBackend(conn))
         except QueryError as exc:
             metrics.QUERY_COMPUTATIONS.labels(metrics.query_kind(query), "error").inc()
