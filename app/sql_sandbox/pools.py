@@ -66,6 +66,7 @@ class _Facts:
     dsn: str
     database: str
     secret: str
+    server_version: int
 
 
 class Sandbox:
@@ -98,11 +99,19 @@ class Sandbox:
                 if self._facts is None:
                     engine = self._engine()
                     async with engine.begin() as conn:
-                        database = str(await conn.scalar(text("SELECT current_database()")))
+                        database, version = (
+                            await conn.execute(
+                                text("SELECT current_database(), current_setting('server_version_num')::int")
+                            )
+                        ).one()
                         secret = await conn.run_sync(roles.secret_value, self._settings)
                     dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-                    self._facts = _Facts(dsn, database, secret)
+                    self._facts = _Facts(dsn, str(database), secret, int(version))
         return self._facts
+
+    async def server_version(self) -> int:
+        """PostgreSQL's `server_version_num` (160000 for 16.0): what SQL the compiler may use."""
+        return (await self._get_facts()).server_version
 
     async def ensure_team(self, team_id: int) -> None:
         """Set the team's role up now (a team made before `tilecast migrate`, or where creating it failed);
