@@ -307,17 +307,20 @@ async def _evict(conn: AsyncConnection, team_id: int, excess: int, average: int)
 
 
 # Built once: a statement made of `func` calls costs more to build than its round trip.
-_LOCK_AND_TIMEOUT = select(
-    func.pg_advisory_xact_lock(bindparam("lock", type_=BigInteger)),
-    func.set_config("statement_timeout", bindparam("timeout", type_=String), True),
-)
-_SET_TIMEOUT = select(func.set_config("statement_timeout", bindparam("timeout", type_=String), True))
+_LOCK = func.pg_advisory_xact_lock(bindparam("lock", type_=BigInteger))
+_TIMEOUT = func.set_config("statement_timeout", bindparam("timeout", type_=String), True)
+_LOCK_AND_TIMEOUT = select(_LOCK, _TIMEOUT)
+_LOCK_AND_TIMEOUT_NO_FLUSH = select(_LOCK, _TIMEOUT, func.set_config("synchronous_commit", "off", True))
+_SET_TIMEOUT = select(_TIMEOUT)
 
 
-async def lock_and_set_timeout(conn: AsyncConnection, key: str, timeout_ms: int) -> None:
+async def lock_and_set_timeout(conn: AsyncConnection, key: str, timeout_ms: int, *, cache_only: bool) -> None:
     """Serialise identical computations across processes (the lock lasts until the transaction ends) and
-    bound the computation's statements, in one round trip."""
-    await conn.execute(_LOCK_AND_TIMEOUT, {"lock": lock_id(key), "timeout": str(timeout_ms)})
+    bound the computation's statements, in one round trip. `cache_only`: the transaction writes nothing but
+    results, so its commit need not wait for the disk (a result a database crash loses is computed again;
+    the flush was most of a short query's time)."""
+    statement = _LOCK_AND_TIMEOUT_NO_FLUSH if cache_only else _LOCK_AND_TIMEOUT
+    await conn.execute(statement, {"lock": lock_id(key), "timeout": str(timeout_ms)})
 
 
 async def reset_timeout(conn: AsyncConnection, timeout_ms: int) -> None:

@@ -173,12 +173,14 @@ async def render_query(
     saved: bool,
     prefetched: dict[str, cache.CachedResult] | None = None,
     key: str | None = None,
+    cache_only: bool = False,
 ) -> Rendered:
     """Render `query` for `team` under `mode`. `saved`: the query is a saved insight's own, as its dashboards
     and retrieve render it (not one made for a `filters_override` or `/query/`): its cached result is evicted
     only after the team's ad-hoc ones. `prefetched` holds cache rows a caller already read in one
     statement for many queries (lists, dashboards); without it the row is read here. `key` is the query's
-    cache key when the caller computed it already (hashing the canonical JSON twice per tile is waste)."""
+    cache key when the caller computed it already (hashing the canonical JSON twice per tile is waste).
+    `cache_only`: the caller's transaction writes nothing else (`cache.lock_and_set_timeout`)."""
     if key is None:
         key = cache_key_for(team, query)
     # The connection only when this call reads the cache itself: with `prefetched`, a cached tile then costs
@@ -186,7 +188,7 @@ async def render_query(
     started = datetime.now(UTC)
     if mode in ALWAYS_COMPUTE:
         # Nothing read here decides anything: `_compute` reads the row under its lock.
-        return await _compute(session, team, query, key, started, saved=saved)
+        return await _compute(session, team, query, key, started, saved=saved, cache_only=cache_only)
     hit = (
         prefetched.get(key)
         if prefetched is not None
@@ -195,7 +197,7 @@ async def render_query(
     answer = answer_from_cache(team, query, mode, key, hit, started)
     if answer is not None:
         return answer
-    return await _compute(session, team, query, key, started, saved=saved)
+    return await _compute(session, team, query, key, started, saved=saved, cache_only=cache_only)
 
 
 def answer_from_cache(
@@ -214,13 +216,20 @@ def answer_from_cache(
 
 
 async def _compute(
-    session: AsyncSession, team: TeamInfo, query: Any, key: str, started: datetime, *, saved: bool
+    session: AsyncSession,
+    team: TeamInfo,
+    query: Any,
+    key: str,
+    started: datetime,
+    *,
+    saved: bool,
+    cache_only: bool,
 ) -> Rendered:
     """Compute under an advisory lock on the cache key: identical computations in any process run once; the
     ones that waited take the result the first one stored."""
     settings = get_settings()
     conn = await session.connection()
-    await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms)
+    await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms, cache_only=cache_only)
     failed: BaseException | None = None
     try:
         hit = await cache.read(conn, key, saved=saved)
