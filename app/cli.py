@@ -1,6 +1,6 @@
-"""The `tilecast` command: serve, migrate, create-key, keys, team, demo, prune-events (a contract: tests and
-tools rely on it). Messages go to stderr through logging, in the format of `TILECAST_LOG_FORMAT`; results go
-to stdout."""
+"""The `tilecast` command: serve, migrate, create-key, keys, team, demo, prune-events, migrate-events (a
+contract: tests and tools rely on it). Messages go to stderr through logging, in the format of
+`TILECAST_LOG_FORMAT`; results go to stdout."""
 
 import argparse
 import asyncio
@@ -59,7 +59,9 @@ def database_url() -> Iterator[str]:
         embedded.stop()
 
 
-def _migrate(url: str) -> None:
+def _migrate(url: str, clickhouse: bool = False) -> None:
+    """PostgreSQL's schema (and SQL insights' roles); with `clickhouse`, ClickHouse's tables too when it is
+    the events store (`migrate` and `serve` only: the other commands leave chdb, one process only, alone)."""
     from app.migrations import describe_database, setup_sql_sandbox, upgrade
 
     upgrade(url)
@@ -67,11 +69,41 @@ def _migrate(url: str) -> None:
     missing = setup_sql_sandbox(url)
     if missing is not None:
         log.warning("SQL insights are unavailable until set up: %s (see docs/sql-insights.md)", missing)
+    if clickhouse and get_settings().events_backend == "clickhouse":
+        _migrate_clickhouse()
+
+
+def _migrate_clickhouse() -> None:
+    from app.clickhouse.client import describe, open_clickhouse
+    from app.clickhouse.schema import latest_version, migrate
+
+    settings = get_settings()
+
+    async def run() -> list[int]:
+        client = open_clickhouse(settings.clickhouse_url, settings.data_dir)
+        try:
+            return await migrate(client, settings.clickhouse_cluster)
+        finally:
+            await client.close()
+
+    applied = asyncio.run(run())
+    log.info(
+        "events: in ClickHouse (%s), schema at migration %d%s",
+        describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster),
+        latest_version(),
+        f" (applied {', '.join(map(str, applied))})" if applied else "",
+    )
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
+    from app.clickhouse.client import ClickHouseError
+
     with database_url() as url:
-        _migrate(url)
+        try:
+            _migrate(url, clickhouse=True)
+        except ClickHouseError as exc:
+            log.error("ClickHouse: %s", exc)
+            return 1
     return 0
 
 
@@ -97,6 +129,33 @@ def _check_schema(url: str) -> bool:
     return False
 
 
+def _check_clickhouse_schema() -> bool:
+    """With `--no-migrate`: ClickHouse's tables must be at this release's latest migration (or newer)."""
+    from app.clickhouse.client import ClickHouseError, describe, open_clickhouse
+    from app.clickhouse.schema import applied_versions, latest_version
+
+    settings = get_settings()
+
+    async def read() -> set[int]:
+        client = open_clickhouse(settings.clickhouse_url, settings.data_dir)
+        try:
+            return await applied_versions(client)
+        finally:
+            await client.close()
+
+    try:
+        applied = asyncio.run(read())
+    except ClickHouseError as exc:
+        log.error("ClickHouse: %s (run `tilecast migrate` first)", str(exc)[:500])
+        return False
+    where = describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster)
+    if latest_version() in applied:
+        log.info("events: in ClickHouse (%s), schema at migration %d", where, max(applied))
+        return True
+    log.error("ClickHouse schema (%s): older than this release needs: run `tilecast migrate` first", where)
+    return False
+
+
 @contextmanager
 def _metrics_directory() -> Iterator[None]:
     """Every worker's metrics in one fresh directory (prometheus-client's multiprocess mode), removed at
@@ -118,12 +177,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    clickhouse = settings.events_backend == "clickhouse"
+    if clickhouse and not settings.clickhouse_url and args.workers > 1:
+        log.error(
+            "--workers %d: the embedded ClickHouse (chdb, used when TILECAST_CLICKHOUSE_URL is unset) serves "
+            "one process only; run one worker, or set TILECAST_CLICKHOUSE_URL to a ClickHouse server",
+            args.workers,
+        )
+        return 2
+    if clickhouse:
+        try:
+            import chdb  # noqa: F401
+            import clickhouse_connect  # noqa: F401
+        except ImportError:
+            log.error(
+                "TILECAST_EVENTS_BACKEND=clickhouse needs the ClickHouse extra: "
+                'pip install -e ".[clickhouse]" (in the checkout)'
+            )
+            return 2
     with database_url() as url, _metrics_directory():
         if args.no_migrate:
-            if not _check_schema(url):
+            if not _check_schema(url) or (clickhouse and not _check_clickhouse_schema()):
                 return 1
         else:
-            _migrate(url)
+            from app.clickhouse.client import ClickHouseError
+
+            try:
+                _migrate(url, clickhouse=True)
+            except ClickHouseError as exc:
+                log.error("ClickHouse: %s", exc)
+                return 1
+        if not clickhouse:
+            log.info("events: in PostgreSQL")
         if settings.metrics_port is not None:
             from app.metrics import serve_metrics_port
 
@@ -269,6 +354,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not re.match(r"^https?://[^/\s]+(/\S*)?$", base):
         print(f"error: --url is not an http(s) URL: {args.url!r}", file=sys.stderr)
         return 2
+    if get_settings().events_backend == "clickhouse":
+        print(
+            "error: `tilecast demo` stores its events in PostgreSQL only. With the ClickHouse backend, run "
+            "it with TILECAST_EVENTS_BACKEND=postgres, then copy its events: tilecast migrate-events --to "
+            "clickhouse",
+            file=sys.stderr,
+        )
+        return 2
     with database_url() as url:
         _migrate(url)
         result = asyncio.run(_demo(url, args.events))
@@ -393,9 +486,15 @@ def cmd_prune_events(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("error: --batch-size must be 1 or more", file=sys.stderr)
         return 2
+    from app.clickhouse.client import ClickHouseError
+
     with database_url() as url:
         _migrate(url)
-        deleted = asyncio.run(_prune_events(url, args.before, args.team, args.batch_size))
+        try:
+            deleted = asyncio.run(_prune_events(url, args.before, args.team, args.batch_size))
+        except ClickHouseError as exc:
+            log.error("ClickHouse: %s", str(exc)[:500])
+            return 1
     where = f"team {args.team}" if args.team is not None else "every team"
     log.info("deleted %d events of %s timed before %s", deleted, where, args.before.isoformat())
     print(json.dumps({"deleted": deleted}))
@@ -406,11 +505,88 @@ async def _prune_events(url: str, before: datetime, team: int | None, batch_size
     from app.db import create_engine, create_sessionmaker
     from app.ingestion.retention import prune_events
 
-    engine = create_engine(url, get_settings())
+    settings = get_settings()
+    engine = create_engine(url, settings)
+    clickhouse = None
+    if settings.events_backend == "clickhouse":
+        from app.clickhouse.client import open_clickhouse
+
+        clickhouse = open_clickhouse(settings.clickhouse_url, settings.data_dir)
     try:
-        return await prune_events(create_sessionmaker(engine), before, team, batch_size)
+        return await prune_events(
+            create_sessionmaker(engine), before, team, batch_size, clickhouse, settings.clickhouse_cluster
+        )
     finally:
         await engine.dispose()
+        if clickhouse is not None:
+            await clickhouse.close()
+
+
+def cmd_migrate_events(args: argparse.Namespace) -> int:
+    from app.clickhouse.client import ClickHouseError
+
+    if args.chunk_size < 1:
+        print("error: --chunk-size must be 1 or more", file=sys.stderr)
+        return 2
+    with database_url() as url:
+        _migrate(url)
+        try:
+            summary = asyncio.run(_migrate_events(url, args.since, args.chunk_size))
+        except ClickHouseError as exc:
+            log.error("ClickHouse: %s", str(exc)[:500])
+            log.error("stopped; run the same command again to resume after the last copied chunk")
+            return 1
+    print(json.dumps(summary))
+    return 0
+
+
+async def _migrate_events(url: str, since: datetime | None, chunk_size: int) -> dict[str, object]:
+    import time
+
+    import asyncpg
+
+    from app.clickhouse.client import describe, open_clickhouse
+    from app.clickhouse.migrate_events import (
+        Progress,
+        copy_events,
+        counts,
+        describe_progress,
+        resume_point,
+    )
+    from app.clickhouse.schema import migrate
+    from app.db import async_url
+
+    settings = get_settings()
+    client = open_clickhouse(settings.clickhouse_url, settings.data_dir)
+    dsn = async_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    postgres = await asyncpg.connect(dsn)
+    started = time.monotonic()
+
+    def report(progress: Progress) -> None:
+        log.info("%s", describe_progress(progress, started))
+
+    try:
+        await migrate(client, settings.clickhouse_cluster)
+        log.info(
+            "copying events%s into ClickHouse (%s)",
+            f" timed from {since.isoformat()}" if since else "",
+            describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster),
+        )
+        resumed = await resume_point(client, since)
+        if resumed is not None:
+            log.info("resuming the previous run, after team %d's event %s", *resumed)
+        progress = await copy_events(postgres, client, since, chunk_size, report)
+        summary: dict[str, object] = {
+            "copied": progress.inserted,
+            "already_in_clickhouse": progress.skipped,
+            "persons": progress.persons,
+            **await counts(postgres, client, since),
+        }
+    finally:
+        await postgres.close()
+        await client.close()
+    log.info("done: %d events copied, %d were there already", progress.inserted, progress.skipped)
+    return summary
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -424,6 +600,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.clickhouse.migrate_events import CHUNK_SIZE
     from app.ingestion.retention import PRUNE_BATCH_SIZE
 
     settings = get_settings()
@@ -519,6 +696,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=PRUNE_BATCH_SIZE, help="events deleted per transaction"
     )
     prune.set_defaults(func=cmd_prune_events)
+
+    copy = command(
+        "migrate-events",
+        help="copy PostgreSQL's events and persons into ClickHouse (resumable; never copies an event twice)",
+    )
+    copy.add_argument("--to", choices=("clickhouse",), required=True, help="where to copy the events")
+    copy.add_argument(
+        "--since",
+        type=_parse_before,
+        default=None,
+        metavar="DATE",
+        help="only events timed from this ISO date or date and time (default: all)",
+    )
+    copy.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help="events read and inserted at a time")
+    copy.set_defaults(func=cmd_migrate_events)
     return parser
 
 

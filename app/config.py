@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         default="postgres", alias="TILECAST_EVENTS_BACKEND"
     )
     clickhouse_url: str | None = Field(default=None, alias="TILECAST_CLICKHOUSE_URL")
+    # A ClickHouse cluster's name (its `remote_servers` entry): the tables are then replicated on every shard
+    # and read and written through Distributed tables, every DDL statement run ON CLUSTER.
+    clickhouse_cluster: str | None = Field(
+        default=None, alias="TILECAST_CLICKHOUSE_CLUSTER", pattern=r"^[A-Za-z0-9_-]+$"
+    )
     # Events older than this many days are deleted once a day (by one worker at a time). Unset: kept.
     events_retention_days: int | None = Field(default=None, alias="TILECAST_EVENTS_RETENTION_DAYS", ge=1)
     # The address clients reach Tilecast at (`https://dash.example.com`), for the links it writes.

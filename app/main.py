@@ -100,12 +100,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     if settings.events_backend == "clickhouse":
-        from app.clickhouse.client import open_clickhouse  # the optional extra `.[clickhouse]`
+        from app.clickhouse.client import describe, open_clickhouse  # the optional extra `.[clickhouse]`
 
         app.state.clickhouse = open_clickhouse(settings.clickhouse_url, settings.data_dir)
         logger.info(
             "events are stored and computed in ClickHouse (%s)",
-            "a server" if settings.clickhouse_url else "chdb",
+            describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster),
         )
     views: ViewRecorder = app.state.views
     background = [
@@ -119,7 +119,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.events_retention_days is not None:
         background.append(
             asyncio.create_task(
-                run_retention(engine, app.state.sessionmaker, settings.events_retention_days, app.state.clock)
+                run_retention(
+                    engine,
+                    app.state.sessionmaker,
+                    settings.events_retention_days,
+                    app.state.clock,
+                    clickhouse=app.state.clickhouse,
+                    cluster=settings.clickhouse_cluster,
+                )
             )
         )
     settle_garbage_collector()
@@ -200,14 +207,16 @@ def create_app() -> FastAPI:
         "/_readyz",
         tags=["operations"],
         operation_id="readyz",
-        responses={503: {"description": "No database"}},
+        responses={503: {"description": "No database (or no ClickHouse, when it stores the events)"}},
     )
     async def readyz(request: Request) -> Any:
-        """The database answers."""
+        """The database answers (and ClickHouse, when it stores the events)."""
 
         async def ping() -> None:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+            if request.app.state.clickhouse is not None:
+                await request.app.state.clickhouse.query("SELECT 1")
 
         try:
             await asyncio.wait_for(ping(), timeout=5)

@@ -28,6 +28,9 @@ from app.sql_sandbox.roles import role_name
 from tests.factories import Actor, make_actor
 from tests.streams import SlowQueries
 
+# The ClickHouse fixtures (`clickhouse`, `clickhouse_app`), usable in any test module.
+pytest_plugins = ["tests.clickhouse_helpers"]
+
 # Requests see rows a test changes at once (tests of the per-process principal cache turn it on themselves;
 # TILECAST_TEST_AUTH_CACHE_TTL_S runs the suite with it on, where only tests changing a key's rows must fail).
 os.environ["TILECAST_AUTH_CACHE_TTL_S"] = os.environ.get("TILECAST_TEST_AUTH_CACHE_TTL_S", "0")

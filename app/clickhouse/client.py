@@ -85,7 +85,15 @@ class ChdbClient:
         path.mkdir(parents=True, exist_ok=True)
         self.database = database
         connect: Any = chdb.connect
-        self._connection = connect(str(path))
+        try:
+            self._connection = connect(str(path))
+        except RuntimeError as exc:
+            raise ClickHouseError(
+                f"chdb cannot open its data in {path}: {exc}. chdb serves one process only: is another "
+                "`tilecast` process (a running `serve`) using it? Stop it first, or use a ClickHouse server "
+                "(TILECAST_CLICKHOUSE_URL).",
+                _error_code(str(exc).split("connection: ", 1)[-1]),
+            ) from None
         self._lock = threading.Lock()
         self._run_sync(f"CREATE DATABASE IF NOT EXISTS {database}", {}, "Null")
 
@@ -150,9 +158,28 @@ def _escaped(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _escape(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return _array_literal(value)
     if isinstance(value, str):
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return value
+
+
+def _array_literal(values: Sequence[Any]) -> str:
+    """A list parameter (`{uuids:Array(UUID)}`) as ClickHouse's array literal, its strings quoted."""
+    parts = []
+    for value in values:
+        if isinstance(value, list | tuple):
+            parts.append(_array_literal(value))
+        elif value is None:
+            parts.append("NULL")
+        elif isinstance(value, bool):
+            parts.append("1" if value else "0")
+        elif isinstance(value, int | float):
+            parts.append(repr(value))
+        else:
+            parts.append("'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'")
+    return "[" + ",".join(parts) + "]"
 
 
 class ServerClient:
@@ -176,6 +203,9 @@ class ServerClient:
                 password=parts.password or "",
                 secure=parts.scheme == "https",
                 database="default",
+                # An insert into a Distributed table (a cluster) returns once the shards hold the rows,
+                # not once they are queued on this node: capture acknowledges only what is stored.
+                settings={"insert_distributed_sync": 1},
             )
             await self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         return self._client
@@ -220,3 +250,13 @@ def open_clickhouse(url: str | None, data_dir: Path) -> ClickHouse:
     if url:
         return ServerClient(url)
     return ChdbClient(data_dir / "clickhouse")
+
+
+def describe(url: str | None, data_dir: Path, cluster: str | None = None) -> str:
+    """Where the events are, for the logs: the server without its password, or chdb's folder."""
+    if not url:
+        return f"chdb in this process, data in {data_dir / 'clickhouse'}"
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.hostname}:{parts.port or (8443 if parts.scheme == 'https' else 8123)}"
+    database = (parts.path or "/").strip("/") or "tilecast"
+    return f"{where}, database {database}" + (f", cluster {cluster}" if cluster else "")

@@ -158,10 +158,12 @@ async def insert_events_for_token(
     persons: Sequence[PersonUpdate] = (),
     rate_limit: int = 0,
     definitions: NewDefinitions | None = None,
+    count: int | None = None,
 ) -> Stored | None:
     """Store `events` for the team whose project API key is `token`, and its `persons`' properties; None if no
     team has this key (then nothing was stored). With a `rate_limit` (events a minute), nothing is stored
-    once the count passes it. `definitions` are what this request adds to the team's definitions."""
+    once the count passes it. `definitions` are what this request adds to the team's definitions. `count`
+    is what the rate limit counts when the events go elsewhere (ClickHouse: `events` is then empty)."""
     uuids, names, distinct_ids, timestamps, properties = zip(*events, strict=True) if events else ((),) * 5
     # The uuids and the properties travel as one text each, split by the server: asyncpg checks every
     # element of an array parameter against abstract base classes (a quarter of a microsecond each), which
@@ -172,7 +174,7 @@ async def insert_events_for_token(
         joined = "\n".join(p.replace("\n", " ") for p in properties)
     args: tuple[Any, ...] = (token, ",".join(map(str, uuids)), names, distinct_ids, timestamps, joined)
     if rate_limit:
-        args = (*args, len(events), rate_limit)
+        args = (*args, len(events) if count is None else count, rate_limit)
     if persons:
         args = (*args, *(list(column) for column in zip(*persons, strict=True)))
     with_definitions = definitions is not None and definitions.writes

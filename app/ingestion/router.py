@@ -89,7 +89,7 @@ async def capture_events(
         client_ip=request.client.host if request.client else None,
     )
     try:
-        outcome = await service.capture(session, request_input, settings, now)
+        outcome = await service.capture(session, request_input, settings, now, request.app.state.clickhouse)
     except CaptureError as exc:
         # Raised on, so the request's transaction rolls back (a refused request counts nothing); the
         # answer, plain text as PostHog's capture gives it, goes to browsers too.

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from asyncpg.pgproto.pgproto import UUID as PgUUID
@@ -39,6 +39,9 @@ from app.ingestion.timestamps import (
     sent_at_from_query,
     to_datetime,
 )
+
+if TYPE_CHECKING:
+    from app.clickhouse.client import ClickHouse
 
 __all__ = ["CaptureError", "CaptureInput", "CaptureOutcome", "capture"]
 
@@ -410,9 +413,14 @@ def decode_events(request: RawRequest, settings: Settings, now: datetime, client
 
 
 async def capture(
-    session: AsyncSession, request: CaptureInput, settings: Settings, now: datetime | None = None
+    session: AsyncSession,
+    request: CaptureInput,
+    settings: Settings,
+    now: datetime | None = None,
+    clickhouse: "ClickHouse | None" = None,
 ) -> CaptureOutcome:
-    """Decode the request, check its project key and store its events in one statement.
+    """Decode the request, check its project key and store its events in one statement (in ClickHouse, when
+    it is the events store: `app.ingestion.clickhouse`).
 
     `now` is the receive time every event time is computed from (injectable for tests)."""
     now = now or datetime.now(UTC)
@@ -431,9 +439,16 @@ async def capture(
         )
     del body, raw_request
     rate_limit = settings.capture_rate_limit_per_minute
-    stored = await repository.insert_events_for_token(
-        session, token, events, persons, rate_limit, definitions
-    )
+    if clickhouse is not None:
+        from app.ingestion import clickhouse as to_clickhouse
+
+        stored = await to_clickhouse.capture(
+            session, clickhouse, token, events, persons, rate_limit, definitions
+        )
+    else:
+        stored = await repository.insert_events_for_token(
+            session, token, events, persons, rate_limit, definitions
+        )
     if stored is None:
         raise CaptureError(401, "API key is not valid: no project has this API key")
     if rate_limit and stored.events_this_minute > rate_limit:
