@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     clickhouse_cluster: str | None = Field(
         default=None, alias="TILECAST_CLICKHOUSE_CLUSTER", pattern=r"^[A-Za-z0-9_-]+$"
     )
+    # Per-query limits on ClickHouse (its own settings `max_memory_usage` and `max_result_rows`; the time
+    # limit is TILECAST_QUERY_TIMEOUT_MS): past one, the query is refused with an error naming the setting.
+    clickhouse_max_memory_bytes: int = Field(
+        default=4 * 1024 * 1024 * 1024, alias="TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES", ge=1
+    )
+    clickhouse_max_result_rows: int = Field(
+        default=1_000_000, alias="TILECAST_CLICKHOUSE_MAX_RESULT_ROWS", ge=1
+    )
     # Events older than this many days are deleted once a day (by one worker at a time). Unset: kept.
     events_retention_days: int | None = Field(default=None, alias="TILECAST_EVENTS_RETENTION_DAYS", ge=1)
     # The address clients reach Tilecast at (`https://dash.example.com`), for the links it writes.

@@ -48,8 +48,11 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, clickhouse: Any = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`. `clickhouse`: the events store when events live in ClickHouse, which every
+    session carries (`session.info["clickhouse"]`) to the query engine."""
+    info = {} if clickhouse is None else {"clickhouse": clickhouse}
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -98,7 +98,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(url, settings)
     metrics.instrument_engine(engine, settings.db_pool_size)
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
     if settings.events_backend == "clickhouse":
         from app.clickhouse.client import describe, open_clickhouse  # the optional extra `.[clickhouse]`
 
@@ -107,6 +106,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "events are stored and computed in ClickHouse (%s)",
             describe(settings.clickhouse_url, settings.data_dir, settings.clickhouse_cluster),
         )
+    # Sessions carry the ClickHouse store to the query engine (`app.query.render`).
+    app.state.sessionmaker = create_sessionmaker(engine, app.state.clickhouse)
     views: ViewRecorder = app.state.views
     background = [
         asyncio.create_task(views.run()),

@@ -135,9 +135,191 @@ def capture_section(args: argparse.Namespace, work: Path, database_url: str, env
     print(f"medians of {args.rounds} rounds; p50/p99 per request of {args.batch} events")
 
 
+# Trends on both backends: the same events (generated in PostgreSQL, copied into chdb with ClickHouse's
+# `postgresql()` table function), the same queries through the engine's `compute()`.
+TREND_DAYS = 90
+TREND_PERSONS = 50_000
+_GENERATE = """
+    INSERT INTO events (team_id, uuid, event, distinct_id, timestamp, properties)
+    SELECT $1, gen_random_uuid(), name, 'person-' || floor(50000 * power(r2, 2))::int, ts,
+        jsonb_build_object(
+            '$browser', CASE WHEN r3 < 0.02 THEN NULL WHEN r3 < 0.6 THEN 'Chrome' WHEN r3 < 0.8 THEN 'Safari'
+                WHEN r3 < 0.88 THEN 'Firefox' WHEN r3 < 0.94 THEN 'Edge' WHEN r3 < 0.97 THEN 'Opera'
+                ELSE 'Samsung Internet' END,
+            '$current_url', 'https://example.com/' || (ARRAY['blog', 'docs', 'product', 'pricing', 'app'])
+                [1 + floor(r4 * 5)::int] || '/' || floor(r4 * 500)::int,
+            '$session_id',
+                's' || floor(50000 * power(r2, 2))::int || '-' || floor(extract(epoch FROM ts) / 1800),
+            'revenue', CASE WHEN name = 'purchase' THEN round((1 + r4 * 199)::numeric, 2) END
+        )
+    FROM (
+        SELECT CASE WHEN r1 < 0.5 THEN '$pageview' WHEN r1 < 0.62 THEN '$autocapture'
+                WHEN r1 < 0.7 THEN '$pageleave' WHEN r1 < 0.74 THEN '$identify' WHEN r1 < 0.78 THEN 'purchase'
+                WHEN r1 < 0.84 THEN 'login' WHEN r1 < 0.9 THEN 'search' ELSE 'view_item' END AS name,
+            r2, r3, r4, $2::timestamptz - (i::float8 / $3) * interval '90 days' AS ts
+        FROM (SELECT i, random() AS r1, random() AS r2, random() AS r3, random() AS r4
+              FROM generate_series(1, $3) AS i) AS numbers
+    ) AS rows
+"""
+
+
+def _trend_queries() -> list[tuple[str, dict[str, Any]]]:
+    def query(series: dict[str, Any], days: int = 30, **source: Any) -> dict[str, Any]:
+        body = {"kind": "TrendsQuery", "series": [series], "interval": "day", **source}
+        return {"kind": "InsightVizNode", "source": {**body, "dateRange": {"date_from": f"-{days}d"}}}
+
+    pageview = {"kind": "EventsNode", "event": "$pageview"}
+    chrome = [{"key": "$browser", "operator": "exact", "value": "Chrome", "type": "event"}]
+    docs = [{"key": "$current_url", "operator": "icontains", "value": "/DOCS/", "type": "event"}]
+    return [
+        ("total, 30 days by day", query(pageview)),
+        ("total, 90 days by day", query(pageview, 90)),
+        ("dau, 30 days", query({**pageview, "math": "dau"})),
+        ("total by $browser, 30 days", query(pageview, breakdownFilter={"breakdown": "$browser"})),
+        ("dau where $browser = Chrome", query({**pageview, "math": "dau", "properties": chrome})),
+        ("total where $current_url icontains", query({**pageview, "properties": docs})),
+        (
+            "sum of revenue (purchase)",
+            query({"kind": "EventsNode", "event": "purchase", "math": "sum", "math_property": "revenue"}),
+        ),
+        (
+            "p90 of revenue (purchase)",
+            query({"kind": "EventsNode", "event": "purchase", "math": "p90", "math_property": "revenue"}),
+        ),
+        ("weekly_active, 30 days", query({**pageview, "math": "weekly_active"})),
+        ("monthly_active, 30 days", query({**pageview, "math": "monthly_active"})),
+    ]
+
+
+def _difference(postgres: list[dict[str, Any]], clickhouse: list[dict[str, Any]]) -> str:
+    """ "" when both backends answered the same; else how far apart their numbers are."""
+    if postgres == clickhouse:
+        return ""
+    pairs = [
+        (a, b)
+        for p, c in zip(postgres, clickhouse, strict=False)
+        for a, b in zip(p.get("data", []), c.get("data", []), strict=False)
+    ]
+    if len(postgres) != len(clickhouse) or any(abs(a - b) > 1e-9 * max(abs(a), abs(b), 1) for a, b in pairs):
+        return " (results differ!)"
+    worst = max(abs(a - b) / max(abs(a), abs(b), 1e-300) for a, b in pairs)
+    return f" (float sums differ by {worst:.0e} at most)"
+
+
+async def _median_ms(run: Any, runs: int, warmups: int = 2) -> tuple[float, Any]:
+    result = None
+    for _ in range(warmups):
+        result = await run()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = await run()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000, result
+
+
+async def _trends(args: argparse.Namespace, work: Path, database_url: str) -> None:
+    from datetime import UTC, datetime
+    from urllib.parse import unquote
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from app.clickhouse.backend import ClickHouseBackend
+    from app.clickhouse.client import ChdbClient
+    from app.clickhouse.schema import migrate
+    from app.config import get_settings
+    from app.db import async_url, create_engine
+    from app.migrations import upgrade_async
+    from app.query.backend import PostgresBackend
+    from app.query.base import QueryContext
+    from app.query.engine import compute
+
+    await upgrade_async(database_url)
+    url = make_url(database_url)
+    dsn = async_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    now = datetime.now(UTC)
+    try:
+        org = await conn.fetchval(
+            "INSERT INTO organization (id, name) VALUES (gen_random_uuid(), 'bench') RETURNING id"
+        )
+        team_id = await conn.fetchval(
+            "INSERT INTO team (uuid, organization_id, name, api_token) VALUES (gen_random_uuid(), $1, "
+            "'bench', 'phc_bench_trends_' || md5(random()::text)) RETURNING id",
+            org,
+        )
+        started = time.perf_counter()
+        await conn.execute(_GENERATE, team_id, now, args.trend_events)
+        await conn.execute("VACUUM (ANALYZE) events")
+        print(
+            f"\ntrends: {args.trend_events:,} events over {TREND_DAYS} days generated in PostgreSQL in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+    finally:
+        await conn.close()
+
+    chdb = ChdbClient(work / "chdb" / "clickhouse", database="bench_trends")
+    try:
+        await migrate(chdb)
+        started = time.perf_counter()
+        await chdb.command(
+            f"INSERT INTO {chdb.database}.events (team_id, uuid, event, distinct_id, timestamp, properties) "
+            "SELECT team_id, uuid, event, distinct_id, timestamp, properties FROM postgresql("
+            "{address:String}, {database:String}, 'events', {user:String}, {password:String}) "
+            "WHERE team_id = {team:Int64}",
+            {
+                "address": f"{url.host or '127.0.0.1'}:{url.port or 5432}",
+                "database": url.database or "postgres",
+                "user": url.username or "postgres",
+                "password": unquote(url.password or ""),
+                "team": team_id,
+            },
+        )
+        await chdb.command(f"OPTIMIZE TABLE {chdb.database}.events FINAL")
+        [(copied,)] = await chdb.query(f"SELECT count() FROM {chdb.database}.events")
+        print(f"the same events copied into chdb in {time.perf_counter() - started:.0f} s ({copied:,} rows)")
+
+        settings = get_settings()
+        ctx = QueryContext(team_id=team_id, timezone="UTC", now=now)
+        clickhouse = ClickHouseBackend(
+            chdb,
+            timeout_ms=600_000,
+            max_memory_bytes=settings.clickhouse_max_memory_bytes,
+            max_result_rows=settings.clickhouse_max_result_rows,
+        )
+        engine = create_engine(database_url, settings)
+        print()
+        print(
+            f"| trends on {args.trend_events:,} events, compute() | PostgreSQL | chdb | PostgreSQL / chdb |"
+        )
+        print("|---|---:|---:|---:|")
+        try:
+            async with engine.connect() as pg_conn:
+                postgres = PostgresBackend(pg_conn)
+                for name, query in _trend_queries():
+                    pg_ms, pg_result = await _median_ms(
+                        lambda q=query: compute(q, ctx, postgres), args.trend_runs
+                    )
+                    ch_ms, ch_result = await _median_ms(
+                        lambda q=query: compute(q, ctx, clickhouse), args.trend_runs
+                    )
+                    same = _difference(pg_result.results, ch_result.results)
+                    print(f"| {name}{same} | {_ms(pg_ms)} | {_ms(ch_ms)} | {pg_ms / ch_ms:.1f} |", flush=True)
+        finally:
+            await engine.dispose()
+        print(
+            f"medians of {args.trend_runs} runs after 2 warm-ups, one query at a time; chdb in this process"
+        )
+    finally:
+        await chdb.close()
+
+
 def trends_section(args: argparse.Namespace, work: Path, database_url: str, env: dict[str, str]) -> None:
-    """Trends on 10M events, PostgreSQL against ClickHouse: filled in by the trends work."""
-    print("trends: not measured yet (the ClickHouse trends compiler adds this section)")
+    """Trends on `--trend-events` events (10M by default) on PostgreSQL and on chdb: the same rows in both,
+    the same queries through `compute()`; prints a table of medians and the ratio, and whether the results
+    of the two backends are the same."""
+    asyncio.run(_trends(args, work, database_url))
 
 
 SECTIONS: dict[str, Any] = {"capture": capture_section, "trends": trends_section}
@@ -154,6 +336,8 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=200, help="distinct request bodies, sent in turn")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trend-events", type=int, default=10_000_000, help="events of the trends section")
+    parser.add_argument("--trend-runs", type=int, default=5, help="timed runs of each trends query")
     parser.add_argument(
         "--person-every", type=int, default=0, metavar="N", help="every Nth event sets person properties"
     )

@@ -69,6 +69,20 @@ async def clickhouse(chdb_path: Path) -> AsyncIterator[ChdbClient]:
         await drop_database(client)
 
 
+def clickhouse_app_on(app: FastAPI, clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    """An app like `app` (its engine and the test's sessions) whose events backend is `clickhouse`: captured
+    into it (`app.state.clickhouse`) and computed from it (the sessions carry it to the query engine). The
+    setting stays on until `monkeypatch` is undone."""
+    monkeypatch.setenv("TILECAST_EVENTS_BACKEND", "clickhouse")
+    get_settings.cache_clear()
+    other = create_app()
+    other.state.engine = app.state.engine
+    app.state.sessionmaker.configure(info={"clickhouse": clickhouse})
+    other.state.sessionmaker = app.state.sessionmaker
+    other.state.clickhouse = clickhouse
+    return other
+
+
 @dataclass
 class ClickHouseApp:
     app: FastAPI
@@ -81,12 +95,7 @@ async def clickhouse_app(
     app: FastAPI, db: AsyncSession, clickhouse: ChdbClient, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[ClickHouseApp]:
     """An app whose events backend is ClickHouse (chdb), in the test's PostgreSQL transaction."""
-    monkeypatch.setenv("TILECAST_EVENTS_BACKEND", "clickhouse")
-    get_settings.cache_clear()
-    other = create_app()
-    other.state.engine = app.state.engine
-    other.state.sessionmaker = app.state.sessionmaker
-    other.state.clickhouse = clickhouse
+    other = clickhouse_app_on(app, clickhouse, monkeypatch)
     transport = httpx.ASGITransport(app=other)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -10,7 +10,9 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -19,17 +21,24 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.clickhouse.client import ClickHouse, ServerClient
+from app.clickhouse.schema import migrate
 from app.config import get_settings
 from app.dashboards.views import ViewRecorder
 from app.db import async_url, create_engine
 from app.main import create_app
 from app.migrations import upgrade
 from app.sql_sandbox.roles import role_name
+from tests.clickhouse_helpers import SERVER_URL, ChdbClient, clickhouse_app_on, drop_database, open_database
 from tests.factories import Actor, make_actor
 from tests.streams import SlowQueries
 
 # The ClickHouse fixtures (`clickhouse`, `clickhouse_app`), usable in any test module.
 pytest_plugins = ["tests.clickhouse_helpers"]
+
+# The events backends a `both_backends` test runs on.
+# With TILECAST_CLICKHOUSE_URL, on that ClickHouse server too (clickhouse-connect), as `clickhouse-server`.
+EVENTS_BACKENDS = ["postgres", "clickhouse", *(["clickhouse-server"] if SERVER_URL else [])]
 
 # Requests see rows a test changes at once (tests of the per-process principal cache turn it on themselves;
 # TILECAST_TEST_AUTH_CACHE_TTL_S runs the suite with it on, where only tests changing a key's rows must fail).
@@ -146,11 +155,82 @@ async def db(engine: AsyncEngine, app: FastAPI) -> AsyncIterator[AsyncSession]:
         await trans.rollback()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_backends: run the module's tests on each events backend, PostgreSQL and ClickHouse (chdb), "
+        "through the `client` fixture",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_backends` run once per events backend: the same test, the same assertions."""
+    if (
+        not metafunc.definition.get_closest_marker("both_backends")
+        or "events_backend" not in metafunc.fixturenames
+    ):
+        return
+    chosen = any(
+        mark.args[:1] == ("events_backend",) for mark in metafunc.definition.iter_markers("parametrize")
+    )
+    if not chosen:  # a test may run on one backend only, naming it
+        metafunc.parametrize("events_backend", EVENTS_BACKENDS, indirect=True)
+
+
 @pytest.fixture
-async def client(app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+def events_backend(request: pytest.FixtureRequest) -> str:
+    """Where the test's events live and its queries compute: `postgres` unless the test is parametrized."""
+    backend: str = getattr(request, "param", "postgres")
+    return backend
+
+
+@pytest.fixture(scope="session")
+async def shared_events_store(chdb_path: Path) -> AsyncIterator[ChdbClient]:
+    """One migrated chdb database for every `both_backends` test of the run (migrating one takes a second):
+    their teams are all distinct (ids are never reused), and every query is scoped to its team."""
+    store = await open_database(chdb_path)
+    try:
+        yield store
+    finally:
+        await drop_database(store)
+
+
+@pytest.fixture(scope="session")
+async def shared_server_store() -> AsyncIterator[ServerClient]:
+    """As `shared_events_store`, a database on the server at TILECAST_CLICKHOUSE_URL."""
+    assert SERVER_URL
+    parts = urlsplit(SERVER_URL)
+    store = ServerClient(urlunsplit(parts._replace(path=f"/tilecast_test_{uuid.uuid4().hex[:12]}")))
+    await migrate(store)
+    try:
+        yield store
+    finally:
+        await drop_database(store)
+
+
+@pytest.fixture
+def events_store(events_backend: str, request: pytest.FixtureRequest) -> ClickHouse | None:
+    """The ClickHouse store of a test on ClickHouse (chdb, or the server); None on PostgreSQL."""
+    if events_backend == "postgres":
+        return None
+    shared = "shared_server_store" if events_backend == "clickhouse-server" else "shared_events_store"
+    store: ClickHouse = request.getfixturevalue(shared)
+    return store
+
+
+@pytest.fixture
+async def client(
+    app: FastAPI, db: AsyncSession, events_store: ClickHouse | None, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Requests to the app, in the test's transaction; on the ClickHouse backend, to an app whose events are
+    captured into and computed from `events_store`."""
+    target = app if events_store is None else clickhouse_app_on(app, events_store, monkeypatch)
+    transport = httpx.ASGITransport(app=target)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+    if events_store is not None:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The query endpoint and the result cache around it (the engine's own numbers are tested elsewhere)."""
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import Actor, make_member
@@ -47,6 +48,7 @@ async def test_unstorable_text_in_filters_override_is_a_400(client: httpx.AsyncC
     assert response.json()["attr"] == "filters_override"
 
 
+@pytest.mark.both_backends
 async def test_a_cached_result_is_the_computed_one(client: httpx.AsyncClient, actor: Actor) -> None:
     query = {
         "kind": "TrendsQuery",

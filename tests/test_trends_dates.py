@@ -5,11 +5,15 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.events import event, ingest
 from tests.factories import Actor
 from tests.trends_helpers import absolute, node, results, run, set_timezone, steady_now, utc
+
+# Every test here runs on PostgreSQL and on ClickHouse (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
 
 
 def _days(first: date, count: int) -> list[str]:

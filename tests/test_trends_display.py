@@ -10,6 +10,9 @@ from tests.events import event, ingest
 from tests.factories import Actor
 from tests.trends_helpers import absolute, node, results, run, steady_now, utc
 
+# Every test here runs on PostgreSQL and on ClickHouse (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
+
 TOTAL_VALUE = ["BoldNumber", "ActionsPie", "ActionsBarValue", "ActionsTable", "WorldMap"]
 
 

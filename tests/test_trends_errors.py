@@ -1,7 +1,7 @@
 """What the engine refuses (by name), what it accepts, team isolation, and statements per series."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
@@ -9,9 +9,13 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.clickhouse.client import ClickHouse
 from tests.events import event, ingest
 from tests.factories import Actor
 from tests.trends_helpers import absolute, error, node, post_query, results, trends_query, utc
+
+# Every test here runs on PostgreSQL and on ClickHouse (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
 
 
 def _with(series: dict[str, Any] | None = None, **source: Any) -> dict[str, Any]:
@@ -232,8 +236,21 @@ async def test_teams_never_see_each_others_events(
 
 
 @contextmanager
-def statements_on_events(engine: AsyncEngine) -> Iterator[list[str]]:
+def _statements_on(engine: AsyncEngine, store: ClickHouse | None) -> Iterator[list[str]]:
+    """The statements that read events while the block runs: on PostgreSQL, or on the ClickHouse store."""
     seen: list[str] = []
+    if store is not None:
+        query = store.query
+
+        async def recorded(sql: str, *args: Any, **kwargs: Any) -> Any:
+            if f"FROM {store.database}.events" in sql:
+                seen.append(sql)
+            return await query(sql, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(store, "query", recorded)
+            yield seen
+        return
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if "FROM events" in statement:
@@ -246,7 +263,18 @@ def statements_on_events(engine: AsyncEngine) -> Iterator[list[str]]:
         sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
-async def test_one_statement_per_series(client: httpx.AsyncClient, actor: Actor, engine: AsyncEngine) -> None:
+@pytest.fixture
+def statements_on_events(
+    engine: AsyncEngine, events_store: ClickHouse | None
+) -> Callable[[], AbstractContextManager[list[str]]]:
+    return lambda: _statements_on(engine, events_store)
+
+
+async def test_one_statement_per_series(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    statements_on_events: Callable[[], AbstractContextManager[list[str]]],
+) -> None:
     await ingest(
         client,
         actor,
@@ -255,15 +283,15 @@ async def test_one_statement_per_series(client: httpx.AsyncClient, actor: Actor,
     three = (node(), node(math="dau"), node(math="weekly_active"))
     breakdown = {"breakdownFilter": {"breakdown": "$browser", "breakdown_limit": 2}}
     range_ = absolute("2025-03-01", "2025-03-02")
-    with statements_on_events(engine) as seen:
+    with statements_on_events() as seen:
         out = await results(client, actor, *three, **breakdown, **range_)
     assert len(seen) == 3
     # Top two values and "other" for each series, all from those three statements.
     assert [s["breakdown_value"] for s in out] == ["b0", "b1", "$$_posthog_breakdown_other_$$"] * 3
-    with statements_on_events(engine) as seen:
+    with statements_on_events() as seen:
         await results(client, actor, *three, **breakdown, compareFilter={"compare": True}, **range_)
     assert len(seen) == 6  # one more per series for the previous period
-    with statements_on_events(engine) as seen:
+    with statements_on_events() as seen:
         await results(
             client,
             actor,

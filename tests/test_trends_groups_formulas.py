@@ -4,11 +4,15 @@ expected number worked out by hand from the events below."""
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.events import event, ingest
 from tests.factories import Actor
 from tests.trends_helpers import absolute, data, error, node, results, trends_query, utc
+
+# Every test here runs on PostgreSQL and on ClickHouse (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
 
 RANGE = absolute("2025-03-01", "2025-03-03")
 # BoldNumber reads an exact time range: a date alone ends at its midnight.

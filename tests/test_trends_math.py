@@ -9,6 +9,9 @@ from tests.events import event, ingest
 from tests.factories import Actor
 from tests.trends_helpers import absolute, data, node, results, utc
 
+# Every test here runs on PostgreSQL and on ClickHouse (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
+
 DAYS = ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05"]
 RANGE = absolute("2025-03-01", "2025-03-05")
 

@@ -1,11 +1,16 @@
 """The seam between the engine and the database that holds the events.
 
-Today one backend: PostgreSQL over the `events` table, on the caller's connection. A ClickHouse backend for
-large teams can take its place without touching routers, tiles or streams: it gets the same compiled
-statements (SQLAlchemy Core) or, later, the engine's own intermediate form.
+The engine plans each trends series (`trends_sql.SeriesPlan`: events, filters as the query states them,
+math, breakdown) and resolves its period; a backend turns that into rows. `PostgresBackend` compiles plans to
+SQLAlchemy Core over the `events` table (`trends_sql`) on the caller's connection; `ClickHouseBackend`
+(`app.clickhouse.backend`) compiles the same plans to ClickHouse SQL. The other kinds (funnels, retention,
+lifecycle, stickiness, HogQL) still hand PostgreSQL statements to `fetch`, so only PostgreSQL runs them:
+`check_kind` refuses them by name on a backend that cannot.
 """
 
+import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Executable
@@ -13,12 +18,30 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.query.base import QueryTimeout
+from app.query.dates import ResolvedRange
+from app.query.trends_sql import SeriesPlan, earliest_statement, series_statement
 
 
 class QueryBackend(Protocol):
+    def check_kind(self, kind: str) -> None:
+        """Raise `UnsupportedQuery` naming `kind` when this backend cannot compute that kind of query."""
+        ...
+
     async def fetch(self, statement: Executable, *, reusable: bool = True) -> Sequence[Any]:
-        """Run one statement (bound parameters only) and return its rows. `reusable`: the statement's
-        shape is a common one, worth keeping compiled for the next query of the same shape."""
+        """Run one PostgreSQL statement (bound parameters only) and return its rows. `reusable`: the
+        statement's shape is a common one, worth keeping compiled for the next query of the same shape."""
+        ...
+
+    async def trends_series(
+        self, plan: SeriesPlan, period: ResolvedRange, *, reusable: bool = True
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of one trends series over one period, each `(bucket?, breakdown?, rank?, value)`: the
+        bucket (a naive local datetime) unless the plan is a total value, the breakdown value and its rank
+        with a breakdown (`trends_sql.series_statement` says what they mean)."""
+        ...
+
+    async def earliest_event(self, team_id: int) -> datetime | None:
+        """The team's first event's timestamp (aware), None without events."""
         ...
 
 
@@ -33,6 +56,9 @@ class PostgresBackend:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
+    def check_kind(self, kind: str) -> None:
+        return None  # every kind
+
     async def fetch(self, statement: Executable, *, reusable: bool = True) -> Sequence[Any]:
         options = {} if reusable else _NOT_KEPT
         try:
@@ -41,3 +67,14 @@ class PostgresBackend:
             if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled: the statement timeout
                 raise QueryTimeout("The query took too long and was cancelled.") from exc
             raise
+
+    async def trends_series(
+        self, plan: SeriesPlan, period: ResolvedRange, *, reusable: bool = True
+    ) -> Sequence[Sequence[Any]]:
+        # Building a statement with many filters costs milliseconds of CPU: off the event loop.
+        statement = await asyncio.to_thread(series_statement, plan, period)
+        return await self.fetch(statement, reusable=reusable)
+
+    async def earliest_event(self, team_id: int) -> datetime | None:
+        earliest: datetime | None = (await self.fetch(earliest_statement(team_id)))[0][0]
+        return earliest

@@ -103,6 +103,7 @@ def validate(query: Any, ctx: QueryContext) -> None:
 async def compute(query: Any, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
     """Compute an insight query (`InsightVizNode` wrapping a source, or a bare source)."""
     parsed = await asyncio.to_thread(prepare, query, ctx.limits)
+    backend.check_kind(_source(query)["kind"])  # prepare checked the source's kind
     with _from_root(query):
         if isinstance(parsed, KindQuery):
             return await parsed.compute(ctx, backend)

@@ -13,14 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app import metrics
 from app.config import get_settings
 from app.errors import ValidationFailed, is_transient
 from app.models import Team
 from app.query import cache, engine, memory
-from app.query.backend import PostgresBackend
+from app.query.backend import PostgresBackend, QueryBackend
 from app.query.base import QueryContext, QueryError, QueryLimits, QueryTooLarge
 from app.query.engine import filters_test_accounts
 
@@ -215,6 +215,27 @@ def answer_from_cache(
     return _from_cache(key, team, query, hit, is_cached=True)
 
 
+def events_backend(session: AsyncSession, conn: AsyncConnection) -> QueryBackend:
+    """Where queries read events (TILECAST_EVENTS_BACKEND): PostgreSQL on the computation's connection, or
+    the ClickHouse store the session carries (`app.db.create_sessionmaker`)."""
+    settings = get_settings()
+    if settings.events_backend != "clickhouse":
+        return PostgresBackend(conn)
+    from app.clickhouse.backend import ClickHouseBackend  # the optional extra `.[clickhouse]`
+
+    store = session.info.get("clickhouse")
+    if store is None:
+        raise RuntimeError(
+            "events live in ClickHouse, but this session's sessionmaker has no ClickHouse store"
+        )
+    return ClickHouseBackend(
+        store,
+        timeout_ms=settings.query_timeout_ms,
+        max_memory_bytes=settings.clickhouse_max_memory_bytes,
+        max_result_rows=settings.clickhouse_max_result_rows,
+    )
+
+
 async def _compute(
     session: AsyncSession,
     team: TeamInfo,
@@ -249,7 +270,7 @@ async def _compute(
             # A savepoint: a failed or cancelled statement must not abort the request's transaction (SQL
             # runs on a connection of its own).
             async with contextlib.nullcontext() if engine.runs_in_sql_sandbox(query) else conn.begin_nested():
-                computed = await engine.compute(query, ctx, PostgresBackend(conn))
+                computed = await engine.compute(query, ctx, events_backend(session, conn))
         except QueryError as exc:
             metrics.QUERY_COMPUTATIONS.labels(metrics.query_kind(query), "error").inc()
             if isinstance(exc, QueryTooLarge):

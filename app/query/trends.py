@@ -8,37 +8,36 @@ of it before it starts, and the result's size while it grows.
 import asyncio
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, Executable, and_, or_
+from sqlalchemy import Executable
 from sqlalchemy.exc import DBAPIError
 
 from app.query import dates
 from app.query.backend import QueryBackend
 from app.query.base import ComputedResult, InvalidQuery, QueryContext
 from app.query.dates import ResolvedRange
-from app.query.filters import EVENTS, global_condition, node_condition
 from app.query.formulas import Formula, SeriesResults, apply_formula, parse_formulas
 from app.query.limits import ResultBudget, check_points, statement_parameters
 from app.query.schema import (
     PROPERTY_MATH,
     EventsNode,
     GroupNode,
-    PropertyFilter,
-    PropertyGroupFilter,
     TrendsQuery,
     TrendsSeries,
     parse_math_hogql,
+    parse_property_nodes,
 )
 from app.query.trends_sql import (
     NULL_LABEL,
     OTHER_LABEL,
     Breakdown,
+    FilterNode,
+    SeriesFilters,
     SeriesPlan,
-    earliest_statement,
-    series_statement,
 )
 
 DEFAULT_BREAKDOWN_LIMIT = 25
@@ -50,14 +49,33 @@ _INVALID_REGEX = "2201B"  # PostgreSQL: invalid_regular_expression
 REUSABLE_PARAMETERS = 200
 
 
+def _regex_error(exc: DBAPIError) -> InvalidQuery | None:
+    # Python accepted the pattern (schema check) but PostgreSQL's regex dialect did not.
+    if getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
+        return InvalidQuery(f"Invalid regular expression in a property filter: {exc.orig}")
+    return None
+
+
 async def _fetch(backend: QueryBackend, statement: Executable, *, reusable: bool = True) -> Sequence[Any]:
     try:
         return await backend.fetch(statement, reusable=reusable)
     except DBAPIError as exc:
-        # Python accepted the pattern (schema check) but PostgreSQL's regex dialect did not.
-        if getattr(exc.orig, "sqlstate", None) == _INVALID_REGEX:
-            raise InvalidQuery(f"Invalid regular expression in a property filter: {exc.orig}") from None
-        raise
+        error = _regex_error(exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+async def _series_rows(
+    backend: QueryBackend, plan: SeriesPlan, period: ResolvedRange, *, reusable: bool
+) -> Sequence[Sequence[Any]]:
+    try:
+        return await backend.trends_series(plan, period, reusable=reusable)
+    except DBAPIError as exc:
+        error = _regex_error(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def _effective_math(series: TrendsSeries, interval: str) -> str:
@@ -93,23 +111,22 @@ def _breakdown(query: TrendsQuery) -> Breakdown | None:
     )
 
 
-def _own_filters(node: EventsNode | GroupNode) -> list[ColumnElement[bool]]:
-    items: list[PropertyGroupFilter | PropertyFilter] = [*(node.properties or [])]
-    items += node.fixedProperties or []
-    return [node_condition(item) for item in items]
+def _own_filters(node: EventsNode | GroupNode) -> tuple[FilterNode, ...]:
+    return (*(node.properties or []), *(node.fixedProperties or []))
 
 
-def _events(series: TrendsSeries) -> tuple[tuple[str, ...] | None, list[ColumnElement[bool]]]:
-    """The events a series reads (None: all) and its own filters. A group reads any of its nodes' events;
-    a node with filters of its own matches only its event with them."""
+def _events(series: TrendsSeries) -> tuple[tuple[str, ...] | None, SeriesFilters]:
+    """The events a series reads (None: all) and its own filters (the query's are added by `_plan`). A group
+    reads any of its nodes' events; a node with filters of its own matches only its event with them."""
     if isinstance(series, EventsNode):
-        return (None if series.event is None else (series.event,)), _own_filters(series)
+        events = None if series.event is None else (series.event,)
+        return events, SeriesFilters(None, (), _own_filters(series))
     nodes = [node for node in series.nodes if isinstance(node, EventsNode)]  # check_supported
     names = tuple(dict.fromkeys(node.event for node in nodes if node.event is not None))
-    filters = _own_filters(series)
+    alternatives = None
     if any(node.properties or node.fixedProperties for node in nodes):
-        filters.append(or_(*(and_(EVENTS.c.event == node.event, *_own_filters(node)) for node in nodes)))
-    return names, filters
+        alternatives = tuple((node.event, _own_filters(node)) for node in nodes)
+    return names, SeriesFilters(None, (), _own_filters(series), alternatives)
 
 
 def _plan(query: TrendsQuery, series: TrendsSeries, ctx: QueryContext, interval: str) -> SeriesPlan:
@@ -121,13 +138,16 @@ def _plan(query: TrendsQuery, series: TrendsSeries, ctx: QueryContext, interval:
         distinct_property = parse_math_hogql(series.math_hogql, 0)
         math_name = "dau" if distinct_property is None else "unique_property"
     events, series_filters = _events(series)
+    test_accounts: tuple[FilterNode, ...] = ()
+    if query.filterTestAccounts and ctx.test_account_filters:
+        test_accounts = tuple(parse_property_nodes(list(ctx.test_account_filters)))
     return SeriesPlan(
         team_id=ctx.team_id,
         events=events,
         math=math_name,
         math_property=series.math_property if math_name in PROPERTY_MATH else None,
         quantile=PROPERTY_MATH.get(math_name),
-        where=and_(global_condition(query.properties, query.filterTestAccounts, ctx), *series_filters),
+        filters=replace(series_filters, properties=query.properties, test_accounts=test_accounts),
         breakdown=_breakdown(query),
         total_value=query.is_total_value,
         first_bucket_only=first_bucket_only,
@@ -213,17 +233,18 @@ def _cumulative(data: list[Any]) -> list[Any]:
 class _Series:
     """The rows of one series and period, grouped by breakdown value, in result order."""
 
-    def __init__(self, rows: Sequence[Any], plan: SeriesPlan) -> None:
+    def __init__(self, rows: Sequence[Sequence[Any]], plan: SeriesPlan) -> None:
         self.plan = plan
         self.values: dict[str | None, dict[datetime | None, Any]] = {}
         ranks: dict[str | None, int] = {}
+        # Each row: the bucket (time series), the breakdown value and its rank (breakdown), the value.
+        has_bucket, has_breakdown = not plan.total_value, plan.breakdown is not None
         for row in rows:
-            mapping = row._mapping
-            breakdown = mapping["breakdown"] if plan.breakdown is not None else None
-            bucket = None if plan.total_value else mapping["bucket"]
-            self.values.setdefault(breakdown, {})[bucket] = mapping["value"]
-            if plan.breakdown is not None:
-                ranks[breakdown] = mapping["rank"]
+            bucket = row[0] if has_bucket else None
+            breakdown = row[1 if has_bucket else 0] if has_breakdown else None
+            self.values.setdefault(breakdown, {})[bucket] = row[-1]
+            if has_breakdown:
+                ranks[breakdown] = row[-2]
         if plan.breakdown is None:
             self.order: list[str | None] = [None]
         else:
@@ -356,7 +377,7 @@ async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend)
     date_range = query.dateRange
     earliest = None
     if date_range is not None and date_range.date_from == "all":
-        earliest = (await _fetch(backend, earliest_statement(ctx.team_id)))[0][0]
+        earliest = await backend.earliest_event(ctx.team_id)
     periods = await asyncio.to_thread(resolve_periods, query, ctx, earliest)
     current = periods[0][0]
     echo = _filter_echo(query, current)
@@ -369,9 +390,9 @@ async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend)
         by_period.append([])
         for index, series in enumerate(query.series):
             assert isinstance(series, EventsNode | GroupNode)  # check_supported
-            plan, statement = await asyncio.to_thread(_statement, query, series, ctx, period)
+            plan = await asyncio.to_thread(_plan, query, series, ctx, period.interval)
             reusable = statement_parameters(query, series) <= REUSABLE_PARAMETERS
-            rows = await _fetch(backend, statement, reusable=reusable)
+            rows = await _series_rows(backend, plan, period, reusable=reusable)
             args = (query, series, index, rows, plan, period, echo, compare_label)
             if formulas:
                 by_period[-1].append(await asyncio.to_thread(_shape_rows, *args))
@@ -395,18 +416,11 @@ async def _compute(query: TrendsQuery, ctx: QueryContext, backend: QueryBackend)
     )
 
 
-def _statement(
-    query: TrendsQuery, series: TrendsSeries, ctx: QueryContext, period: ResolvedRange
-) -> tuple[SeriesPlan, Executable]:
-    plan = _plan(query, series, ctx, period.interval)
-    return plan, series_statement(plan, period)
-
-
 def _shape_rows(
     query: TrendsQuery,
     series: TrendsSeries,
     index: int,
-    rows: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
     plan: SeriesPlan,
     period: ResolvedRange,
     echo: dict[str, Any],
@@ -419,7 +433,7 @@ def _shape_serialized(
     query: TrendsQuery,
     series: TrendsSeries,
     index: int,
-    rows: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
     plan: SeriesPlan,
     period: ResolvedRange,
     echo: dict[str, Any],

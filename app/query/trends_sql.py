@@ -34,7 +34,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import array
 
 from app.query.dates import ResolvedRange
-from app.query.filters import EVENTS, EVENTS_AND_PERSONS, as_float, property_text
+from app.query.filters import (
+    EVENTS,
+    EVENTS_AND_PERSONS,
+    as_float,
+    node_condition,
+    properties_condition,
+    property_text,
+)
+from app.query.schema import PropertyFilter, PropertyGroupFilter, PropertyNode
 
 NULL_LABEL = "$$_posthog_breakdown_null_$$"
 OTHER_LABEL = "$$_posthog_breakdown_other_$$"
@@ -56,6 +64,39 @@ class Breakdown:
     kind: str = "event"  # or "person": the distinct id's current property
 
 
+FilterNode = PropertyGroupFilter | PropertyFilter
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesFilters:
+    """The filters a series' events must match, as the query states them: each backend compiles them to its
+    own SQL (`where_condition` here for PostgreSQL)."""
+
+    properties: list[PropertyNode] | PropertyGroupFilter | None  # the query's own
+    test_accounts: tuple[FilterNode, ...]  # the team's test-account filters, with `filterTestAccounts`
+    own: tuple[FilterNode, ...]  # the series' own (an EventsNode's or a GroupNode's), ANDed
+    # A group whose nodes have filters of their own: an event matches one of its (event, filters) nodes.
+    alternatives: tuple[tuple[str | None, tuple[FilterNode, ...]], ...] | None = None
+
+
+def where_condition(filters: SeriesFilters) -> ColumnElement[bool]:
+    """The filters as one PostgreSQL condition."""
+    condition = properties_condition(filters.properties)
+    if filters.test_accounts:
+        condition = and_(condition, *(node_condition(node) for node in filters.test_accounts))
+    own = [node_condition(node) for node in filters.own]
+    if filters.alternatives is not None:
+        own.append(
+            or_(
+                *(
+                    and_(EVENTS.c.event == event, *(node_condition(node) for node in nodes))
+                    for event, nodes in filters.alternatives
+                )
+            )
+        )
+    return and_(condition, *own)
+
+
 @dataclass(frozen=True)
 class SeriesPlan:
     """What one series computes, with the query's filters already folded into `where`."""
@@ -67,7 +108,7 @@ class SeriesPlan:
     math: str
     math_property: str | None
     quantile: float | None  # median/pN
-    where: ColumnElement[bool]
+    filters: SeriesFilters
     breakdown: Breakdown | None
     total_value: bool
     first_bucket_only: bool  # cumulative dau: an actor counts once, in its first bucket
@@ -104,7 +145,8 @@ def _breakdown_value(breakdown: Breakdown) -> ColumnElement[str]:
 
 
 def _conditions(plan: SeriesPlan, lower: ColumnElement[bool], upper: datetime) -> list[ColumnElement[bool]]:
-    conditions = [EVENTS.c.team_id == plan.team_id, lower, EVENTS.c.timestamp <= upper, plan.where]
+    where = where_condition(plan.filters)
+    conditions = [EVENTS.c.team_id == plan.team_id, lower, EVENTS.c.timestamp <= upper, where]
     if plan.events is not None and len(plan.events) == 1:
         conditions.append(EVENTS.c.event == plan.events[0])
     elif plan.events is not None:
