@@ -23,6 +23,7 @@ into chdb. A kind (or SQL) the ClickHouse backend refuses prints "not supported"
         [--threads 2]
 
 PostgreSQL: DATABASE_URL when set (use a throwaway database), else an embedded server in a temporary folder.
+The trends, kinds and sql sections need DATABASE_URL on host:port: chdb copies the events over TCP.
 """
 
 import argparse
@@ -257,6 +258,13 @@ async def _load(args: argparse.Namespace, work: Path, database_url: str) -> Load
     from app.db import async_url, create_engine, create_sessionmaker
     from app.migrations import setup_sql_sandbox, upgrade_async
 
+    url = make_url(database_url)
+    if not url.host or "host" in url.query:
+        raise SystemExit(
+            "chdb copies the events from PostgreSQL over TCP (its postgresql() table function): set "
+            "DATABASE_URL "
+            "to a throwaway database on host:port"
+        )
     await upgrade_async(database_url)
     engine = create_engine(database_url, get_settings())
     try:
@@ -267,7 +275,6 @@ async def _load(args: argparse.Namespace, work: Path, database_url: str) -> Load
         await engine.dispose()
     team_id = created.team.id
     sandbox = await asyncio.to_thread(setup_sql_sandbox, database_url)
-    url = make_url(database_url)
     dsn = async_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn)
     now = datetime.now(UTC)

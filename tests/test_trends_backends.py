@@ -180,8 +180,6 @@ async def test_person_properties_agree_on_both_backends(client: httpx.AsyncClien
     [
         {"kind": "FunnelsQuery", "series": [node(), node("signup")]},
         {"kind": "RetentionQuery", "retentionFilter": {}},
-        {"kind": "LifecycleQuery", "series": [node()]},
-        {"kind": "StickinessQuery", "series": [node()]},
     ],
 )
 async def test_other_kinds_are_refused_by_name_on_clickhouse(
