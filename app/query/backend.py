@@ -3,9 +3,10 @@
 The engine plans each trends series (`trends_sql.SeriesPlan`: events, filters as the query states them,
 math, breakdown) and resolves its period; a backend turns that into rows. `PostgresBackend` compiles plans to
 SQLAlchemy Core over the `events` table (`trends_sql`) on the caller's connection; `ClickHouseBackend`
-(`app.clickhouse.backend`) compiles the same plans to ClickHouse SQL. The other kinds (funnels, retention,
-lifecycle, stickiness, HogQL) still hand PostgreSQL statements to `fetch`, so only PostgreSQL runs them:
-`check_kind` refuses them by name on a backend that cannot.
+(`app.clickhouse.backend`) compiles the same plans to ClickHouse SQL. Lifecycle and stickiness plans
+(`lifecycle_sql.LifecyclePlan`, `stickiness_sql.StickinessPlan`, filters as the query states them) go the same
+way. The other kinds (funnels, retention, HogQL) still hand PostgreSQL statements to `fetch`, so only
+PostgreSQL runs them: `check_kind` refuses them by name on a backend that cannot.
 """
 
 import asyncio
