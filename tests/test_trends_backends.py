@@ -178,8 +178,6 @@ async def test_person_properties_agree_on_both_backends(client: httpx.AsyncClien
 @pytest.mark.parametrize(
     "query",
     [
-        {"kind": "FunnelsQuery", "series": [node(), node("signup")]},
-        {"kind": "RetentionQuery", "retentionFilter": {}},
         {"kind": "LifecycleQuery", "series": [node()]},
         {"kind": "StickinessQuery", "series": [node()]},
     ],

@@ -26,12 +26,24 @@ PostgreSQL's plan drops runs of step-1-only events before the later passes (a sp
 result); here every event goes through every pass.
 """
 
-from app.clickhouse.trends import _TIMESTAMP, Statement, _all, _utc, bucket_expr, node_condition, where_condition
+from app.clickhouse.trends import (
+    _TIMESTAMP,
+    Statement,
+    _all,
+    _utc,
+    bucket_expr,
+    node_condition,
+    where_condition,
+)
 from app.query.dates import ResolvedRange
 from app.query.funnels_sql import OTHER, FunnelPlan
 from app.query.trends_sql import FilterNode
 
 _ORDER = "ts, ord, uuid"
+_BEFORE = "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+_UP_TO = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+_FROM = "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING"
+_ALL = "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
 
 
 def _micros(seconds: float) -> int:
@@ -130,9 +142,8 @@ class _Compiler:
                 columns.append("c.cand AS bd")
             else:
                 columns.append(f"b.{name} AS {name}")
-        expanded = (
-            f"SELECT {', '.join(columns)} FROM ({base}) AS b INNER JOIN ({candidates}) AS c ON b.actor = c.actor"
-        )
+        joined = f"({base}) AS b INNER JOIN ({candidates}) AS c ON b.actor = c.actor"
+        expanded = f"SELECT {', '.join(columns)} FROM {joined}"
         return expanded, ["actor", "bd"]
 
     # --- ordered and strict funnels ---
@@ -147,11 +158,9 @@ class _Compiler:
         kills: list[str] = []
         for j in range(1, plan.n):
             if plan.order == "strict":
-                prev = (
-                    f"lagInFrame(r{j - 1}) OVER ({over} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
-                )
+                prev = f"lagInFrame(r{j - 1}) OVER ({over} {_ALL})"
             else:
-                prev = f"max(r{j - 1}) OVER ({over} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+                prev = f"max(r{j - 1}) OVER ({over} {_BEFORE})"
             exclusions = [
                 f"x{i}"
                 for i, x in enumerate(plan.exclusions)
@@ -160,9 +169,7 @@ class _Compiler:
             if exclusions:
                 with_prev = f"SELECT *, {prev} AS prev FROM ({current})"
                 hit = f"({' OR '.join(exclusions)}) AND ts <= prev + {window}"
-                killed = (
-                    f"max(if({hit}, prev, NULL)) OVER ({over} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-                )
+                killed = f"max(if({hit}, prev, NULL)) OVER ({over} {_UP_TO})"
                 marked = f"SELECT *, {killed} AS killed FROM ({with_prev})"
                 advances = f"(s{j} AND ts <= prev + {window})"
                 alive = "(killed IS NULL OR killed < prev)"
@@ -192,7 +199,9 @@ class _Compiler:
     def ordered_actors(self) -> str:
         plan = self.plan
         rows, keys, kills = self.layers()
-        level = "multiIf(" + ", ".join(f"r{j} IS NOT NULL, {j}" for j in range(plan.n - 1, -1, -1)) + ", NULL)"
+        level = (
+            "multiIf(" + ", ".join(f"r{j} IS NOT NULL, {j}" for j in range(plan.n - 1, -1, -1)) + ", NULL)"
+        )
         times = ["max(sstar) AS t0"] + [f"minOrNullIf(ts, r{j} = sstar) AS t{j}" for j in range(1, plan.n)]
         columns = ["actor", *self._actor_value(), f"max({level}) AS level", *times]
         grouped = f"SELECT {', '.join(columns)} FROM ({rows}) GROUP BY {', '.join(keys)}"
@@ -201,9 +210,7 @@ class _Compiler:
                 "multiIf(" + ", ".join(f"{k}, {int(k[1:])}" for k in sorted(kills, reverse=True)) + ", NULL)"
             )
             grouped += f" HAVING max({furthest}) IS NULL OR max({furthest}) <= level"
-        durations = [
-            f"if(level >= {j}, (t{j} - t{j - 1}) / 1e6, NULL) AS d{j}" for j in range(1, plan.n)
-        ]
+        durations = [f"if(level >= {j}, (t{j} - t{j - 1}) / 1e6, NULL) AS d{j}" for j in range(1, plan.n)]
         extra = ["bdv AS bd"] if plan.breakdown is not None else []
         return f"SELECT {', '.join([*extra, 'level', *durations])} FROM ({grouped}) WHERE level IS NOT NULL"
 
@@ -212,7 +219,7 @@ class _Compiler:
     def unordered_actors(self) -> str:
         plan, window = self.plan, self.window
         base, keys = self.partitioned(self.base())
-        following = f"PARTITION BY {', '.join(keys)} ORDER BY {_ORDER} ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING"
+        following = f"PARTITION BY {', '.join(keys)} ORDER BY {_ORDER} {_FROM}"
         nexts = [f"min(if(s{j}, ts, NULL)) OVER ({following})" for j in range(plan.n)]
         in_window = [f"if(n{j} <= ts + {window}, n{j}, NULL)" for j in range(plan.n)]
         with_next = f"SELECT *, {', '.join(f'{nx} AS n{j}' for j, nx in enumerate(nexts))} FROM ({base})"
@@ -227,7 +234,8 @@ class _Compiler:
         if plan.breakdown is not None and plan.breakdown.attribution in ("first_touch", "last_touch"):
             values = f"SELECT actor, {self._actor_value()[0]} FROM ({base}) GROUP BY actor"
             chosen = (
-                f"SELECT c.actor AS actor, c.times AS times, c.done AS done, v.bdv AS bd FROM ({chosen}) AS c "
+                "SELECT c.actor AS actor, c.times AS times, c.done AS done, v.bdv AS bd "
+                f"FROM ({chosen}) AS c "
                 f"INNER JOIN ({values}) AS v ON c.actor = v.actor"
             )
         sorted_ = f"SELECT *, arraySort(arrayFilter(t -> t IS NOT NULL, times)) AS sorted FROM ({chosen})"
@@ -250,10 +258,8 @@ class _Compiler:
             position = f"({half} * (length(v{j}) - 1))"
             low = f"v{j}[toUInt64(floor({position})) + 1]"
             high = f"v{j}[toUInt64(ceil({position})) + 1]"
-            out.append(
-                f"if(empty({values} AS v{j}), NULL, {low} + ({high} - {low}) * ({position} - floor({position}))) "
-                f"AS med{j}"
-            )
+            fraction = f"({position} - floor({position}))"
+            out.append(f"if(empty({values} AS v{j}), NULL, {low} + ({high} - {low}) * {fraction}) AS med{j}")
         return out
 
     def steps(self, actors: str) -> str:
@@ -261,7 +267,9 @@ class _Compiler:
         if plan.breakdown is None:
             return f"SELECT {', '.join(self.aggregates())} FROM ({actors})"
         counts = ", ".join(f"countIf(level >= {j}) DESC" for j in range(plan.n - 1, -1, -1))
-        ranks = f"SELECT bd, row_number() OVER (ORDER BY {counts}, bd ASC) AS rank FROM ({actors}) GROUP BY bd"
+        ranks = (
+            f"SELECT bd, row_number() OVER (ORDER BY {counts}, bd ASC) AS rank FROM ({actors}) GROUP BY bd"
+        )
         limit, other = st.bind(plan.breakdown.limit, "Int64"), st.bind(OTHER, "String")
         labelled = (
             f"SELECT a.*, if(r.rank <= {limit}, a.bd, {other}) AS label, r.rank > {limit} AS is_other, "
@@ -306,7 +314,8 @@ class _Compiler:
 def funnel_sql(
     plan: FunnelPlan, period: ResolvedRange, database: str, viz: str, low: int, high: int
 ) -> Statement:
-    """The statement of `viz` (steps, trends or time_to_convert; `low` and `high` the steps of the last two)."""
+    """The statement of `viz` (steps, trends or time_to_convert); `low` and `high`: the steps trends and
+    time to convert look at."""
     compiler = _Compiler(plan, period, database)
     if viz == "trends":
         sql = compiler.trends(low, high)

@@ -130,7 +130,9 @@ def retention_sql(plan: RetentionPlan, database: str) -> Statement:
         )
         group_keys = ["breakdown", "rank"]
         # A return event's value must be one of the start events' values: the join drops the others.
-        values = f"SELECT e.distinct_id AS actor, {bd[0]}, {period} AS period FROM {source} WHERE {return_where}"
+        values = (
+            f"SELECT e.distinct_id AS actor, {bd[0]}, {period} AS period FROM {source} WHERE {return_where}"
+        )
         returns = (
             f"SELECT v.actor AS actor, if(r.rank <= {limit}, v.breakdown, {other}) AS breakdown, "
             f"v.period AS period FROM ({values}) AS v INNER JOIN ranks AS r ON r.breakdown = v.breakdown "
@@ -159,7 +161,9 @@ def retention_sql(plan: RetentionPlan, database: str) -> Statement:
             f"{offset} AS off, count() AS value FROM {joined} AND {offset} <= {last} "
             f"GROUP BY {', '.join(group)}, off"
         )
-    sizes = f"SELECT {', '.join(names)}, 0 AS off, count() AS value FROM {cohorts} GROUP BY {', '.join(names)}"
+    sizes = (
+        f"SELECT {', '.join(names)}, 0 AS off, count() AS value FROM {cohorts} GROUP BY {', '.join(names)}"
+    )
     ctes = [f"starts AS ({starts})"]
     if plan.breakdown is not None:
         ctes.append(f"ranks AS ({ranks})")

@@ -43,8 +43,8 @@ class QueryBackend(Protocol):
         ...
 
     async def retention_rows(self, plan: RetentionPlan) -> Sequence[Any]:
-        """RetentionQuery's cells: rows with `_mapping` holding the columns `retention_sql.retention_statement`
-        returns (`breakdown` and `rank` with a breakdown, `cohort` a naive local datetime, `offset`, `value`)."""
+        """RetentionQuery's cells: rows whose `_mapping` holds `retention_sql.retention_statement`'s columns
+        (`breakdown` and `rank` with a breakdown, `cohort` a naive local datetime, `offset`, `value`)."""
         ...
 
     async def funnel_rows(

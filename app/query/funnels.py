@@ -27,7 +27,7 @@ from app.query.base import (
     UnsupportedQuery,
 )
 from app.query.dates import ResolvedRange
-from app.query.filters import FILTER_PARAMETERS, global_condition, node_condition, parse_property_nodes
+from app.query.filters import FILTER_PARAMETERS, global_condition, node_condition
 from app.query.funnels_sql import (
     OTHER,
     STATEMENT_PARAMETERS,
@@ -58,6 +58,7 @@ from app.query.schema import (
     _format_error,
     _Node,
     check_property_node,
+    parse_property_nodes,
 )
 from app.query.trends import _fetch, _timezone
 from app.query.trends_sql import SeriesFilters

@@ -28,9 +28,7 @@ from app.query.kinds import (
     step_back,
 )
 from app.query.limits import ResultBudget
-from app.query.filters import parse_property_nodes
 from app.query.retention_sql import OTHER_LABEL, RetentionBreakdown, RetentionFilters, RetentionPlan
-from app.query.trends_sql import SeriesFilters
 from app.query.schema import (
     PROPERTY_TYPES,
     BreakdownFilter,
@@ -39,7 +37,9 @@ from app.query.schema import (
     PropertyNode,
     _Node,
     check_property_node,
+    parse_property_nodes,
 )
+from app.query.trends_sql import SeriesFilters
 
 DEFAULT_INTERVALS = 7
 DEFAULT_BREAKDOWN_LIMIT = 25
