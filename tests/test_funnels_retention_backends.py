@@ -9,11 +9,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import get_settings
 from tests.events import event, ingest
 from tests.factories import Actor
-from tests.funnels_helpers import counts, funnel, step
-from tests.kinds_helpers import days, pageview, put, query, team_settings
-from tests.trends_helpers import absolute, set_timezone
+from tests.funnels_helpers import counts, funnel, funnel_query, step
+from tests.kinds_helpers import days, insight, pageview, put, query, team_settings
+from tests.trends_helpers import absolute, post_query, set_timezone
 
 pytestmark = pytest.mark.both_backends
 
@@ -190,3 +191,45 @@ async def test_retention_reads_test_account_and_person_filters(
         ("u@example.com", [1, 0]),
         ("u@example.com", [1, 1]),
     ]
+
+
+@pytest.mark.parametrize(
+    "setting", ["TILECAST_CLICKHOUSE_MAX_RESULT_ROWS", "TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES"]
+)
+async def test_clickhouse_limits_apply_to_funnels_and_retention(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    events_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    # Time to convert returns one row per converted actor, retention one per cell: past one row (or byte),
+    # each is refused naming ClickHouse's setting, as trends are. (The second query follows a failed one:
+    # chdb hands the query after a failure a corrupt result unless the client takes it first.)
+    for who in ("p", "q", "r"):
+        await ingest(
+            client,
+            actor,
+            [event("a", who, "2024-01-02T10:00:00Z", {}), event("b", who, "2024-01-03T10:00:00Z", {})],
+        )
+    monkeypatch.setenv(setting, "1")
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)  # before monkeypatch restores the environment
+    ttc = funnel_query(step("a"), step("b"), funnels_filter={"funnelVizType": "time_to_convert"}, **JAN)
+    retention = insight(
+        "RetentionQuery",
+        dateRange=days("2024-01-01", "2024-01-04"),
+        retentionFilter={
+            "targetEntity": {"id": "a", "type": "events"},
+            "returningEntity": {"id": "b", "type": "events"},
+            "totalIntervals": 3,
+        },
+    )
+    for body in (ttc, retention):
+        response = await post_query(client, actor, body)
+        if events_backend == "postgres":  # ClickHouse's settings only
+            assert response.status_code == 200, response.text
+            continue
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "query_too_large" and setting in response.json()["detail"]
