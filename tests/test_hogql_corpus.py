@@ -82,6 +82,12 @@ CORPUS: list[tuple[str, Any]] = [
     ("SELECT event = 'signup' AS is_signup FROM events WHERE event = 'signup'", [[1]]),
     ("SELECT intDiv(7, 2), 7 % 3, 1 / 0, 2 + 3 * 4", [[3, 1, None, 14]]),
     # Aggregates
+    # What toFloat reads as a number (PostgreSQL 16+ checks with pg_input_is_valid, older ones with a
+    # pattern): no NaN or infinity, and nothing with text around the number.
+    ("SELECT toFloat('12.5'), toFloat(' 7 '), toFloat('abc'), toFloat('nan'), toFloat('inf'), "
+     "toFloat('1e5'), toFloat(''), toFloat('1.5e'), toFloat('-.5'), toFloat('12px')",
+     [[12.5, 7.0, None, None, None, 100000.0, None, None, -0.5, None]]),
+    ("SELECT toFloat(x), toFloat(y) FROM (SELECT 'abc' AS x, '2.5' AS y)", [[None, 2.5]]),
     ("SELECT sum(toFloat(properties.price)) FROM events", [[35.5]]),
     ("SELECT avg(toFloat(properties.price)) FROM events", [[35.5 / 3]]),
     ("SELECT round(avg(toFloat(properties.price)), 2) FROM events", [[11.83]]),
