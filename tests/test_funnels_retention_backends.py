@@ -233,3 +233,19 @@ async def test_clickhouse_limits_apply_to_funnels_and_retention(
             continue
         assert response.status_code == 400, response.text
         assert response.json()["code"] == "query_too_large" and setting in response.json()["detail"]
+
+
+async def test_retention_hours_are_the_teams_local_hours(
+    client: httpx.AsyncClient, actor: Actor, db: AsyncSession
+) -> None:
+    # In Kolkata (+5:30) 04:45 and 05:20 UTC are 10:15 and 10:50, one local hour; 05:35 UTC is 11:05, the
+    # next. In UTC the first two would be two hours apart.
+    await set_timezone(db, actor, "Asia/Kolkata")
+    stamps = ("2024-01-02T04:45:00Z", "2024-01-02T05:20:00Z", "2024-01-02T05:35:00Z")
+    await put(client, actor, *(pageview("p", at) for at in stamps))
+    hourly = {"period": "Hour", "totalIntervals": 3}
+    range_ = {"date_from": "2024-01-02T10:00:00", "date_to": "2024-01-02T12:00:00", "explicitDate": True}
+    body = await query(client, actor, "RetentionQuery", dateRange=range_, retentionFilter=hourly)
+    rows = {row["date"][:16]: [value["count"] for value in row["values"]] for row in body["results"]}
+    assert rows["2024-01-02T10:00"] == [1, 1, 0]
+    assert rows["2024-01-02T11:00"] == [1, 0, 0]
