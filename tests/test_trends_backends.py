@@ -175,26 +175,6 @@ async def test_person_properties_agree_on_both_backends(client: httpx.AsyncClien
     assert series["data"] == [2]
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        {"kind": "FunnelsQuery", "series": [node(), node("signup")]},
-        {"kind": "RetentionQuery", "retentionFilter": {}},
-    ],
-)
-async def test_other_kinds_are_refused_by_name_on_clickhouse(
-    client: httpx.AsyncClient, actor: Actor, events_backend: str, query: dict[str, Any]
-) -> None:
-    response = await post_query(client, actor, {"kind": "InsightVizNode", "source": query})
-    if events_backend == "postgres":
-        assert response.status_code == 200, response.text
-        return
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["code"] == "unsupported_query"
-    assert body["detail"] == f"{query['kind']} is not supported on the ClickHouse events backend yet"
-
-
 @pytest.mark.parametrize("events_backend", ["clickhouse"], indirect=True)
 async def test_hogql_is_refused_by_name_on_clickhouse(client: httpx.AsyncClient, actor: Actor) -> None:
     response = await post_query(client, actor, {"kind": "HogQLQuery", "query": "SELECT count() FROM events"})

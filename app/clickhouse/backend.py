@@ -17,16 +17,22 @@ from typing import Any
 from sqlalchemy import Executable
 
 from app.clickhouse.client import ClickHouse, ClickHouseError
+from app.clickhouse.funnels import funnel_sql
 from app.clickhouse.lifecycle import lifecycle_sql
+from app.clickhouse.retention_query import retention_sql
 from app.clickhouse.stickiness import stickiness_sql
 from app.clickhouse.trends import series_sql
 from app.query.base import InvalidQuery, QueryTimeout, QueryTooLarge, UnsupportedQuery
 from app.query.dates import ResolvedRange
+from app.query.funnels_sql import FunnelPlan
 from app.query.lifecycle_sql import LifecyclePlan
+from app.query.retention_sql import RetentionPlan
 from app.query.stickiness_sql import StickinessPlan
 from app.query.trends_sql import SeriesPlan
 
-SUPPORTED_KINDS = frozenset({"TrendsQuery", "LifecycleQuery", "StickinessQuery"})
+SUPPORTED_KINDS = frozenset(
+    {"TrendsQuery", "FunnelsQuery", "RetentionQuery", "LifecycleQuery", "StickinessQuery"}
+)
 # ClickHouse's error codes for what the limits stop, and for a pattern RE2 cannot compile.
 TIMEOUT_EXCEEDED = 159
 TOO_MANY_ROWS = 158
@@ -75,6 +81,30 @@ class ClickHouseBackend:
         # wall-clock time: the engine's buckets are naive local datetimes.
         return [(_naive(row[0]), *row[1:]) for row in rows]
 
+    async def retention_rows(self, plan: RetentionPlan) -> Sequence[Any]:
+        statement = await asyncio.to_thread(retention_sql, plan, self.client.database)
+        rows = await self._query(statement.sql, statement.parameters)
+        names = (["breakdown", "rank"] if plan.breakdown is not None else []) + ["cohort", "offset", "value"]
+        cohort = names.index("cohort")
+        return [
+            Row(dict(zip(names, (*row[:cohort], _naive(row[cohort]), *row[cohort + 1 :]), strict=True)))
+            for row in rows
+        ]
+
+    async def funnel_rows(
+        self, plan: FunnelPlan, period: ResolvedRange, viz: str, steps: tuple[int, int], *, work_mem_kb: int
+    ) -> Sequence[Any]:
+        statement = await asyncio.to_thread(funnel_sql, plan, period, self.client.database, viz, *steps)
+        rows = await self._query(statement.sql, statement.parameters)
+        if viz == "time_to_convert":
+            return rows
+        if viz == "trends":
+            return [Row({"bucket": _naive(b), "reached_from": f, "reached_to": t}) for b, f, t in rows]
+        names = ["bd", "other", "rank"] if plan.breakdown is not None else []
+        names += [f"c{j}" for j in range(plan.n)]
+        names += [f"{name}{j}" for j in range(1, plan.n) for name in ("avg", "med")]
+        return [Row(dict(zip(names, row, strict=True))) for row in rows]
+
     async def earliest_event(self, team_id: int) -> datetime | None:
         table = f"{self.client.database}.events"
         sql = f"SELECT minOrNull(timestamp) FROM {table} WHERE team_id = {{team_id:Int64}}"
@@ -91,6 +121,15 @@ class ClickHouseBackend:
     async def stickiness_rows(self, plan: StickinessPlan) -> Sequence[Sequence[Any]]:
         statement = await asyncio.to_thread(stickiness_sql, plan, self.client.database)
         return await self._query(statement.sql, statement.parameters)
+
+
+class Row:
+    """A result row as the engine reads PostgreSQL's (`row._mapping[name]`)."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._mapping = mapping
 
 
 def _naive(bucket: Any) -> datetime:

@@ -102,7 +102,16 @@ class ChdbClient:
             try:
                 return self._connection.query(sql, fmt, params=dict(parameters) if parameters else None)
             except RuntimeError as exc:
+                self._discard_next_result()
                 raise ClickHouseError(str(exc), _error_code(str(exc))) from None
+
+    def _discard_next_result(self) -> None:
+        """After a failed query, chdb (4.4) hands the next query a corrupt result (its Arrow output reads as
+        "Invalid flatbuffers message"): one throwaway query takes it."""
+        try:
+            self._connection.query("SELECT 1", "CSV")
+        except (RuntimeError, UnicodeDecodeError):
+            pass
 
     async def query(
         self,

@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.query.base import QueryTimeout
 from app.query.dates import ResolvedRange
+from app.query.funnels_sql import FunnelPlan
 from app.query.lifecycle_sql import LifecyclePlan, lifecycle_statement
+from app.query.retention_sql import RetentionPlan, retention_statement
 from app.query.stickiness_sql import StickinessPlan, stickiness_statement
 from app.query.trends_sql import SeriesPlan, earliest_statement, series_statement
 
@@ -41,6 +43,18 @@ class QueryBackend(Protocol):
         """The rows of one trends series over one period, each `(bucket?, breakdown?, rank?, value)`: the
         bucket (a naive local datetime) unless the plan is a total value, the breakdown value and its rank
         with a breakdown (`trends_sql.series_statement` says what they mean)."""
+        ...
+
+    async def retention_rows(self, plan: RetentionPlan) -> Sequence[Any]:
+        """RetentionQuery's cells: rows whose `_mapping` holds `retention_sql.retention_statement`'s columns
+        (`breakdown` and `rank` with a breakdown, `cohort` a naive local datetime, `offset`, `value`)."""
+        ...
+
+    async def funnel_rows(
+        self, plan: FunnelPlan, period: ResolvedRange, viz: str, steps: tuple[int, int], *, work_mem_kb: int
+    ) -> Sequence[Any]:
+        """FunnelsQuery's rows (with `_mapping`) for `viz`, as `funnels.funnel_statement` returns them;
+        `steps`: the (from, to) steps of trends and time to convert."""
         ...
 
     async def earliest_event(self, team_id: int) -> datetime | None:
@@ -87,6 +101,18 @@ class PostgresBackend:
         # Building a statement with many filters costs milliseconds of CPU: off the event loop.
         statement = await asyncio.to_thread(series_statement, plan, period)
         return await self.fetch(statement, reusable=reusable)
+
+    async def retention_rows(self, plan: RetentionPlan) -> Sequence[Any]:
+        from app.query.kinds import fetch  # the kinds import this module
+
+        return await fetch(self, retention_statement(plan))
+
+    async def funnel_rows(
+        self, plan: FunnelPlan, period: ResolvedRange, viz: str, steps: tuple[int, int], *, work_mem_kb: int
+    ) -> Sequence[Any]:
+        from app.query.funnels import postgres_funnel_rows  # the engine imports this module
+
+        return await postgres_funnel_rows(self, plan, period, viz, steps, work_mem_kb)
 
     async def earliest_event(self, team_id: int) -> datetime | None:
         earliest: datetime | None = (await self.fetch(earliest_statement(team_id)))[0][0]
