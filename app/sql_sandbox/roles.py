@@ -226,9 +226,16 @@ def _row_security_sql(database: str) -> list[str]:
         f"EXECUTE 'GRANT {quoted} TO current_user WITH INHERIT TRUE, SET TRUE'; "
         f"ELSE GRANT {quoted} TO current_user; END IF; END IF",
     ]
+    like_readers = reader_name("x").replace(role_name("x", 0).removesuffix("0"), "tilecast_%_team_")
     for table in TABLES:
         qualified = f"public.{table}"
         statements += [
+            # A restored dump's grants to another database's reader are taken back.
+            "DECLARE other text; BEGIN FOR other IN SELECT DISTINCT g.rolname FROM pg_class c "
+            "CROSS JOIN LATERAL aclexplode(c.relacl) a JOIN pg_roles g ON g.oid = a.grantee "
+            f"WHERE c.oid = '{qualified}'::regclass AND g.rolname LIKE '{like_readers}' "
+            f"AND g.rolname <> '{reader}' LOOP EXECUTE format('REVOKE ALL ON {qualified} FROM %I', other); "
+            "END LOOP; END",
             f"IF NOT has_table_privilege('{reader}', '{qualified}', 'SELECT') THEN "
             f"GRANT SELECT ON {qualified} TO {quoted}; END IF",
             f"IF NOT (SELECT relrowsecurity FROM pg_class WHERE oid = '{qualified}'::regclass) THEN "
