@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import FreshDatabases
-from tests.hogql_helpers import World, hogql, rows, sql_database, sql_world
+from tests.hogql_helpers import World, events_store, hogql, rows, sql_database, sql_world
+
+pytestmark = pytest.mark.both_backends
 
 DAY = "2026-01-0{}T00:00:00Z"
 EPOCH = int(datetime(2026, 1, 1, 10, tzinfo=UTC).timestamp())
@@ -82,6 +84,12 @@ CORPUS: list[tuple[str, Any]] = [
     ("SELECT event = 'signup' AS is_signup FROM events WHERE event = 'signup'", [[1]]),
     ("SELECT intDiv(7, 2), 7 % 3, 1 / 0, 2 + 3 * 4", [[3, 1, None, 14]]),
     # Aggregates
+    # What toFloat reads as a number (PostgreSQL 16+ checks with pg_input_is_valid, older ones with a
+    # pattern): no NaN or infinity, and nothing with text around the number.
+    ("SELECT toFloat('12.5'), toFloat(' 7 '), toFloat('abc'), toFloat('nan'), toFloat('inf'), "
+     "toFloat('1e5'), toFloat(''), toFloat('1.5e'), toFloat('-.5'), toFloat('12px')",
+     [[12.5, 7.0, None, None, None, 100000.0, None, None, -0.5, None]]),
+    ("SELECT toFloat(x), toFloat(y) FROM (SELECT 'abc' AS x, '2.5' AS y)", [[None, 2.5]]),
     ("SELECT sum(toFloat(properties.price)) FROM events", [[35.5]]),
     ("SELECT avg(toFloat(properties.price)) FROM events", [[35.5 / 3]]),
     ("SELECT round(avg(toFloat(properties.price)), 2) FROM events", [[11.83]]),
@@ -170,8 +178,15 @@ def sql_url(fresh_databases: FreshDatabases) -> str:
 
 
 @pytest.fixture(scope="module")
-async def world(sql_url: str) -> AsyncIterator[World]:
-    async with sql_world(sql_url) as made:
+def events_backend(request: pytest.FixtureRequest) -> str:
+    """The module's backend (`both_backends`), for the module-wide world."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture(scope="module")
+async def world(sql_url: str, events_backend: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    async with events_store(events_backend, request) as store, sql_world(sql_url, store) as made:
         yield made
 
 

@@ -33,7 +33,7 @@ from app.migrations import downgrade, setup_sql_sandbox, upgrade
 from app.query.base import QueryError, QueryTimeout, SandboxBusy, SandboxUnavailable
 from app.sql_sandbox import Sandbox, SandboxResult, pools, run_sql
 from app.sql_sandbox.pools import NOT_A_QUERY, TIMEOUT_MESSAGE
-from app.sql_sandbox.roles import role_name
+from app.sql_sandbox.roles import create_views, reader_name, role_name
 from tests.conftest import FreshDatabases
 from tests.events import event, ingest
 from tests.factories import Actor
@@ -304,7 +304,7 @@ async def test_predicates_never_run_on_other_teams_rows(world: World) -> None:
     # Their `x` is not a number: the same filter over the whole table fails...
     with pytest.raises(Exception, match='invalid input syntax for type integer: "abc"'):
         await world.admin("SELECT count(*) FROM public.events WHERE (properties->>'x')::int > 0")
-    # ...while the team's view keeps it off their rows (security_barrier).
+    # ...while the team's policy keeps it off their rows.
     result = await world.sql("SELECT count(*) FROM events WHERE (properties->>'x')::int > 0")
     assert result.rows == [(3,)]
     joined = await world.sql(
@@ -331,6 +331,35 @@ async def test_catalogs_are_readable_but_hold_no_rows_of_the_tables(world: World
     )
     # Names are visible; the statistics (most common values of the events) are not; nor others' queries.
     assert result.rows == [(1, 0, 0)]
+
+
+async def test_a_pooled_connection_follows_views_that_changed_shape(world: World) -> None:
+    """Connections stay open between queries; `tilecast migrate` may replace the views meanwhile."""
+    team_id = world.ours.team.id
+    schema = f"tilecast_team_{team_id}"
+    query = "SELECT * FROM events ORDER BY uuid LIMIT 1"
+    before = await world.sql(query)
+    assert "extra" not in before.columns
+    await world.admin(
+        f"CREATE OR REPLACE VIEW {schema}.events AS "
+        f"SELECT *, 42 AS extra FROM public.events WHERE team_id = {team_id}"
+    )
+    try:
+        after = await world.sql(query)
+        assert after.columns == [*before.columns, "extra"]
+        assert after.rows[0][-1] == 42
+    finally:
+        # As `tilecast migrate` makes them.
+        async with world.engine.begin() as conn:
+            database = _database(world)
+            await conn.run_sync(create_views, team_id, role_name(database, team_id), database)
+    assert (await world.sql(query)).columns == before.columns
+
+
+def _database(world: World) -> str:
+    database = make_url(world.url).database
+    assert database is not None
+    return database
 
 
 async def test_advisory_locks_a_query_takes_are_released(world: World) -> None:
@@ -506,21 +535,55 @@ async def test_without_createrole_sql_insights_name_the_missing_setup_and_the_re
         await admin.close()
 
 
-async def test_the_views_are_security_barriers_of_one_team(world: World) -> None:
+async def test_the_views_are_of_one_team_and_read_through_its_policy(world: World) -> None:
     result = await world.sql(
-        "SELECT c.relname::text, c.reloptions, pg_get_viewdef(c.oid) FROM pg_class c "
+        "SELECT c.relname::text, pg_get_viewdef(c.oid) FROM pg_class c "
         "WHERE c.relnamespace = current_schema()::regnamespace ORDER BY 1"
     )
     team = world.ours.team.id
-    assert [(name, options) for name, options, _ in result.rows] == [
-        ("events", ["security_barrier=true"]),
-        ("person", ["security_barrier=true"]),
-    ]
+    assert [name for name, _ in result.rows] == ["events", "person"]
     # PostgreSQL 15 names the columns with their table, newer versions do not.
-    for name, _, definition in result.rows:
+    for name, definition in result.rows:
         assert re.search(rf"FROM public\.{name}\s+WHERE \(({name}\.)?team_id = {team}\);$", definition), (
             definition
         )
+    database = _database(world)
+    reader = reader_name(database)
+    owners = await world.admin(
+        f"SELECT DISTINCT pg_get_userbyid(c.relowner)::text FROM pg_class c "
+        f"WHERE c.relnamespace = 'tilecast_team_{team}'::regnamespace"
+    )
+    assert owners == [(reader,)]
+    # The reader logs in never, holds no attribute, is a member of nothing; the team role is not its member.
+    assert await world.admin(
+        "SELECT rolcanlogin OR rolsuper OR rolbypassrls OR rolcreaterole, "
+        "EXISTS (SELECT FROM pg_auth_members m WHERE m.member = r.oid), "
+        f"pg_has_role('{role_name(database, team)}', r.oid, 'MEMBER') "
+        f"FROM pg_roles r WHERE rolname = '{reader}'"
+    ) == [(False, False, False)]
+    assert await world.admin(
+        "SELECT c.relname::text, c.relrowsecurity, p.polpermissive, "
+        "array(SELECT unnest(p.polroles)::regrole::text) "
+        "FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid "
+        "WHERE c.oid IN ('public.events'::regclass, 'public.person'::regclass) "
+        "AND p.polname = 'tilecast_sql_team' ORDER BY 1"
+    ) == [("events", True, False, [reader]), ("person", True, False, [reader])]
+
+
+async def test_another_teams_view_granted_by_mistake_still_shows_only_the_team_s_rows(world: World) -> None:
+    """The policy keys on the logged-in role, not on the view: a grant someone adds by mistake reveals
+    nothing of the other team."""
+    database = _database(world)
+    ours, theirs = role_name(database, world.ours.team.id), world.theirs.team.id
+    schema = f"tilecast_team_{theirs}"
+    await world.admin(f'GRANT USAGE ON SCHEMA {schema} TO "{ours}"')
+    await world.admin(f'GRANT SELECT ON {schema}.events TO "{ours}"')
+    try:
+        assert (await world.sql(f"SELECT count(*) FROM {schema}.events")).rows == [(0,)]
+        assert (await world.sql(f"SELECT count(*) FROM {schema}.events", team=world.theirs)).rows == [(2,)]
+    finally:
+        await world.admin(f'REVOKE SELECT ON {schema}.events FROM "{ours}"')
+        await world.admin(f'REVOKE USAGE ON SCHEMA {schema} FROM "{ours}"')
 
 
 async def test_the_role_password_is_the_hmac_of_its_name_stored_as_scram(world: World) -> None:

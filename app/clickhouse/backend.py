@@ -17,11 +17,18 @@ from sqlalchemy import Executable
 
 from app.clickhouse.client import ClickHouse, ClickHouseError
 from app.clickhouse.trends import series_sql
-from app.query.base import InvalidQuery, QueryTimeout, QueryTooLarge, UnsupportedQuery
+from app.query.base import (
+    ComputedResult,
+    InvalidQuery,
+    QueryContext,
+    QueryTimeout,
+    QueryTooLarge,
+    UnsupportedQuery,
+)
 from app.query.dates import ResolvedRange
 from app.query.trends_sql import SeriesPlan
 
-SUPPORTED_KINDS = frozenset({"TrendsQuery"})
+SUPPORTED_KINDS = frozenset({"TrendsQuery", "HogQLQuery"})
 # ClickHouse's error codes for what the limits stop, and for a pattern RE2 cannot compile.
 TIMEOUT_EXCEEDED = 159
 TOO_MANY_ROWS = 158
@@ -69,6 +76,12 @@ class ClickHouseBackend:
         # Buckets come back as dates (days, weeks, months) or UTC-labelled datetimes (hours) holding the local
         # wall-clock time: the engine's buckets are naive local datetimes.
         return [(_naive(row[0]), *row[1:]) for row in rows]
+
+    async def run_hogql(self, query: Any, ctx: QueryContext) -> ComputedResult:
+        """A SQL insight (`HogQLQuery`): checked and compiled by `app.clickhouse.hogql`, run here."""
+        from app.clickhouse.hogql import run_hogql
+
+        return await run_hogql(self, query, ctx)
 
     async def earliest_event(self, team_id: int) -> datetime | None:
         table = f"{self.client.database}.events"

@@ -119,6 +119,12 @@ def query_interval(query: Any) -> str | None:
     return interval if isinstance(interval, str) else None
 
 
+def runs_in_sql_sandbox(query: Any) -> bool:
+    """Whether the query is SQL (HogQL): it runs on the team's sandbox connection, never on the caller's."""
+    source = _source(query)
+    return isinstance(source, dict) and source.get("kind") == "HogQLQuery"
+
+
 def filters_test_accounts(query: Any) -> bool:
     """Whether the query's source asks for the team's test-account filters (`filterTestAccounts`)."""
     source = _source(query)

@@ -102,6 +102,7 @@ class RenderPool:
                     saved=job.saved,
                     prefetched=job.prefetched,
                     key=job.key,
+                    cache_only=True,  # a session of its own, for this render alone
                 )
         except asyncio.CancelledError:
             job.future.cancel()

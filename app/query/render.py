@@ -173,26 +173,31 @@ async def render_query(
     saved: bool,
     prefetched: dict[str, cache.CachedResult] | None = None,
     key: str | None = None,
+    cache_only: bool = False,
 ) -> Rendered:
     """Render `query` for `team` under `mode`. `saved`: the query is a saved insight's own, as its dashboards
     and retrieve render it (not one made for a `filters_override` or `/query/`): its cached result is evicted
     only after the team's ad-hoc ones. `prefetched` holds cache rows a caller already read in one
     statement for many queries (lists, dashboards); without it the row is read here. `key` is the query's
-    cache key when the caller computed it already (hashing the canonical JSON twice per tile is waste)."""
+    cache key when the caller computed it already (hashing the canonical JSON twice per tile is waste).
+    `cache_only`: the caller's transaction writes nothing else (`cache.lock_and_set_timeout`)."""
     if key is None:
         key = cache_key_for(team, query)
     # The connection only when this call reads the cache itself: with `prefetched`, a cached tile then costs
     # no round trip into SQLAlchemy's greenlet at all (`_compute` takes the connection it needs).
+    started = datetime.now(UTC)
+    if mode in ALWAYS_COMPUTE:
+        # Nothing read here decides anything: `_compute` reads the row under its lock.
+        return await _compute(session, team, query, key, started, saved=saved, cache_only=cache_only)
     hit = (
         prefetched.get(key)
         if prefetched is not None
         else await cache.read(await session.connection(), key, saved=saved)
     )
-    started = datetime.now(UTC)
     answer = answer_from_cache(team, query, mode, key, hit, started)
     if answer is not None:
         return answer
-    return await _compute(session, team, query, key, started, saved=saved)
+    return await _compute(session, team, query, key, started, saved=saved, cache_only=cache_only)
 
 
 def answer_from_cache(
@@ -232,13 +237,20 @@ def events_backend(session: AsyncSession, conn: AsyncConnection) -> QueryBackend
 
 
 async def _compute(
-    session: AsyncSession, team: TeamInfo, query: Any, key: str, started: datetime, *, saved: bool
+    session: AsyncSession,
+    team: TeamInfo,
+    query: Any,
+    key: str,
+    started: datetime,
+    *,
+    saved: bool,
+    cache_only: bool,
 ) -> Rendered:
     """Compute under an advisory lock on the cache key: identical computations in any process run once; the
     ones that waited take the result the first one stored."""
     settings = get_settings()
     conn = await session.connection()
-    await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms)
+    await cache.lock_and_set_timeout(conn, key, settings.query_timeout_ms, cache_only=cache_only)
     failed: BaseException | None = None
     try:
         hit = await cache.read(conn, key, saved=saved)
@@ -255,8 +267,9 @@ async def _compute(
             week_start_day=team.week_start_day,
         )
         try:
-            # A savepoint: a failed or cancelled statement must not abort the request's transaction.
-            async with conn.begin_nested():
+            # A savepoint: a failed or cancelled statement must not abort the request's transaction (SQL
+            # runs on a connection of its own).
+            async with contextlib.nullcontext() if engine.runs_in_sql_sandbox(query) else conn.begin_nested():
                 computed = await engine.compute(query, ctx, events_backend(session, conn))
         except QueryError as exc:
             metrics.QUERY_COMPUTATIONS.labels(metrics.query_kind(query), "error").inc()

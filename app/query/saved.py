@@ -45,10 +45,13 @@ async def render_saved(
     saved: bool,
     prefetched: dict[str, cache.CachedResult] | None = None,
     key: str | None = None,
+    cache_only: bool = False,
 ) -> Rendered:
     """`render_query` whose unexpected failures are the query's `error` (logged with their traceback)."""
     try:
-        return await render_query(session, team, query, mode, saved=saved, prefetched=prefetched, key=key)
+        return await render_query(
+            session, team, query, mode, saved=saved, prefetched=prefetched, key=key, cache_only=cache_only
+        )
     except Exception as exc:
         if is_transient(exc):
             raise

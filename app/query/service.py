@@ -78,7 +78,8 @@ async def run_query(session: AsyncSession, access: TeamAccess, query: Any, mode:
     """The query's result as the endpoint answers it (`QueryResponse`)."""
     team = TeamInfo.of(access.team)
     # A one-off query: its result is evicted before those of saved insights.
-    rendered = await render_query(session, team, query, mode, saved=False)
+    # Nothing but the result is written in this request's transaction.
+    rendered = await render_query(session, team, query, mode, saved=False, cache_only=True)
     if rendered.error is not None:
         if rendered.error["type"] == "QueryTimeout":
             raise QueryTimedOut(rendered.error["message"])

@@ -9,7 +9,7 @@ The contract with the compiler:
   `team_id = <the team>` itself. It uses PostgreSQL's built-in functions only and never depends on session
   settings (time zones are explicit `AT TIME ZONE $n`).
 - `await run_sql(app.state.sandbox, team_id, sql, params, timeout_ms=..., max_rows=...)` runs it in a READ
-  ONLY transaction, as the team's role (whose `search_path` is its schema of two `security_barrier` views,
+  ONLY transaction, as the team's role (whose `search_path` is its schema of two views,
   `events` and `person`, of the team's rows), bounded by `timeout_ms`, and answers a `SandboxResult`:
   `columns`, `types` (PostgreSQL type names), `rows` (tuples, at most `max_rows`), `has_more` (more rows
   existed).

@@ -6,13 +6,16 @@ first; with none idle, the query waits for one (up to its timeout). A team uses 
 host. Idle connections close after `IDLE_SECONDS`, so other workers may use the team's slots.
 
 Each query runs as one prepared statement (the extended protocol: one statement, never a `;` list) in a READ
-ONLY transaction with `SET LOCAL statement_timeout`, fetches at most `max_rows + 1` rows through a cursor,
-and is always rolled back; the connection is then reset (`asyncpg.Connection.reset`: session settings, and
-advisory locks a query took, released) before the next query of the team uses it.
+ONLY transaction with `SET LOCAL statement_timeout`, fetches at most `max_rows + 1` rows (a portal's first
+batch), and is always rolled back; the connection is then reset (session settings, open cursors and advisory
+locks a query took, released) before the next query of the team uses it.
+
+Round trips are what a short query pays for, so a query costs four on a warm connection: the transaction's
+start with its settings (one simple-protocol message), the statement's preparation (to check that it is a
+query before it runs), the bind with the first batch, and the rollback with the reset.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -63,6 +66,7 @@ class _Facts:
     dsn: str
     database: str
     secret: str
+    server_version: int
 
 
 class Sandbox:
@@ -95,11 +99,19 @@ class Sandbox:
                 if self._facts is None:
                     engine = self._engine()
                     async with engine.begin() as conn:
-                        database = str(await conn.scalar(text("SELECT current_database()")))
+                        database, version = (
+                            await conn.execute(
+                                text("SELECT current_database(), current_setting('server_version_num')::int")
+                            )
+                        ).one()
                         secret = await conn.run_sync(roles.secret_value, self._settings)
                     dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-                    self._facts = _Facts(dsn, database, secret)
+                    self._facts = _Facts(dsn, str(database), secret, int(version))
         return self._facts
+
+    async def server_version(self) -> int:
+        """PostgreSQL's `server_version_num` (160000 for 16.0): what SQL the compiler may use."""
+        return (await self._get_facts()).server_version
 
     async def ensure_team(self, team_id: int) -> None:
         """Set the team's role up now (a team made before `tilecast migrate`, or where creating it failed);
@@ -217,7 +229,7 @@ class Sandbox:
         """Give a connection back (None: it is gone), reset for the team's next query."""
         if connection is not None:
             try:
-                await asyncio.wait_for(connection.reset(), CONNECT_TIMEOUT_S)
+                await asyncio.wait_for(connection.execute(_END), CONNECT_TIMEOUT_S)
             except Exception:
                 connection.terminate()
                 connection = None
@@ -274,32 +286,37 @@ class Sandbox:
             self._changed.notify_all()
 
 
+# The rollback and what `asyncpg.Connection.reset` runs, in one round trip. Nothing a query can do survives
+# it: its transaction (and with it `SET LOCAL`), session settings, cursors and advisory locks.
+_END = "ROLLBACK; SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"
+
+
+def _begin(timeout_ms: int) -> str:
+    return f"BEGIN READ ONLY; SET LOCAL statement_timeout = {int(timeout_ms)}"
+
+
 async def _execute(
     connection: asyncpg.Connection, sql: str, params: Sequence[Any], timeout_ms: int, max_rows: int
 ) -> SandboxResult:
-    transaction = connection.transaction(readonly=True)
-    await transaction.start()
     try:
-        await connection.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        await connection.execute(_begin(timeout_ms))
         statement = await connection.prepare(sql)
         attributes = statement.get_attributes()
         if not attributes:
             # Parsed, never run: SET, RESET, COPY, DDL and other statements without result columns.
             raise QueryError(NOT_A_QUERY)
-        cursor = await statement.cursor(*params)
-        records = await cursor.fetch(max_rows + 1)
+        records = []
+        # One round trip: the portal's bind and its first `max_rows + 1` rows; the rest is never read.
+        async for record in statement.cursor(*params, prefetch=max_rows + 1):
+            records.append(record)
+            if len(records) > max_rows:
+                break
     except asyncpg.QueryCanceledError as exc:
         raise QueryTimeout(TIMEOUT_MESSAGE) from exc
     except asyncpg.PostgresError as exc:
         raise QueryError(_message(exc)) from exc
     except (asyncpg.InterfaceError, asyncpg.exceptions.DataError) as exc:
         raise QueryError(str(exc)) from exc
-    finally:
-        # Cut short (the client's own timeout, a cancelled request), the connection may be mid-statement:
-        # then its reset fails on release and it is closed instead.
-        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
-            if not connection.is_closed():
-                await transaction.rollback()
     rows = [tuple(record) for record in records[:max_rows]]
     return SandboxResult(
         columns=[attribute.name for attribute in attributes],

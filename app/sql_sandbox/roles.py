@@ -8,19 +8,35 @@ For team 5 of database `tilecast`:
   `work_mem`, and `temp_file_limit` where the database user is a superuser (only superusers may set it).
   Role names are cluster-wide while team ids are per database: the hash of the database's name keeps the
   roles of two Tilecast databases on one server apart.
-- schema `tilecast_team_5`, owned by the database user, holding the `security_barrier` views `events` and
-  `person` = `SELECT * FROM public.<table> WHERE team_id = 5` (a constant: nothing a query sets changes it;
-  the barrier keeps every predicate of the query off other teams' rows). The role has USAGE on that schema
-  and SELECT on those two views, nothing else.
+- schema `tilecast_team_5`, owned by the database user, holding the views `events` and `person` =
+  `SELECT * FROM public.<table> WHERE team_id = 5`. The role has USAGE on that schema and SELECT on those two
+  views, nothing else.
 - its password: HMAC-SHA256 of the role's name keyed by `TILECAST_SQL_SANDBOX_SECRET` or the secret stored in
   `app_secret`, never stored; the role gets a SCRAM verifier of it, so the password is never in a statement.
+
+And once per database, row security on `public.events` and `public.person`:
+
+- the views belong to one role, `tilecast_<hash>_team_reader`: NOLOGIN, member of nothing, SELECT on those
+  two tables only (the database user is made a member of it, to own views through it);
+- a restrictive policy `tilecast_sql_team` on both tables, for that role: `team_id` = the team of the
+  *logged-in* role (`current_user`, read from its name once per query; no other role gets any row). So a
+  view reads its team's rows only, and PostgreSQL applies the policy before any condition of the query that
+  could reveal a value (a failing cast, a function), as it does for every row-security policy: not even a
+  failing cast in a `WHERE` runs on another team's rows. Nothing a SELECT can change picks the team: no
+  setting, and no `SET ROLE` (the login role is a member of nothing). Policies rather than
+  `security_barrier` views, because PostgreSQL plans through a barrier without the columns' statistics
+  (a `GROUP BY distinct_id` planned for 200 groups); through a policy it plans as for the table itself.
+- a permissive policy `tilecast_sql_everyone` (every command, every role, every row), so that roles other
+  than the reader see the tables as before; the tables' owner (Tilecast's database user) is not subject
+  to row security at all.
 - database-wide: PUBLIC loses every privilege on the tables and sequences of `public`, and, where the
   database user owns schema `public`, USAGE on it (every role holding a privilege on one of its tables, and
   the database user, is granted USAGE first, so none loses access).
 
 `setup_team` runs when a team is created (in its transaction, skipped where the user may not create roles)
 and `setup_all` after Alembic in `tilecast migrate` (idempotent: a team whose schema's comment is current and
-whose role holds no membership is skipped; under an advisory lock, so many hosts may run it at once).
+whose role holds no membership is skipped; under an advisory lock, so many hosts may run it at once). Both
+set up the row security first where it is missing (its DDL locks the tables, so it runs only then).
 Migrations that change `events` or `person` would be refused while views depend on them: the Alembic
 environment drops the views first and recreates them once at the latest migration (`drop_views`,
 `recreate_views`), in the same transaction.
@@ -46,7 +62,7 @@ from app.config import Settings, get_settings
 log = logging.getLogger("tilecast.sql_sandbox")
 
 # Bumped when what `setup_team` does changes, so that `tilecast migrate` sets every team up again.
-SETUP_VERSION = 1
+SETUP_VERSION = 2
 SECRET_NAME = "sql_sandbox"
 SCHEMA_PREFIX = "tilecast_team_"
 TABLES = ("events", "person")
@@ -68,6 +84,11 @@ OVERPRIVILEGED_SELF = (
 def role_name(database: str, team_id: int) -> str:
     digest = hashlib.sha256(database.encode()).hexdigest()[:8]
     return f"tilecast_{digest}_team_{team_id}"
+
+
+def reader_name(database: str) -> str:
+    """The role owning every team's views, subject to the team policy."""
+    return role_name(database, 0).removesuffix("0") + "reader"
 
 
 def schema_name(team_id: int) -> str:
@@ -156,16 +177,73 @@ def _marker(role: str, settings: Settings, secret: str) -> str:
     )
 
 
-def _views_sql(team_id: int, role: str) -> list[str]:
+def _views_sql(team_id: int, role: str, reader: str) -> list[str]:
     schema = _ident(schema_name(team_id))
-    statements = []
+    # A view's new owner must be allowed to create in its schema, only for the moment it becomes the owner.
+    statements = [f"GRANT CREATE ON SCHEMA {schema} TO {_ident(reader)}"]
     for table in TABLES:
         statements += [
             f"DROP VIEW IF EXISTS {schema}.{table}",
-            f"CREATE VIEW {schema}.{table} WITH (security_barrier) AS "
-            f"SELECT * FROM public.{table} WHERE team_id = {int(team_id)}",
+            f"CREATE VIEW {schema}.{table} AS SELECT * FROM public.{table} WHERE team_id = {int(team_id)}",
+            # Read as the reader, so the team policy applies (the tables' owner would bypass it).
+            f"ALTER VIEW {schema}.{table} OWNER TO {_ident(reader)}",
             f"REVOKE ALL ON {schema}.{table} FROM PUBLIC",
             f"GRANT SELECT ON {schema}.{table} TO {_ident(role)}",
+        ]
+    return [*statements, f"REVOKE CREATE ON SCHEMA {schema} FROM {_ident(reader)}"]
+
+
+def _team_of_current_user(database: str) -> str:
+    """The team id of the logged-in team role (`current_user`), NULL for any other role: evaluated once per
+    query (a scalar subquery), as the policy's `team_id = ...`."""
+    prefix = role_name(database, 0).removesuffix("0")
+    digits = f"substr(current_user::text, {len(prefix) + 1})"
+    is_team = f"starts_with(current_user::text, '{prefix}') AND {digits} ~ '^[1-9][0-9]{{0,17}}$'"
+    return f"(SELECT CASE WHEN {is_team} THEN {digits}::bigint END)"
+
+
+def _row_security_sql(database: str) -> list[str]:
+    """The reader role and the policies (see the module's docstring), each part only where it is missing or
+    not as it should be: the policies' DDL locks the tables."""
+    reader = reader_name(database)
+    quoted = _ident(reader)
+    team = _team_of_current_user(database)
+    prefix = role_name(database, 0).removesuffix("0")
+    statements = [
+        f"IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{reader}' AND (rolsuper OR rolbypassrls OR "
+        "rolcreaterole OR rolcreatedb OR rolreplication OR rolcanlogin)) THEN RAISE EXCEPTION "
+        f"'role {reader} holds attributes the SQL insights reader must not have: drop it'; END IF",
+        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{reader}') THEN "
+        f"CREATE ROLE {quoted} WITH NOLOGIN NOINHERIT; END IF",
+        "DECLARE granted text; BEGIN FOR granted IN SELECT g.rolname FROM pg_auth_members m "
+        "JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member "
+        f"WHERE r.rolname = '{reader}' LOOP EXECUTE format('REVOKE %I FROM {quoted}', granted); "
+        "END LOOP; END",
+        # Owning views through it needs a membership that may SET ROLE (PostgreSQL 16 gives the creator of
+        # a role only ADMIN on it).
+        f"IF NOT pg_has_role(current_user, '{reader}', 'USAGE') THEN "
+        "IF current_setting('server_version_num')::int >= 160000 THEN "
+        f"EXECUTE 'GRANT {quoted} TO current_user WITH INHERIT TRUE, SET TRUE'; "
+        f"ELSE GRANT {quoted} TO current_user; END IF; END IF",
+    ]
+    for table in TABLES:
+        qualified = f"public.{table}"
+        statements += [
+            f"IF NOT has_table_privilege('{reader}', '{qualified}', 'SELECT') THEN "
+            f"GRANT SELECT ON {qualified} TO {quoted}; END IF",
+            f"IF NOT (SELECT relrowsecurity FROM pg_class WHERE oid = '{qualified}'::regclass) THEN "
+            f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY; END IF",
+            f"IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = '{qualified}'::regclass AND polname = "
+            f"'tilecast_sql_everyone') THEN CREATE POLICY tilecast_sql_everyone ON {qualified} AS PERMISSIVE "
+            "FOR ALL TO PUBLIC USING (true) WITH CHECK (true); END IF",
+            # Made again when its text differs (a renamed database: other role names).
+            f"IF NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = '{qualified}'::regclass "
+            "AND p.polname = 'tilecast_sql_team' AND NOT p.polpermissive "
+            f"AND p.polroles = ARRAY['{reader}'::regrole::oid] "
+            f"AND position('{prefix}' IN pg_get_expr(p.polqual, p.polrelid)) > 0) THEN "
+            f"DROP POLICY IF EXISTS tilecast_sql_team ON {qualified}; "
+            f"CREATE POLICY tilecast_sql_team ON {qualified} AS RESTRICTIVE FOR SELECT TO {quoted} "
+            f"USING (team_id = {team}); END IF",
         ]
     return statements
 
@@ -176,10 +254,10 @@ def _run(conn: Connection, statements: list[str]) -> None:
     conn.exec_driver_sql("DO $tilecast$ BEGIN\n" + ";\n".join(statements) + ";\nEND $tilecast$")
 
 
-def create_views(conn: Connection, team_id: int, role: str) -> None:
+def create_views(conn: Connection, team_id: int, role: str, database: str) -> None:
     """The team's two views, made anew (their columns are the tables' at this moment), readable by its role
     alone."""
-    _run(conn, _views_sql(team_id, role))
+    _run(conn, [*_row_security_sql(database), *_views_sql(team_id, role, reader_name(database))])
 
 
 def setup_team(conn: Connection, team_id: int, settings: Settings, secret: str, facts: Privileges) -> None:
@@ -221,7 +299,8 @@ def setup_team(conn: Connection, team_id: int, settings: Settings, secret: str, 
         f"WHERE n.nspname = '{schema}' AND a.grantee <> n.nspowner AND g.rolname <> '{role}' "
         f"LOOP EXECUTE format('REVOKE ALL ON SCHEMA {quoted_schema} FROM %I', other); END LOOP; END",
         f"GRANT USAGE ON SCHEMA {quoted_schema} TO {quoted_role}",
-        *_views_sql(team_id, role),
+        *_row_security_sql(facts.database),
+        *_views_sql(team_id, role, reader_name(facts.database)),
         f"COMMENT ON SCHEMA {quoted_schema} IS '{_marker(role, settings, secret)}'",
     ]
     _run(conn, statements)
@@ -337,7 +416,7 @@ def recreate_views(conn: Connection, teams: list[int]) -> None:
         role = role_name(database, team_id)
         exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}).first()
         if team_id in alive and exists is not None:
-            create_views(conn, team_id, role)
+            create_views(conn, team_id, role, database)
 
 
 def _setup_new_team(session: Session, team_id: int) -> None:

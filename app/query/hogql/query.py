@@ -9,6 +9,7 @@ import math
 import re
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from threading import Lock
@@ -31,13 +32,14 @@ from app.query.base import (
     SandboxUnavailable,
 )
 from app.query.filters import global_condition
+from app.query.hogql import functions
 from app.query.hogql.compiler import Compiled, Compiler
 from app.query.hogql.context import CURRENT_SANDBOX
 from app.query.hogql.errors import HogQLQueryError
 from app.query.hogql.parser import parse
 from app.query.kinds import KindQuery
 from app.query.schema import _format_error, parse_property_nodes
-from app.sql_sandbox import run_sql
+from app.sql_sandbox import Sandbox, run_sql
 
 WRAPPERS = frozenset({"DataVisualizationNode", "DataTableNode"})
 MAX_ROWS = 50_000
@@ -77,10 +79,16 @@ class HogQLQuery(KindQuery):
         compile_query(self, ctx)
 
     async def compute(self, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
-        compiled = compile_query(self, ctx)
+        # A backend with its own SQL engine (ClickHouse) runs the checked query itself.
+        run_hogql = getattr(backend, "run_hogql", None)
+        if run_hogql is not None:
+            computed: ComputedResult = await run_hogql(self, ctx)
+            return computed
         sandbox = CURRENT_SANDBOX.get()
         if sandbox is None:
             raise SandboxUnavailable("SQL insights run only inside the server (no SQL sandbox here)")
+        runner = sandbox if isinstance(sandbox, Sandbox) else sandbox.sandbox
+        compiled = compile_query(self, ctx, input_checks=await runner.server_version() >= 160000)
         # A compiled query is shared by the teams that send the same text: the team id is set here.
         params = list(compiled.params)
         if compiled.team_slot is not None:
@@ -99,34 +107,41 @@ class HogQLQuery(KindQuery):
                 raise
             # What PostgreSQL refused in the SQL (a failing cast, a bad regex, …): the query's error.
             raise HogQLQueryError(exc.message) from None
-        rows = result.rows
-        has_more = False
-        if compiled.paginated:
-            has_more = len(rows) > (compiled.limit or 0)
-            rows = rows[: compiled.limit]
-        tz = ZoneInfo(ctx.timezone)
-        kinds = [t.type for t in compiled.types]
-        results = [[_encode(value, kind, tz) for value, kind in zip(row, kinds, strict=True)] for row in rows]
-        serialized = [orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode() for row in results]
-        extra = {
-            "columns": compiled.columns,
-            "types": [
-                [name, t.clickhouse_type(ctx.timezone)]
-                for name, t in zip(compiled.columns, compiled.types, strict=True)
-            ],
-            "hogql": compiled.hogql,
-            "clickhouse": compiled.sql,
-            "limit": compiled.limit if compiled.paginated else None,
-            "offset": compiled.offset if compiled.paginated else None,
-            "hasMore": has_more if compiled.paginated else None,
-            "query": self.query,
-            # PostHog's debug fields: every key present, as PostHog sends them without `modifiers.debug`.
-            "error": None,
-            "explain": None,
-            "metadata": None,
-            "timings": None,
-        }
-        return ComputedResult(results=results, serialized=serialized, has_more=has_more, extra=extra)
+        return respond(self, compiled, result.rows, ctx, compiled.sql)
+
+
+def respond(
+    query: HogQLQuery, compiled: Compiled, rows: Sequence[Any], ctx: QueryContext, sql: str
+) -> ComputedResult:
+    """PostHog's `HogQLQueryResponse` of the rows a compiled query returned (`sql`: what ran, the
+    response's `clickhouse` field), on either backend."""
+    has_more = False
+    if compiled.paginated:
+        has_more = len(rows) > (compiled.limit or 0)
+        rows = rows[: compiled.limit]
+    tz = ZoneInfo(ctx.timezone)
+    kinds = [t.type for t in compiled.types]
+    results = [[_encode(value, kind, tz) for value, kind in zip(row, kinds, strict=True)] for row in rows]
+    serialized = [orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode() for row in results]
+    extra = {
+        "columns": compiled.columns,
+        "types": [
+            [name, t.clickhouse_type(ctx.timezone)]
+            for name, t in zip(compiled.columns, compiled.types, strict=True)
+        ],
+        "hogql": compiled.hogql,
+        "clickhouse": sql,
+        "limit": compiled.limit if compiled.paginated else None,
+        "offset": compiled.offset if compiled.paginated else None,
+        "hasMore": has_more if compiled.paginated else None,
+        "query": query.query,
+        # PostHog's debug fields: every key present, as PostHog sends them without `modifiers.debug`.
+        "error": None,
+        "explain": None,
+        "metadata": None,
+        "timings": None,
+    }
+    return ComputedResult(results=results, serialized=serialized, has_more=has_more, extra=extra)
 
 
 # --- compilation, cached by the query's text and what else it depends on ---
@@ -136,11 +151,12 @@ _CACHE_SIZE = 512
 _CACHE_LOCK = Lock()
 
 
-def compile_query(query: HogQLQuery, ctx: QueryContext) -> Compiled:
+def compile_query(query: HogQLQuery, ctx: QueryContext, *, input_checks: bool = False) -> Compiled:
     """The compiled query; those without `{filters}` or values are kept (last 512 texts), since their SQL
-    only depends on the text, the timezone and the week start (the team id is parameter `$1`)."""
+    only depends on the text, the timezone, the week start and the server's version (the team id is
+    parameter `$1`). `input_checks`: the server has `pg_input_is_valid` (`functions.INPUT_CHECKS`)."""
     cacheable = not query.values and "{" not in query.query
-    key = (query.query, ctx.timezone, ctx.week_start_day)
+    key = (query.query, ctx.timezone, ctx.week_start_day, input_checks)
     if cacheable:
         with _CACHE_LOCK:
             hit = _CACHE.get(key)
@@ -155,12 +171,15 @@ def compile_query(query: HogQLQuery, ctx: QueryContext) -> Compiled:
         filters=_filters_builder(query.filters, ctx) if query.filters is not None else None,
         week_start_day=ctx.week_start_day,
     )
+    checks = functions.INPUT_CHECKS.set(input_checks)
     try:
         compiled = compiler.compile_top(tree, placeholders)
     except (ValueError, OverflowError) as exc:  # a number no SQL type holds (`1e400`, `LIMIT 1.5`)
         raise HogQLQueryError(f"Unsupported number in the query: {exc}") from None
     except RecursionError:
         raise HogQLQueryError("The query is nested too deeply") from None
+    finally:
+        functions.INPUT_CHECKS.reset(checks)
     if cacheable:
         with _CACHE_LOCK:
             _CACHE[key] = compiled
