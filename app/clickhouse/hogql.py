@@ -100,7 +100,7 @@ class _Rewriter:
 
     # --- tables ---
 
-    def events_table(self) -> exp.Expression:
+    def events_table(self) -> Any:
         db = self.database
         person = ""
         columns = (
@@ -131,7 +131,7 @@ class _Rewriter:
             f"WHERE pr.team_id = {{team_id:Int64}} GROUP BY pr.team_id, pr.distinct_id"
         )
 
-    def person_table(self) -> exp.Expression:
+    def person_table(self) -> Any:
         return _parse_sub(self._person_sql())
 
     # --- the pass ---
