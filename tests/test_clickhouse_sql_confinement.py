@@ -75,7 +75,8 @@ async def test_chdb_reads_only_the_apps_tables_filtered_by_team(chdb_world: Worl
     response = await hogql(
         chdb_world.client,
         chdb_world.ours,
-        "SELECT e.event, p.properties.email FROM events e LEFT JOIN persons p ON p.distinct_id = e.distinct_id "
+        "SELECT e.event, p.properties.email FROM events e "
+        "LEFT JOIN persons p ON p.distinct_id = e.distinct_id "
         "WHERE e.properties.$browser = 'Secret' OR e.distinct_id = 'intruder'",
     )
     assert response.status_code == 200, response.text
@@ -110,14 +111,10 @@ def test_the_team_users_ddl() -> None:
     assert "s3cret" not in text and user_password("s3cret", user) not in text  # only its hash
     assert f"SETTINGS PROFILE {user}_profile" in text
     # Row policies on both tables for that user, and SELECT on those two only.
-    assert (
-        f"CREATE ROW POLICY OR REPLACE {user}_events ON tilecast.events FOR SELECT USING team_id = 7 TO {user}"
-        in text
-    )
-    assert (
-        f"CREATE ROW POLICY OR REPLACE {user}_person ON tilecast.person FOR SELECT USING team_id = 7 TO {user}"
-        in text
-    )
+    policy = f"CREATE ROW POLICY OR REPLACE {user}_events ON tilecast.events "
+    assert policy + f"FOR SELECT USING team_id = 7 TO {user}" in text
+    policy = f"CREATE ROW POLICY OR REPLACE {user}_person ON tilecast.person "
+    assert policy + f"FOR SELECT USING team_id = 7 TO {user}" in text
     grants = [s for s in statements if s.startswith("GRANT")]
     assert grants == [
         f"GRANT SELECT ON tilecast.events TO {user}",
@@ -169,7 +166,8 @@ async def test_a_team_user_on_the_server_sees_its_rows_only_and_cannot_lift_its_
         for statement in team_user_statements(database, team, "test-secret", LIMITS):
             await admin.command(statement)
         await admin.command(
-            f"INSERT INTO {database}.events (team_id, uuid, event, distinct_id, timestamp, properties) VALUES "
+            f"INSERT INTO {database}.events (team_id, uuid, event, distinct_id, timestamp, properties) "
+            "VALUES "
             f"({team}, generateUUIDv4(), 'mine', 'a', now64(6), '{{}}'), "
             f"({team + 1}, generateUUIDv4(), 'theirs', 'b', now64(6), '{{}}')"
         )
