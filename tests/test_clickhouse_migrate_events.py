@@ -1,8 +1,8 @@
 """`tilecast migrate-events --to clickhouse`: PostgreSQL's events copied into ClickHouse, every one once, even
 when a run is interrupted (between chunks, or between a chunk's insert and its progress record) or killed.
 
-The big copy holds 100,000 events by default (a few seconds); TILECAST_TEST_MIGRATE_EVENTS=1000000 runs it
-on a million.
+The interrupted copy holds 100,000 events by default (a few seconds); TILECAST_TEST_MIGRATE_EVENTS=1000000
+runs it on a million (the other tests keep 100,000).
 """
 
 import json
@@ -24,7 +24,8 @@ from tests.conftest import FreshDatabases
 from tests.factories import make_actor
 from tests.live import TILECAST, env_without_database
 
-EVENTS = int(os.environ.get("TILECAST_TEST_MIGRATE_EVENTS", "100000"))
+SMALL = 100_000
+EVENTS = int(os.environ.get("TILECAST_TEST_MIGRATE_EVENTS", str(SMALL)))
 
 # Two teams' events, a second apart from 2026-01-01, in a few names, with their index in the properties.
 _GENERATE = """
@@ -63,12 +64,13 @@ Source = tuple[str, asyncpg.Connection, tuple[int, int]]
 
 
 @pytest.fixture
-async def source(source_url: str) -> AsyncIterator[Source]:
-    """A committed database holding EVENTS events of two teams, and three persons."""
+async def source(source_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Source]:
+    """A committed database holding SMALL events (or the `source` parameter's number) of two teams, and
+    three persons."""
     url = source_url
     teams = await _teams(url)
     conn = await asyncpg.connect(_dsn(url))
-    await conn.execute(_GENERATE, teams[0], teams[1], EVENTS)
+    await conn.execute(_GENERATE, teams[0], teams[1], getattr(request, "param", SMALL))
     await conn.execute(
         "INSERT INTO person (team_id, distinct_id, properties) VALUES"
         " ($1, 'user 1', '{\"plan\": \"pro\"}'), ($1, 'user 2', '{}'), ($2, 'user 3', '{\"a\": 1}')",
@@ -86,6 +88,7 @@ async def _per_team(client: ChdbClient) -> dict[int, int]:
     return {int(team): int(n) for team, n in rows}
 
 
+@pytest.mark.parametrize("source", [EVENTS], indirect=True)
 async def test_a_copy_interrupted_twice_ends_with_every_event_once(
     source: Source, clickhouse: ChdbClient
 ) -> None:
@@ -171,7 +174,7 @@ async def test_since_copies_only_the_later_events_and_skips_what_capture_stored(
     source: Source, clickhouse: ChdbClient
 ) -> None:
     _, postgres, _ = source
-    since = datetime(2026, 1, 1, tzinfo=UTC).replace(second=0) + (EVENTS // 2) * (
+    since = datetime(2026, 1, 1, tzinfo=UTC).replace(second=0) + (SMALL // 2) * (
         datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC) - datetime(2026, 1, 1, tzinfo=UTC)
     )
     later = await postgres.fetchval("SELECT count(*) FROM events WHERE timestamp >= $1", since)
@@ -186,7 +189,7 @@ async def test_since_copies_only_the_later_events_and_skips_what_capture_stored(
         ("team_id", "uuid", "event", "distinct_id", "timestamp", "properties"),
         [tuple(one)],
     )
-    done = await copy_events(postgres, clickhouse, since=since, chunk_size=max(EVENTS // 7, 1))
+    done = await copy_events(postgres, clickhouse, since=since, chunk_size=max(SMALL // 7, 1))
     assert (done.inserted, done.skipped) == (later - 1, 1)
     assert await counts(postgres, clickhouse, since) == {
         "events_in_postgres": later,
@@ -205,7 +208,7 @@ def _command(url: str, data: Path, chunk: int) -> tuple[list[str], dict[str, str
 
 def test_the_command_killed_mid_copy_resumes_without_duplicates(source: Source, tmp_path: Path) -> None:
     url, _, _ = source
-    chunk = max(EVENTS // 20, 1)
+    chunk = max(SMALL // 20, 1)
     command, env = _command(url, tmp_path, chunk)
     log = tmp_path / "first.log"
     with log.open("w") as out:
@@ -226,10 +229,10 @@ def test_the_command_killed_mid_copy_resumes_without_duplicates(source: Source, 
     assert second.returncode == 0, second.stderr
     assert "resuming the previous run" in second.stderr
     summary = json.loads(second.stdout)
-    assert summary["events_in_postgres"] == EVENTS
-    assert summary["events_in_clickhouse"] == EVENTS
+    assert summary["events_in_postgres"] == SMALL
+    assert summary["events_in_clickhouse"] == SMALL
     assert summary["duplicates_in_clickhouse"] == 0
-    assert 0 < summary["copied"] < EVENTS
+    assert 0 < summary["copied"] < SMALL
     assert summary["persons"] == 3
 
 
