@@ -24,8 +24,11 @@ for every team.
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from app.clickhouse.client import ClickHouse
 from app.clickhouse.schema import EVENTS_TABLE, PERSON_TABLE
+from app.config import Settings
 from app.sql_sandbox.roles import role_password
 
 TABLES = (EVENTS_TABLE, PERSON_TABLE)
@@ -121,3 +124,33 @@ def drop_team_user_statements(database: str, team_id: int, cluster: str | None =
         f"DROP USER IF EXISTS {user}{on}",
         f"DROP SETTINGS PROFILE IF EXISTS {user}_profile{on}",
     ]
+
+
+def teams_and_secret(conn: Any, settings: Settings) -> tuple[list[int], str]:
+    """Every team's id and the sandbox secret, from PostgreSQL (a sync connection, `run_sync`)."""
+    from sqlalchemy import text
+
+    from app.sql_sandbox.roles import secret_value
+
+    secret = secret_value(conn, settings)
+    teams = [int(row[0]) for row in conn.execute(text("SELECT id FROM team ORDER BY id"))]
+    return teams, secret
+
+
+async def setup_team_users(
+    client: ClickHouse, team_ids: list[int], secret: str, settings: Settings, owner: str
+) -> int:
+    """Create or bring up to date every team's ClickHouse user (a server only: `tilecast migrate`, which
+    passes Tilecast's own user as `owner`); the number of teams."""
+    limits = Limits(
+        max_execution_time_s=settings.query_timeout_ms / 1000,
+        max_memory_usage=settings.clickhouse_max_memory_bytes,
+        max_result_rows=settings.clickhouse_max_result_rows,
+    )
+    cluster = settings.clickhouse_cluster
+    for statement in owner_statements(client.database, owner, cluster):
+        await client.command(statement)
+    for team_id in team_ids:
+        for statement in team_user_statements(client.database, team_id, secret, limits, cluster):
+            await client.command(statement)
+    return len(team_ids)
