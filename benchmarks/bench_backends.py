@@ -9,12 +9,21 @@ Sections (`--sections capture,trends`, both by default):
   `--seconds` per server, the order reversed every other round. Prints events/s (2xx answers times
   `--batch`), request p50/p99 and the ratio of each ClickHouse server to PostgreSQL. Events stored are
   checked against the 2xx answers: in PostgreSQL after each run, in chdb once its server has stopped.
-- trends: trends on 10M events on both backends (`trends_section`, filled in by the trends work).
+- trends: trends on `--size` events (10M by default) on both backends, through the engine's `compute()`.
+- kinds: funnels, retention, lifecycle and stickiness on the same events, through `compute()` on both.
+- sql: the 10 HogQL queries of `bench_hogql.py` (CASES) through `POST /query/` on both: on PostgreSQL in the
+  SQL insights sandbox (the team's own role), on chdb through HogQL on ClickHouse; skipped with a message when
+  this build cannot run HogQL on ClickHouse.
 
-    python benchmarks/bench_backends.py [--sections capture,trends] [--rounds 3] [--seconds 10]
-        [--batch 100] [--bodies 200] [--person-every N] [--connections 32] [--threads 2]
+The trends, kinds and sql sections share one load: the events are generated once in PostgreSQL and copied
+into chdb. A kind (or SQL) the ClickHouse backend refuses prints "not supported" in its row.
+
+    python benchmarks/bench_backends.py [--sections capture,trends,kinds,sql] [--size 10000000] [--runs 5]
+        [--rounds 3] [--seconds 10] [--batch 100] [--bodies 200] [--person-every N] [--connections 32]
+        [--threads 2]
 
 PostgreSQL: DATABASE_URL when set (use a throwaway database), else an embedded server in a temporary folder.
+The trends, kinds and sql sections need DATABASE_URL on host:port: chdb copies the events over TCP.
 """
 
 import argparse
@@ -218,126 +227,290 @@ async def _median_ms(run: Any, runs: int, warmups: int = 2) -> tuple[float, Any]
     return statistics.median(samples) * 1000, result
 
 
-async def _trends(args: argparse.Namespace, work: Path, database_url: str) -> None:
+@dataclass
+class Loaded:
+    """The events of the trends, kinds and sql sections: one team's, in PostgreSQL and in chdb."""
+
+    team_id: int
+    key: str  # a personal API key of the team's user (the sql section's requests)
+    now: Any  # datetime: the generated events end here
+    chdb: Any  # ChdbClient on database bench_trends
+    sandbox: str | None  # why SQL insights could not be set up on PostgreSQL, None when they are
+
+
+_LOADED: list[Loaded] = []
+
+
+async def _load(args: argparse.Namespace, work: Path, database_url: str) -> Loaded:
+    """Generate `--size` events in PostgreSQL for a new team and copy them into chdb, once per run."""
+    if _LOADED:
+        return _LOADED[0]
     from datetime import UTC, datetime
     from urllib.parse import unquote
 
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    from app.clickhouse.backend import ClickHouseBackend
+    from app.accounts import create_key
     from app.clickhouse.client import ChdbClient
     from app.clickhouse.schema import migrate
     from app.config import get_settings
-    from app.db import async_url, create_engine
-    from app.migrations import upgrade_async
-    from app.query.backend import PostgresBackend
-    from app.query.base import QueryContext
-    from app.query.engine import compute
+    from app.db import async_url, create_engine, create_sessionmaker
+    from app.migrations import setup_sql_sandbox, upgrade_async
 
-    await upgrade_async(database_url)
     url = make_url(database_url)
+    if not url.host or "host" in url.query:
+        raise SystemExit(
+            "chdb copies the events from PostgreSQL over TCP (its postgresql() table function): set "
+            "DATABASE_URL "
+            "to a throwaway database on host:port"
+        )
+    await upgrade_async(database_url)
+    engine = create_engine(database_url, get_settings())
+    try:
+        async with create_sessionmaker(engine)() as session:
+            created = await create_key(session, "bench@example.com", "bench", ["*"], "bench")
+            await session.commit()
+    finally:
+        await engine.dispose()
+    team_id = created.team.id
+    sandbox = await asyncio.to_thread(setup_sql_sandbox, database_url)
     dsn = async_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn)
     now = datetime.now(UTC)
     try:
-        org = await conn.fetchval(
-            "INSERT INTO organization (id, name) VALUES (gen_random_uuid(), 'bench') RETURNING id"
-        )
-        team_id = await conn.fetchval(
-            "INSERT INTO team (uuid, organization_id, name, api_token) VALUES (gen_random_uuid(), $1, "
-            "'bench', 'phc_bench_trends_' || md5(random()::text)) RETURNING id",
-            org,
-        )
         started = time.perf_counter()
-        await conn.execute(_GENERATE, team_id, now, args.trend_events)
+        await conn.execute(_GENERATE, team_id, now, args.size)
         await conn.execute("VACUUM (ANALYZE) events")
         print(
-            f"\ntrends: {args.trend_events:,} events over {TREND_DAYS} days generated in PostgreSQL in "
+            f"\n{args.size:,} events over {TREND_DAYS} days generated in PostgreSQL in "
             f"{time.perf_counter() - started:.0f} s"
         )
     finally:
         await conn.close()
 
     chdb = ChdbClient(work / "chdb" / "clickhouse", database="bench_trends")
-    try:
-        await migrate(chdb)
-        started = time.perf_counter()
-        await chdb.command(
-            f"INSERT INTO {chdb.database}.events (team_id, uuid, event, distinct_id, timestamp, properties) "
-            "SELECT team_id, uuid, event, distinct_id, timestamp, properties FROM postgresql("
-            "{address:String}, {database:String}, 'events', {user:String}, {password:String}) "
-            "WHERE team_id = {team:Int64}",
-            {
-                "address": f"{url.host or '127.0.0.1'}:{url.port or 5432}",
-                "database": url.database or "postgres",
-                "user": url.username or "postgres",
-                "password": unquote(url.password or ""),
-                "team": team_id,
-            },
-        )
-        await chdb.command(f"OPTIMIZE TABLE {chdb.database}.events FINAL")
-        [(copied,)] = await chdb.query(f"SELECT count() FROM {chdb.database}.events")
-        print(f"the same events copied into chdb in {time.perf_counter() - started:.0f} s ({copied:,} rows)")
+    await migrate(chdb)
+    started = time.perf_counter()
+    await chdb.command(
+        f"INSERT INTO {chdb.database}.events (team_id, uuid, event, distinct_id, timestamp, properties) "
+        "SELECT team_id, uuid, event, distinct_id, timestamp, properties FROM postgresql("
+        "{address:String}, {database:String}, 'events', {user:String}, {password:String}) "
+        "WHERE team_id = {team:Int64}",
+        {
+            "address": f"{url.host or '127.0.0.1'}:{url.port or 5432}",
+            "database": url.database or "postgres",
+            "user": url.username or "postgres",
+            "password": unquote(url.password or ""),
+            "team": team_id,
+        },
+    )
+    await chdb.command(f"OPTIMIZE TABLE {chdb.database}.events FINAL")
+    [(copied,)] = await chdb.query(f"SELECT count() FROM {chdb.database}.events")
+    print(f"the same events copied into chdb in {time.perf_counter() - started:.0f} s ({copied:,} rows)")
+    _LOADED.append(Loaded(team_id, created.key, now, chdb, sandbox))
+    return _LOADED[0]
 
-        settings = get_settings()
-        ctx = QueryContext(team_id=team_id, timezone="UTC", now=now)
-        clickhouse = ClickHouseBackend(
-            chdb,
-            timeout_ms=600_000,
-            max_memory_bytes=settings.clickhouse_max_memory_bytes,
-            max_result_rows=settings.clickhouse_max_result_rows,
-        )
-        engine = create_engine(database_url, settings)
-        print()
-        print(
-            f"| trends on {args.trend_events:,} events, compute() | PostgreSQL | chdb | PostgreSQL / chdb |"
-        )
-        print("|---|---:|---:|---:|")
-        try:
-            async with engine.connect() as pg_conn:
-                postgres = PostgresBackend(pg_conn)
-                for name, query in _trend_queries():
-                    pg_ms, pg_result = await _median_ms(
-                        lambda q=query: compute(q, ctx, postgres), args.trend_runs
-                    )
+
+async def _both(args: argparse.Namespace, work: Path, database_url: str, title: str, queries: Any) -> None:
+    """Each query through `compute()` on PostgreSQL and on chdb: a table of medians, the ratio, and whether
+    the two backends gave the same results; "not supported" where the ClickHouse backend refuses the kind."""
+    from app.clickhouse.backend import ClickHouseBackend
+    from app.config import get_settings
+    from app.db import create_engine
+    from app.query.backend import PostgresBackend
+    from app.query.base import QueryContext, UnsupportedQuery
+    from app.query.engine import compute
+
+    loaded = await _load(args, work, database_url)
+    settings = get_settings()
+    team_id, now, chdb = loaded.team_id, loaded.now, loaded.chdb
+    ctx = QueryContext(team_id=team_id, timezone="UTC", now=now)
+    clickhouse = ClickHouseBackend(
+        chdb,
+        timeout_ms=600_000,
+        max_memory_bytes=settings.clickhouse_max_memory_bytes,
+        max_result_rows=settings.clickhouse_max_result_rows,
+    )
+    engine = create_engine(database_url, settings)
+    print()
+    print(f"| {title} on {args.size:,} events, compute() | PostgreSQL | chdb | PostgreSQL / chdb |")
+    print("|---|---:|---:|---:|")
+    try:
+        async with engine.connect() as pg_conn:
+            postgres = PostgresBackend(pg_conn)
+            for name, query in queries:
+                pg_ms, pg_result = await _median_ms(lambda q=query: compute(q, ctx, postgres), args.runs)
+                try:
                     ch_ms, ch_result = await _median_ms(
-                        lambda q=query: compute(q, ctx, clickhouse), args.trend_runs
+                        lambda q=query: compute(q, ctx, clickhouse), args.runs
                     )
-                    same = _difference(pg_result.results, ch_result.results)
-                    print(f"| {name}{same} | {_ms(pg_ms)} | {_ms(ch_ms)} | {pg_ms / ch_ms:.1f} |", flush=True)
-        finally:
-            await engine.dispose()
-        print(
-            f"medians of {args.trend_runs} runs after 2 warm-ups, one query at a time; chdb in this process"
-        )
+                except UnsupportedQuery:
+                    print(f"| {name} | {_ms(pg_ms)} | not supported | |", flush=True)
+                    continue
+                same = _difference(pg_result.results, ch_result.results)
+                print(f"| {name}{same} | {_ms(pg_ms)} | {_ms(ch_ms)} | {pg_ms / ch_ms:.1f} |", flush=True)
     finally:
-        await chdb.close()
+        await engine.dispose()
+    print(f"medians of {args.runs} runs after 2 warm-ups, one query at a time; chdb in this process")
+
+
+def _kind_queries() -> list[tuple[str, dict[str, Any]]]:
+    def query(kind: str, days: int = 30, **source: Any) -> dict[str, Any]:
+        body = {"kind": kind, "dateRange": {"date_from": f"-{days}d"}, **source}
+        return {"kind": "InsightVizNode", "source": body}
+
+    pageview = {"kind": "EventsNode", "event": "$pageview"}
+    purchase = {"kind": "EventsNode", "event": "purchase"}
+    search = {"kind": "EventsNode", "event": "search"}
+    returning = {"targetEntity": {"id": "$pageview", "type": "events"}, "totalIntervals": 8}
+    return [
+        (
+            "funnel $pageview → search → purchase, 30 days",
+            query("FunnelsQuery", series=[pageview, search, purchase]),
+        ),
+        (
+            "funnel by $browser, 30 days",
+            query("FunnelsQuery", series=[pageview, purchase], breakdownFilter={"breakdown": "$browser"}),
+        ),
+        ("retention, 8 days", query("RetentionQuery", 8, retentionFilter=returning)),
+        (
+            "retention, 8 weeks",
+            query("RetentionQuery", 56, retentionFilter={**returning, "period": "Week"}),
+        ),
+        ("lifecycle, 30 days by day", query("LifecycleQuery", series=[pageview], interval="day")),
+        ("lifecycle, 90 days by week", query("LifecycleQuery", 90, series=[pageview], interval="week")),
+        ("stickiness, 30 days by day", query("StickinessQuery", series=[pageview], interval="day")),
+        ("stickiness, 90 days by week", query("StickinessQuery", 90, series=[pageview], interval="week")),
+    ]
 
 
 def trends_section(args: argparse.Namespace, work: Path, database_url: str, env: dict[str, str]) -> None:
-    """Trends on `--trend-events` events (10M by default) on PostgreSQL and on chdb: the same rows in both,
-    the same queries through `compute()`; prints a table of medians and the ratio, and whether the results
-    of the two backends are the same."""
-    asyncio.run(_trends(args, work, database_url))
+    """Trends on `--size` events (10M by default) on PostgreSQL and on chdb: the same rows in both, the same
+    queries through `compute()`; prints a table of medians and the ratio, and whether the results of the two
+    backends are the same."""
+    asyncio.run(_both(args, work, database_url, "trends", _trend_queries()))
 
 
-SECTIONS: dict[str, Any] = {"capture": capture_section, "trends": trends_section}
+def kinds_section(args: argparse.Namespace, work: Path, database_url: str, env: dict[str, str]) -> None:
+    """Funnels, retention, lifecycle and stickiness on the same events, as `trends_section` runs trends."""
+    asyncio.run(_both(args, work, database_url, "kinds", _kind_queries()))
+
+
+async def _sql(args: argparse.Namespace, work: Path, database_url: str) -> None:
+    from bench_hogql import CASES, _canonical
+
+    from app.config import get_settings
+    from app.db import create_engine, create_sessionmaker
+    from app.main import create_app
+
+    loaded = await _load(args, work, database_url)
+    if loaded.sandbox is not None:
+        print(f"\nsql: skipped, SQL insights could not be set up on PostgreSQL: {loaded.sandbox}")
+        return
+    engine = create_engine(database_url, get_settings())
+
+    def app_on(backend: str) -> Any:
+        os.environ["TILECAST_EVENTS_BACKEND"] = backend
+        get_settings.cache_clear()
+        app = create_app()
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine, loaded.chdb if backend == "clickhouse" else None)
+        app.state.clickhouse = loaded.chdb if backend == "clickhouse" else None
+        return app
+
+    headers = {"Authorization": f"Bearer {loaded.key}"}
+    apps = {"postgres": app_on("postgres"), "clickhouse": app_on("clickhouse")}
+    clients = {
+        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=600)
+        for name, app in apps.items()
+    }
+
+    async def run(backend: str, hogql: str) -> Any:
+        os.environ["TILECAST_EVENTS_BACKEND"] = backend  # the setting the engine reads per request
+        get_settings.cache_clear()
+        body = {"query": {"kind": "HogQLQuery", "query": hogql}, "refresh": "force_blocking"}
+        response = await clients[backend].post(
+            f"/api/projects/{loaded.team_id}/query/", json=body, headers=headers
+        )
+        if response.status_code == 400 and "not supported on the ClickHouse" in response.text:
+            raise LookupError(response.json().get("detail", response.text))
+        assert response.status_code == 200, response.text
+        return [[_canonical(value) for value in row] for row in response.json()["results"]]
+
+    try:
+        unavailable = None
+        try:
+            await run("clickhouse", CASES[0][1])
+        except LookupError as exc:
+            unavailable = str(exc)
+            print(f"\nsql: chdb skipped, HogQL on ClickHouse is unavailable in this build ({exc})")
+        print()
+        print(
+            f"| SQL (HogQL) on {args.size:,} events, POST /query/ | PostgreSQL | chdb | PostgreSQL / chdb |"
+        )
+        print("|---|---:|---:|---:|")
+        for name, hogql, _ in CASES:
+            pg_ms, pg_rows = await _median_ms(lambda q=hogql: run("postgres", q), args.runs)
+            if unavailable is not None:
+                print(f"| {name} | {_ms(pg_ms)} | not supported | |", flush=True)
+                continue
+            ch_ms, ch_rows = await _median_ms(lambda q=hogql: run("clickhouse", q), args.runs)
+            same = "" if pg_rows == ch_rows else " (rows differ)"
+            print(f"| {name}{same} | {_ms(pg_ms)} | {_ms(ch_ms)} | {pg_ms / ch_ms:.1f} |", flush=True)
+        print(
+            f"medians of {args.runs} runs after 2 warm-ups; PostgreSQL as the team's role in the SQL "
+            "insights sandbox; windows relative to now() move between runs, so a row may differ at its edge"
+        )
+    finally:
+        for http in clients.values():
+            await http.aclose()
+        for app in apps.values():
+            await app.state.sandbox.close()
+        await engine.dispose()
+
+
+def sql_section(args: argparse.Namespace, work: Path, database_url: str, env: dict[str, str]) -> None:
+    """The 10 HogQL queries of `bench_hogql.py` through `POST /query/` on PostgreSQL and on chdb."""
+    previous = os.environ.get("TILECAST_EVENTS_BACKEND")
+    try:
+        asyncio.run(_sql(args, work, database_url))
+    finally:
+        if previous is None:
+            os.environ.pop("TILECAST_EVENTS_BACKEND", None)
+        else:
+            os.environ["TILECAST_EVENTS_BACKEND"] = previous
+
+
+SECTIONS: dict[str, Any] = {
+    "capture": capture_section,
+    "trends": trends_section,
+    "kinds": kinds_section,
+    "sql": sql_section,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sections", default="capture,trends", help="comma-separated: capture, trends")
+    parser.add_argument(
+        "--sections", default="capture,trends,kinds,sql", help="comma-separated: capture, trends, kinds, sql"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=100, help="events per request")
     parser.add_argument("--bodies", type=int, default=200, help="distinct request bodies, sent in turn")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--trend-events", type=int, default=10_000_000, help="events of the trends section")
-    parser.add_argument("--trend-runs", type=int, default=5, help="timed runs of each trends query")
+    parser.add_argument(
+        "--size",
+        "--trend-events",
+        type=int,
+        default=10_000_000,
+        help="events of the trends, kinds, sql sections",
+    )
+    parser.add_argument("--runs", "--trend-runs", type=int, default=5, help="timed runs of each query")
     parser.add_argument(
         "--person-every", type=int, default=0, metavar="N", help="every Nth event sets person properties"
     )
@@ -346,7 +519,8 @@ def main() -> None:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise SystemExit(f"unknown sections: {', '.join(sorted(unknown))}")
-    wrk.require_wrk()
+    if "capture" in sections:
+        wrk.require_wrk()
     work = Path(tempfile.mkdtemp(prefix="tilecast-bench-backends-"))
     database_url, env, embedded = start_database(work)
     try:
@@ -354,6 +528,8 @@ def main() -> None:
         for name in sections:
             SECTIONS[name](args, work, database_url, env)
     finally:
+        if _LOADED:
+            asyncio.run(_LOADED[0].chdb.close())
         if embedded is not None:
             embedded.stop()
 

@@ -206,3 +206,49 @@ async def test_concurrent_requests_carrying_the_same_uuids_store_each_once(
     rows = await stored_events(clickhouse, actor.team.id)
     assert len(rows) == len(sent) == 120
     assert {str(r["uuid"]) for r in rows} == sent
+
+
+async def test_captured_events_reach_a_dashboard_tile_computed_in_clickhouse(
+    clickhouse_app: ClickHouseApp, actor: Actor, db: AsyncSession
+) -> None:
+    """End to end: capture → ClickHouse → a trends tile on a dashboard (PostgreSQL holds no event)."""
+    client = clickhouse_app.client
+    await ingest(
+        client,
+        actor,
+        [
+            event("$pageview", "alice", "2026-03-01T10:00:00Z"),
+            event("$pageview", "bob", "2026-03-01T11:00:00Z"),
+            event("$pageview", "alice", "2026-03-02T09:00:00Z"),
+            event("signup", "bob", "2026-03-02T10:00:00Z"),
+        ],
+    )
+    assert await pg_events(db, actor.team.id) == 0
+    dashboard = await client.post(actor.url("dashboards/"), json={"name": "Traffic"}, headers=actor.headers)
+    assert dashboard.status_code == 201, dashboard.text
+    query = {
+        "kind": "InsightVizNode",
+        "source": {
+            "kind": "TrendsQuery",
+            "series": [{"kind": "EventsNode", "event": "$pageview"}],
+            "interval": "day",
+            "dateRange": {"date_from": "2026-03-01", "date_to": "2026-03-03"},
+        },
+    }
+    insight = await client.post(
+        actor.url("insights/"),
+        json={"name": "Pageviews", "query": query, "dashboards": [dashboard.json()["id"]]},
+        headers=actor.headers,
+    )
+    assert insight.status_code == 201, insight.text
+    shown = await client.get(
+        actor.url(f"dashboards/{dashboard.json()['id']}/"),
+        params={"refresh": "force_blocking"},
+        headers=actor.headers,
+    )
+    assert shown.status_code == 200, shown.text
+    [tile] = shown.json()["tiles"]
+    [series] = tile["insight"]["result"]
+    assert series["days"] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert series["data"] == [2, 1, 0]
+    assert series["count"] == 3

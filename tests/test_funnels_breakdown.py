@@ -6,13 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Person
 from tests.events import event, ingest
 from tests.factories import Actor
 from tests.funnels_helpers import funnel, step
 from tests.trends_helpers import absolute, utc
+
+pytestmark = pytest.mark.both_backends
 
 JAN = absolute("2024-01-01", "2024-01-07")
 BROWSER = {"breakdownFilter": {"breakdown": "$browser", "breakdown_type": "event"}}
@@ -107,16 +107,16 @@ async def test_other_sorts_by_its_counts(client: httpx.AsyncClient, actor: Actor
     assert groups(results) == [(["Other"], [2, 1]), (["Firefox"], [1, 1])]
 
 
-async def test_person_property_breakdown(
-    client: httpx.AsyncClient, actor: Actor, db: AsyncSession, browsers: None
-) -> None:
-    db.add_all(
+async def test_person_property_breakdown(client: httpx.AsyncClient, actor: Actor, browsers: None) -> None:
+    # The persons' properties as capture sets them (on either backend's person store).
+    await ingest(
+        client,
+        actor,
         [
-            Person(team_id=actor.team.id, distinct_id="p", properties={"plan": "pro"}),
-            Person(team_id=actor.team.id, distinct_id="q", properties={"plan": "free"}),
-        ]
+            event("$identify", "p", utc(2024, 1, 1), {"$set": {"plan": "pro"}}),
+            event("$identify", "q", utc(2024, 1, 1), {"$set": {"plan": "free"}}),
+        ],
     )
-    await db.flush()
     results = await funnel(
         client,
         actor,

@@ -8,6 +8,8 @@ import pytest
 from tests.factories import Actor
 from tests.funnels_helpers import refused, step
 
+pytestmark = pytest.mark.both_backends
+
 TWO = (step("a"), step("b"))
 
 

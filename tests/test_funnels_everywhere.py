@@ -13,6 +13,8 @@ from tests.funnels_helpers import funnel_query, step
 from tests.test_dashboard_tiles import dashboard, insight_on, tiles
 from tests.trends_helpers import post_query
 
+pytestmark = pytest.mark.both_backends
+
 STEPS = (step("signup"), step("view"), step("buy"))
 
 

@@ -2,12 +2,15 @@
 and exclusion, breakdowns of strict and unordered funnels, exclusions over part of the steps."""
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.events import event, ingest
 from tests.factories import Actor
 from tests.funnels_helpers import counts, funnel, step
 from tests.trends_helpers import absolute, utc
+
+pytestmark = pytest.mark.both_backends
 
 JAN = absolute("2024-01-01", "2024-01-07")
 

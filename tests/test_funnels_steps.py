@@ -11,6 +11,8 @@ from tests.factories import Actor
 from tests.funnels_helpers import counts, funnel, step
 from tests.trends_helpers import absolute, set_timezone, utc
 
+pytestmark = pytest.mark.both_backends
+
 JAN = absolute("2024-01-01", "2024-01-07")
 STEPS = (step("signup"), step("view"), step("buy"))
 

@@ -3,10 +3,15 @@
 from typing import Any
 
 import httpx
+import pytest
 
+from app.config import get_settings
 from tests.events import event
 from tests.factories import Actor
-from tests.kinds_helpers import days, pageview, put, query, refused, team_settings
+from tests.kinds_helpers import days, insight, pageview, put, query, refused, team_settings
+from tests.trends_helpers import post_query
+
+pytestmark = pytest.mark.both_backends
 
 
 def series(event_name: str | None = "$pageview", **fields: Any) -> list[dict[str, Any]]:
@@ -237,3 +242,69 @@ async def test_unsupported_fields_are_named(client: httpx.AsyncClient, actor: Ac
         client, actor, "LifecycleQuery", series=series(), lifecycleFilter={"toggledLifecycles": ["gone"]}
     )
     assert bad["code"] == "invalid_query"
+
+
+async def test_months_and_first_and_last_periods_agree_on_both_backends(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    """Where ClickHouse differs: its `lagInFrame`/`leadInFrame` give 1970-01-01, not NULL, before an actor's
+    first active period and after its last, and see only the rows of a stated frame; a SELECT alias is visible
+    in its WHERE. Here each actor has periods with nothing before or after, and gaps, by calendar month.
+    a: Jan 15, Feb 10, Apr 5 (created in Jan); b: created in Dec 2023 by another event, a pageview Mar 3."""
+    await put(
+        client,
+        actor,
+        pageview("a", "2024-01-15T10:00:00Z"),
+        pageview("a", "2024-02-10T10:00:00Z"),
+        pageview("a", "2024-04-05T10:00:00Z"),
+        event("signed_up", "b", "2023-12-20T10:00:00Z"),
+        pageview("b", "2024-03-03T10:00:00Z"),
+    )
+    body = await query(
+        client,
+        actor,
+        "LifecycleQuery",
+        series=series(),
+        interval="month",
+        dateRange=days("2024-01-01", "2024-04-30"),
+    )
+    # a: Jan new, Feb returning, Mar dormant, Apr resurrecting; b: Mar resurrecting (created before), Apr
+    # dormant.
+    assert by_status(body) == {
+        "new": [1.0, 0.0, 0.0, 0.0],
+        "returning": [0.0, 1.0, 0.0, 0.0],
+        "resurrecting": [0.0, 0.0, 1.0, 1.0],
+        "dormant": [0.0, 0.0, -1.0, -1.0],
+    }
+    assert body["results"][0]["days"] == ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]
+
+
+async def test_clickhouse_limits_apply_to_lifecycle_and_stickiness(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    events_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The per-query limits of the ClickHouse backend hold for these kinds as for trends: past one, a query
+    error naming the setting (PostgreSQL has no such setting and answers)."""
+    await put(
+        client,
+        actor,
+        pageview("a", "2024-01-01T10:00:00Z"),
+        pageview("a", "2024-01-02T10:00:00Z"),
+        pageview("b", "2024-01-02T10:00:00Z"),
+    )
+    monkeypatch.setenv("TILECAST_CLICKHOUSE_MAX_RESULT_ROWS", "1")
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)  # before monkeypatch restores the environment
+    jan = days("2024-01-01", "2024-01-03")
+    for kind in ("LifecycleQuery", "StickinessQuery"):
+        response = await post_query(client, actor, insight(kind, series=series(), dateRange=jan))
+        if events_backend == "postgres":
+            assert response.status_code == 200, response.text
+            continue
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["code"] == "query_too_large", kind
+        assert "TILECAST_CLICKHOUSE_MAX_RESULT_ROWS" in body["detail"], kind

@@ -3,10 +3,13 @@
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.events import event
 from tests.factories import Actor
 from tests.kinds_helpers import days, pageview, put, query, refused, team_settings
+
+pytestmark = pytest.mark.both_backends
 
 
 def retention(**fields: Any) -> dict[str, Any]:

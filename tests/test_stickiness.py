@@ -3,10 +3,13 @@
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.events import event
 from tests.factories import Actor
 from tests.kinds_helpers import days, pageview, put, query, refused
+
+pytestmark = pytest.mark.both_backends
 
 
 def node(event_name: str | None = "$pageview", **fields: Any) -> dict[str, Any]:
@@ -220,3 +223,40 @@ async def test_unsupported_fields_are_named(client: httpx.AsyncClient, actor: Ac
     for source, attr, code in cases:
         body = await refused(client, actor, "StickinessQuery", **source)
         assert (body["attr"], body["code"]) == (attr, code), (source, body)
+
+
+async def test_months_interval_count_person_filter_and_criteria_agree_on_both_backends(
+    client: httpx.AsyncClient, actor: Actor
+) -> None:
+    """Where ClickHouse differs: periods between two months are counted with its own date arithmetic
+    (`dateDiff`), person properties come from its own person table (joined only when a filter reads them), and
+    properties are JSON text read as PostgreSQL's `->>`. Intervals of two months counted back from June:
+    (May, Jun), (Mar, Apr), (Jan, Feb). a (plan "pro"): Jan 20, Feb 3, Jun 1; b: Mar 10, Apr 10, May 10;
+    c: Jun 30."""
+    await put(
+        client,
+        actor,
+        event("$pageview", "a", "2024-01-20T10:00:00Z", {"$set": {"plan": "pro"}}),
+        pageview("a", "2024-02-03T10:00:00Z"),
+        pageview("a", "2024-06-01T10:00:00Z"),
+        pageview("b", "2024-03-10T10:00:00Z"),
+        pageview("b", "2024-04-10T10:00:00Z"),
+        pageview("b", "2024-05-10T10:00:00Z"),
+        pageview("c", "2024-06-30T12:00:00Z"),
+    )
+    source = {
+        "series": [node()],
+        "interval": "month",
+        "intervalCount": 2,
+        "dateRange": days("2024-01-01", "2024-06-30"),
+    }
+    [every] = (await query(client, actor, "StickinessQuery", **source))["results"]
+    assert every["data"] == [1, 2, 0]  # c in one interval; a and b in two
+    assert every["labels"] == ["1 month", "2 months", "3 months"]
+    pro = [{"key": "plan", "type": "person", "value": "pro", "operator": "exact"}]
+    [filtered] = (await query(client, actor, "StickinessQuery", properties=pro, **source))["results"]
+    assert filtered["data"] == [0, 1, 0]
+    # At least two events in an interval: a's (Jan, Feb) and b's (Mar, Apr).
+    criteria = {"stickinessCriteria": {"operator": "gte", "value": 2}}
+    [busy] = (await query(client, actor, "StickinessQuery", stickinessFilter=criteria, **source))["results"]
+    assert busy["data"] == [2, 0, 0]

@@ -175,28 +175,6 @@ async def test_person_properties_agree_on_both_backends(client: httpx.AsyncClien
     assert series["data"] == [2]
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        {"kind": "FunnelsQuery", "series": [node(), node("signup")]},
-        {"kind": "RetentionQuery", "retentionFilter": {}},
-        {"kind": "LifecycleQuery", "series": [node()]},
-        {"kind": "StickinessQuery", "series": [node()]},
-    ],
-)
-async def test_other_kinds_are_refused_by_name_on_clickhouse(
-    client: httpx.AsyncClient, actor: Actor, events_backend: str, query: dict[str, Any]
-) -> None:
-    response = await post_query(client, actor, {"kind": "InsightVizNode", "source": query})
-    if events_backend == "postgres":
-        assert response.status_code == 200, response.text
-        return
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["code"] == "unsupported_query"
-    assert body["detail"] == f"{query['kind']} is not supported on the ClickHouse events backend yet"
-
-
 @pytest.mark.parametrize("events_backend", ["clickhouse"], indirect=True)
 async def test_hogql_runs_on_clickhouse(client: httpx.AsyncClient, actor: Actor) -> None:
     # SQL insights compute where the events are, on ClickHouse without PostgreSQL's SQL sandbox (the corpus

@@ -1,11 +1,12 @@
-"""The engine's `QueryBackend` on ClickHouse: trends series compiled to ClickHouse SQL
-(`app.clickhouse.trends`) and run on the app's ClickHouse client, with per-query limits.
+"""The engine's `QueryBackend` on ClickHouse: trends series, lifecycle and stickiness compiled to ClickHouse
+SQL (`app.clickhouse.trends`, `.lifecycle`, `.stickiness`) and run on the app's ClickHouse client, with
+per-query limits.
 
 Every statement carries ClickHouse's own limits: `max_execution_time` (TILECAST_QUERY_TIMEOUT_MS),
 `max_memory_usage` (TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES) and `max_result_rows`
 (TILECAST_CLICKHOUSE_MAX_RESULT_ROWS); passing one is a query error naming it, as a PostgreSQL statement
-timeout is. Funnels, retention, lifecycle, stickiness and HogQL are not compiled for ClickHouse yet: they are
-refused by name, never computed from PostgreSQL's events table (empty when events live in ClickHouse).
+timeout is. Funnels, retention and HogQL are not compiled for ClickHouse yet: they are refused by name,
+never computed from PostgreSQL's events table (empty when events live in ClickHouse).
 """
 
 import asyncio
@@ -16,6 +17,10 @@ from typing import Any
 from sqlalchemy import Executable
 
 from app.clickhouse.client import ClickHouse, ClickHouseError
+from app.clickhouse.funnels import funnel_sql
+from app.clickhouse.lifecycle import lifecycle_sql
+from app.clickhouse.retention_query import retention_sql
+from app.clickhouse.stickiness import stickiness_sql
 from app.clickhouse.trends import series_sql
 from app.query.base import (
     ComputedResult,
@@ -26,9 +31,15 @@ from app.query.base import (
     UnsupportedQuery,
 )
 from app.query.dates import ResolvedRange
+from app.query.funnels_sql import FunnelPlan
+from app.query.lifecycle_sql import LifecyclePlan
+from app.query.retention_sql import RetentionPlan
+from app.query.stickiness_sql import StickinessPlan
 from app.query.trends_sql import SeriesPlan
 
-SUPPORTED_KINDS = frozenset({"TrendsQuery", "HogQLQuery"})
+SUPPORTED_KINDS = frozenset(
+    {"TrendsQuery", "FunnelsQuery", "RetentionQuery", "LifecycleQuery", "StickinessQuery", "HogQLQuery"}
+)
 # ClickHouse's error codes for what the limits stop, and for a pattern RE2 cannot compile.
 TIMEOUT_EXCEEDED = 159
 TOO_MANY_ROWS = 158
@@ -77,6 +88,30 @@ class ClickHouseBackend:
         # wall-clock time: the engine's buckets are naive local datetimes.
         return [(_naive(row[0]), *row[1:]) for row in rows]
 
+    async def retention_rows(self, plan: RetentionPlan) -> Sequence[Any]:
+        statement = await asyncio.to_thread(retention_sql, plan, self.client.database)
+        rows = await self._query(statement.sql, statement.parameters)
+        names = (["breakdown", "rank"] if plan.breakdown is not None else []) + ["cohort", "offset", "value"]
+        cohort = names.index("cohort")
+        return [
+            Row(dict(zip(names, (*row[:cohort], _naive(row[cohort]), *row[cohort + 1 :]), strict=True)))
+            for row in rows
+        ]
+
+    async def funnel_rows(
+        self, plan: FunnelPlan, period: ResolvedRange, viz: str, steps: tuple[int, int], *, work_mem_kb: int
+    ) -> Sequence[Any]:
+        statement = await asyncio.to_thread(funnel_sql, plan, period, self.client.database, viz, *steps)
+        rows = await self._query(statement.sql, statement.parameters)
+        if viz == "time_to_convert":
+            return rows
+        if viz == "trends":
+            return [Row({"bucket": _naive(b), "reached_from": f, "reached_to": t}) for b, f, t in rows]
+        names = ["bd", "other", "rank"] if plan.breakdown is not None else []
+        names += [f"c{j}" for j in range(plan.n)]
+        names += [f"{name}{j}" for j in range(1, plan.n) for name in ("avg", "med")]
+        return [Row(dict(zip(names, row, strict=True))) for row in rows]
+
     async def run_hogql(self, query: Any, ctx: QueryContext) -> ComputedResult:
         """A SQL insight (`HogQLQuery`): checked and compiled by `app.clickhouse.hogql`, run here."""
         from app.clickhouse.hogql import run_hogql
@@ -90,6 +125,24 @@ class ClickHouseBackend:
         if isinstance(earliest, datetime) and earliest.tzinfo is None:
             return earliest.replace(tzinfo=UTC)
         return earliest if isinstance(earliest, datetime) else None
+
+    async def lifecycle_rows(self, plan: LifecyclePlan) -> Sequence[Sequence[Any]]:
+        statement = await asyncio.to_thread(lifecycle_sql, plan, self.client.database)
+        rows = await self._query(statement.sql, statement.parameters)
+        return [(_naive(period), status, value) for period, status, value in rows]
+
+    async def stickiness_rows(self, plan: StickinessPlan) -> Sequence[Sequence[Any]]:
+        statement = await asyncio.to_thread(stickiness_sql, plan, self.client.database)
+        return await self._query(statement.sql, statement.parameters)
+
+
+class Row:
+    """A result row as the engine reads PostgreSQL's (`row._mapping[name]`)."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._mapping = mapping
 
 
 def _naive(bucket: Any) -> datetime:

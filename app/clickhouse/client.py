@@ -110,7 +110,16 @@ class ChdbClient:
                         raise
                     return self._connection.query(sql, fmt, params=params)
             except RuntimeError as exc:
+                self._discard_next_result()
                 raise ClickHouseError(str(exc), _error_code(str(exc))) from None
+
+    def _discard_next_result(self) -> None:
+        """After a failed query, chdb (4.4) hands the next query a corrupt result (its Arrow output reads as
+        "Invalid flatbuffers message"): one throwaway query takes it."""
+        try:
+            self._connection.query("SELECT 1", "CSV")
+        except (RuntimeError, UnicodeDecodeError):
+            pass
 
     async def query(
         self,

@@ -58,9 +58,10 @@ from app.query.schema import (
     _format_error,
     _Node,
     check_property_node,
+    parse_property_nodes,
 )
 from app.query.trends import _fetch, _timezone
-from app.query.trends_sql import earliest_statement
+from app.query.trends_sql import SeriesFilters
 
 DEFAULT_WINDOW = 14
 WINDOW_SECONDS = {
@@ -460,6 +461,7 @@ def _plan(query: FunnelsQuery, ctx: QueryContext) -> FunnelPlan:
             where=and_(
                 true(), *(node_condition(n) for n in [*(s.properties or []), *(s.fixedProperties or [])])
             ),
+            nodes=(*(s.properties or []), *(s.fixedProperties or [])),
         )
         for s in query.steps
     )
@@ -470,6 +472,7 @@ def _plan(query: FunnelsQuery, ctx: QueryContext) -> FunnelPlan:
             where=and_(true(), *(node_condition(node) for node in x.properties or [])),
             from_step=x.funnelFromStep if x.funnelFromStep is not None else 0,
             to_step=x.funnelToStep if x.funnelToStep is not None else n - 1,
+            nodes=tuple(x.properties or []),
         )
         for x in query.filter.exclusions or []
     )
@@ -494,6 +497,13 @@ def _plan(query: FunnelsQuery, ctx: QueryContext) -> FunnelPlan:
         window=window_of(query),
         where=global_condition(query.properties, query.filterTestAccounts, ctx),
         breakdown=breakdown,
+        filters=SeriesFilters(
+            query.properties,
+            tuple(parse_property_nodes(list(ctx.test_account_filters)))
+            if query.filterTestAccounts and ctx.test_account_filters
+            else (),
+            (),
+        ),
     )
 
 
@@ -530,26 +540,37 @@ def check_funnels(query: FunnelsQuery, ctx: QueryContext) -> None:
         raise InvalidQuery("A date in the query is out of range.") from None
 
 
-def _statement(query: FunnelsQuery, ctx: QueryContext, period: ResolvedRange) -> Executable:
-    plan = _plan(query, ctx)
-    if query.viz == "trends":
-        low, high = _step_range(query)
+def funnel_statement(plan: FunnelPlan, period: ResolvedRange, viz: str, low: int, high: int) -> Executable:
+    """PostgreSQL's statement of `viz` (`low`, `high`: the steps trends and time to convert look at)."""
+    if viz == "trends":
         return trends_statement(plan, period, low, high)
     actors = unordered_actors(plan, period) if plan.order == "unordered" else ordered_actors(plan, period)
-    if query.viz == "time_to_convert":
-        low, high = _step_range(query)
+    if viz == "time_to_convert":
         return ttc_statement(plan, actors, low, high)
     return steps_statement(plan, actors)
+
+
+async def postgres_funnel_rows(
+    backend: QueryBackend,
+    plan: FunnelPlan,
+    period: ResolvedRange,
+    viz: str,
+    steps: tuple[int, int],
+    work_mem_kb: int,
+) -> Sequence[Any]:
+    statement = await asyncio.to_thread(funnel_statement, plan, period, viz, *steps)
+    return await _with_work_mem(backend, statement, work_mem_kb)
 
 
 async def compute_funnels(query: FunnelsQuery, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
     try:
         earliest = None
         if query.dateRange is not None and query.dateRange.date_from == "all":
-            earliest = (await _fetch(backend, earliest_statement(ctx.team_id)))[0][0]
+            earliest = await backend.earliest_event(ctx.team_id)
         period = await asyncio.to_thread(resolve_period, query, ctx, earliest)
-        statement = await asyncio.to_thread(_statement, query, ctx, period)
-        rows = await _with_work_mem(backend, statement, ctx.limits.work_mem_kb)
+        plan = await asyncio.to_thread(_plan, query, ctx)
+        steps = _step_range(query) if query.viz in ("trends", "time_to_convert") else (0, 0)
+        rows = await backend.funnel_rows(plan, period, query.viz, steps, work_mem_kb=ctx.limits.work_mem_kb)
         results = await asyncio.to_thread(_shape, query, rows, period)
     except OverflowError:
         raise InvalidQuery("A date in the query is out of range.") from None

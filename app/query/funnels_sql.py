@@ -55,7 +55,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 
 from app.query.dates import ResolvedRange
 from app.query.filters import EVENTS, EVENTS_AND_PERSONS, property_text
-from app.query.trends_sql import bucket_expr
+from app.query.trends_sql import FilterNode, SeriesFilters, bucket_expr
 
 OTHER = "Other"
 # Bind parameters of a funnel statement besides its filters': team, dates, window, names, limit, … (per step).
@@ -67,6 +67,7 @@ STEP_PARAMETERS = 6
 class FunnelStep:
     event: str | None  # None: any event
     where: ColumnElement[bool]  # the step's own property filters
+    nodes: tuple[FilterNode, ...] = ()  # the same, as the query states them (for ClickHouse)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class FunnelExclusion:
     where: ColumnElement[bool]
     from_step: int
     to_step: int
+    nodes: tuple[FilterNode, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class FunnelPlan:
     window: timedelta
     where: ColumnElement[bool]  # global filters (properties, test accounts)
     breakdown: FunnelBreakdown | None
+    filters: SeriesFilters | None = None  # `where` as the query states it (for ClickHouse)
 
     @property
     def n(self) -> int:

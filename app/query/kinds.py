@@ -41,7 +41,7 @@ from app.query.schema import (
     _Node,
     check_property_node,
 )
-from app.query.trends_sql import STATEMENT_PARAMETERS, earliest_statement
+from app.query.trends_sql import STATEMENT_PARAMETERS
 
 _INVALID_REGEX = "2201B"  # PostgreSQL: invalid_regular_expression
 # Top-level keys of every insight query that do not change its numbers: query-log tags, colours, response
@@ -193,8 +193,7 @@ async def earliest_event(
     """The team's first event when the range starts at it (`date_from: "all"`), else None."""
     if date_range is None or date_range.date_from != "all":
         return None
-    value: datetime | None = (await fetch(backend, earliest_statement(ctx.team_id)))[0][0]
-    return value
+    return await backend.earliest_event(ctx.team_id)
 
 
 async def fetch(backend: QueryBackend, statement: Executable) -> Sequence[Any]:

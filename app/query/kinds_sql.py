@@ -11,10 +11,28 @@ from typing import Any
 from sqlalchemy import Date, DateTime, Integer, Interval, cast, extract, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.query.base import QueryContext
 from app.query.filters import EVENTS, property_text
+from app.query.schema import PropertyGroupFilter, PropertyNode, parse_property_nodes
+from app.query.trends_sql import FilterNode, SeriesFilters
 
 # breakdown_normalize_url: trailing "/", "?" and "#" are not part of the page.
 _URL_TRAILER = r"[/?#]+$"
+
+
+def series_filters(
+    properties: list[PropertyNode] | PropertyGroupFilter | None,
+    filter_test_accounts: bool | None,
+    ctx: QueryContext,
+    own: tuple[FilterNode, ...],
+) -> SeriesFilters:
+    """The filters a lifecycle or stickiness series' events must match, as the query states them (the query's
+    `properties`, the team's test-account filters with `filterTestAccounts`, the series' own): each backend
+    compiles them to its own SQL, as for a trends series."""
+    test_accounts: tuple[FilterNode, ...] = ()
+    if filter_test_accounts and ctx.test_account_filters:
+        test_accounts = tuple(parse_property_nodes(list(ctx.test_account_filters)))
+    return SeriesFilters(properties, test_accounts, own)
 
 
 def local(column: ColumnElement[datetime], tz: str) -> ColumnElement[datetime]:

@@ -20,14 +20,12 @@ from app.query.kinds import (
     check_points,
     check_properties,
     earliest_event,
-    fetch,
-    global_where,
-    own_where,
     refuse_unknown,
     resolve_range,
     step_back,
 )
-from app.query.lifecycle_sql import STATUSES, LifecyclePlan, lifecycle_statement
+from app.query.kinds_sql import series_filters
+from app.query.lifecycle_sql import STATUSES, LifecyclePlan
 from app.query.limits import ResultBudget
 from app.query.schema import (
     DateRange,
@@ -108,8 +106,8 @@ class LifecycleQuery(KindQuery):
 
     async def compute(self, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
         earliest = await earliest_event(self.dateRange, ctx, backend)
-        period, statement = await asyncio.to_thread(self._plan, ctx, earliest)
-        found = await fetch(backend, statement)
+        period, plan = await asyncio.to_thread(self._plan, ctx, earliest)
+        found = await backend.lifecycle_rows(plan)
         results, texts = await asyncio.to_thread(self._shape, period, found, ctx)
         return ComputedResult(
             results=results,
@@ -120,7 +118,7 @@ class LifecycleQuery(KindQuery):
             },
         )
 
-    def _plan(self, ctx: QueryContext, earliest: datetime | None) -> tuple[ResolvedRange, Any]:
+    def _plan(self, ctx: QueryContext, earliest: datetime | None) -> tuple[ResolvedRange, LifecyclePlan]:
         period = self._period(ctx, earliest)
         interval = period.interval
         first, last = period.buckets[0], period.buckets[-1]
@@ -136,21 +134,25 @@ class LifecycleQuery(KindQuery):
             tz=period.tz.key,
             week_start=period.week_start,
             event=series.event,
-            where=own_where([*(series.properties or []), *(series.fixedProperties or [])])
-            & global_where(self.properties, self.filterTestAccounts, ctx),
+            filters=series_filters(
+                self.properties,
+                self.filterTestAccounts,
+                ctx,
+                (*(series.properties or []), *(series.fixedProperties or [])),
+            ),
             read_from=period.aware(before),
             read_to=period.aware(after),
             first=first,
             last=last,
         )
-        return period, lifecycle_statement(plan)
+        return period, plan
 
     def _shape(
         self, period: ResolvedRange, found: Sequence[Any], ctx: QueryContext
     ) -> tuple[list[dict[str, Any]], list[str]]:
         counts: dict[tuple[datetime, str], int] = {}
-        for row in found:
-            counts[(row.period, row.status)] = row.value
+        for period_start, status, value in found:
+            counts[(period_start, status)] = value
         series = self.node
         name = series.event if series.event is not None else "All events"
         action: dict[str, Any] = {

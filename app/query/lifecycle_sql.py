@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Select, Text, and_, case, func, literal, or_, select
+from sqlalchemy import DateTime, Select, Text, and_, case, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import array
 
 from app.query.filters import EVENTS, EVENTS_AND_PERSONS
 from app.query.kinds_sql import bucket_of, event_bucket, one_period
+from app.query.trends_sql import SeriesFilters, where_condition
 
 STATUSES = ("new", "returning", "resurrecting", "dormant")
 
@@ -27,7 +28,7 @@ class LifecyclePlan:
     tz: str
     week_start: int
     event: str | None
-    where: ColumnElement[bool]  # the series' filters and the query's
+    filters: SeriesFilters  # the series' filters and the query's
     read_from: datetime  # aware: the period before the first reported one
     read_to: datetime  # aware, exclusive: the end of the period after the last reported one
     first: datetime  # naive local: the first reported period
@@ -36,7 +37,7 @@ class LifecyclePlan:
 
 def lifecycle_statement(plan: LifecyclePlan) -> Select[Any]:
     """Columns: `period` (naive local start), `status`, `value` (a count, positive)."""
-    conditions = [EVENTS.c.team_id == plan.team_id, plan.where]
+    conditions = [EVENTS.c.team_id == plan.team_id, where_condition(plan.filters)]
     if plan.event is not None:
         conditions.append(EVENTS.c.event == plan.event)
     period = event_bucket(plan.interval, plan.tz, plan.week_start)

@@ -21,7 +21,6 @@ from app.query.kinds import (
     check_points,
     check_properties,
     earliest_event,
-    fetch,
     global_where,
     own_where,
     refuse_unknown,
@@ -29,7 +28,7 @@ from app.query.kinds import (
     step_back,
 )
 from app.query.limits import ResultBudget
-from app.query.retention_sql import OTHER_LABEL, RetentionBreakdown, RetentionPlan, retention_statement
+from app.query.retention_sql import OTHER_LABEL, RetentionBreakdown, RetentionFilters, RetentionPlan
 from app.query.schema import (
     PROPERTY_TYPES,
     BreakdownFilter,
@@ -38,7 +37,9 @@ from app.query.schema import (
     PropertyNode,
     _Node,
     check_property_node,
+    parse_property_nodes,
 )
+from app.query.trends_sql import SeriesFilters
 
 DEFAULT_INTERVALS = 7
 DEFAULT_BREAKDOWN_LIMIT = 25
@@ -164,12 +165,12 @@ class RetentionQuery(KindQuery):
 
     async def compute(self, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
         earliest = await earliest_event(self.dateRange, ctx, backend)
-        rows, statement = await asyncio.to_thread(self._plan, ctx, earliest)
-        found = await fetch(backend, statement)
+        rows, plan = await asyncio.to_thread(self._plan, ctx, earliest)
+        found = await backend.retention_rows(plan)
         results, texts = await asyncio.to_thread(self._shape, rows, found, ctx)
         return ComputedResult(results=results, serialized=texts)
 
-    def _plan(self, ctx: QueryContext, earliest: datetime | None) -> tuple["_Rows", Any]:
+    def _plan(self, ctx: QueryContext, earliest: datetime | None) -> tuple["_Rows", RetentionPlan]:
         rows = _Rows.of(self, ctx, earliest)
         breakdown = None
         limit = self.breakdown_limit
@@ -198,6 +199,17 @@ class RetentionQuery(KindQuery):
             minimum=self.retentionFilter.minimumOccurrences or 1,
             cumulative=bool(self.retentionFilter.cumulative),
             breakdown=breakdown,
+            filters=RetentionFilters(
+                target=tuple(self.target.properties or []),
+                returning=tuple(self.returning.properties or []),
+                global_=SeriesFilters(
+                    self.properties,
+                    tuple(parse_property_nodes(list(ctx.test_account_filters)))
+                    if self.filterTestAccounts and ctx.test_account_filters
+                    else (),
+                    (),
+                ),
+            ),
             returns_are_starts=(
                 self.retention_type == "retention_recurring"
                 and _event(self.target) == _event(self.returning)
@@ -206,7 +218,7 @@ class RetentionQuery(KindQuery):
                 and (self.retentionFilter.minimumOccurrences or 1) == 1
             ),
         )
-        return rows, retention_statement(plan)
+        return rows, plan
 
     def _shape(
         self, rows: "_Rows", found: Sequence[Any], ctx: QueryContext

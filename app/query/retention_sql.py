@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 
 from app.query.filters import EVENTS, EVENTS_AND_PERSONS
 from app.query.kinds_sql import breakdown_text, bucket_of, event_bucket, periods_between
+from app.query.trends_sql import FilterNode, SeriesFilters
 
 OTHER_LABEL = "$$_posthog_breakdown_other_$$"
 
@@ -38,6 +39,15 @@ class RetentionBreakdown:
     kind: str  # "event" or "person"
     limit: int
     normalize_url: bool
+
+
+@dataclass(frozen=True)
+class RetentionFilters:
+    """The plan's filters as the query states them, for a backend that compiles them itself (ClickHouse)."""
+
+    target: tuple[FilterNode, ...]
+    returning: tuple[FilterNode, ...]
+    global_: SeriesFilters  # the query's properties and test-account filters
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ class RetentionPlan:
     # Recurring, the same event and filters for starts and returns, no minimum, no breakdown: the returns
     # are the start rows themselves (one read of the events instead of two).
     returns_are_starts: bool = False
+    filters: RetentionFilters | None = None
 
 
 def _event_is(event: str | None) -> list[ColumnElement[bool]]:

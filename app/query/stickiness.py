@@ -21,12 +21,10 @@ from app.query.kinds import (
     check_points,
     check_properties,
     earliest_event,
-    fetch,
-    global_where,
-    own_where,
     refuse_unknown,
     resolve_range,
 )
+from app.query.kinds_sql import series_filters
 from app.query.limits import ResultBudget
 from app.query.schema import (
     CompareFilter,
@@ -38,7 +36,7 @@ from app.query.schema import (
     SeriesNode,
     _Node,
 )
-from app.query.stickiness_sql import StickinessPlan, stickiness_statement
+from app.query.stickiness_sql import StickinessPlan
 
 
 class StickinessCriteria(_Node):
@@ -157,23 +155,27 @@ class StickinessQuery(KindQuery):
         for index, series in enumerate(self.series):
             assert isinstance(series, EventsNode)
             for period, compare_label in periods:
-                statement = await asyncio.to_thread(self._statement, series, period, ctx)
-                found = await fetch(backend, statement)
+                plan = await asyncio.to_thread(self._plan, series, period, ctx)
+                found = await backend.stickiness_rows(plan)
                 result = self._shape(series, index, period, compare_label, found)
                 results.append(result)
                 texts.append(budget.serialize(result))
         return ComputedResult(results=results, serialized=texts)
 
-    def _statement(self, series: EventsNode, period: ResolvedRange, ctx: QueryContext) -> Any:
+    def _plan(self, series: EventsNode, period: ResolvedRange, ctx: QueryContext) -> StickinessPlan:
         criteria = self.stickinessFilter.stickinessCriteria if self.stickinessFilter else None
-        plan = StickinessPlan(
+        return StickinessPlan(
             team_id=ctx.team_id,
             interval=period.interval,
             tz=period.tz.key,
             week_start=period.week_start,
             event=series.event,
-            where=own_where([*(series.properties or []), *(series.fixedProperties or [])])
-            & global_where(self.properties, self.filterTestAccounts, ctx),
+            filters=series_filters(
+                self.properties,
+                self.filterTestAccounts,
+                ctx,
+                (*(series.properties or []), *(series.fixedProperties or [])),
+            ),
             start=period.start,
             end=period.date_to,
             last=period.buckets[-1],
@@ -181,7 +183,6 @@ class StickinessQuery(KindQuery):
             operator=criteria.operator if criteria else None,
             value=criteria.value if criteria else 0,
         )
-        return stickiness_statement(plan)
 
     def _shape(
         self,
@@ -193,9 +194,9 @@ class StickinessQuery(KindQuery):
     ) -> dict[str, Any]:
         n = math.ceil(len(period.buckets) / self.interval_count)
         data = [0] * n
-        for row in found:
-            if 1 <= row.intervals <= n:
-                data[row.intervals - 1] = row.value
+        for intervals, value in found:
+            if 1 <= intervals <= n:
+                data[intervals - 1] = value
         count = sum(data)
         unit = period.interval
         if self.cumulative:

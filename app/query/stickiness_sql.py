@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, DateTime, Select, func, literal, select
 
 from app.query.filters import EVENTS, EVENTS_AND_PERSONS
 from app.query.kinds_sql import event_bucket, periods_between
+from app.query.trends_sql import SeriesFilters, where_condition
 
 _OPERATORS = {"gte": "__ge__", "lte": "__le__", "exact": "__eq__"}
 
@@ -24,7 +25,7 @@ class StickinessPlan:
     tz: str
     week_start: int
     event: str | None
-    where: ColumnElement[bool]  # the series' filters and the query's
+    filters: SeriesFilters  # the series' filters and the query's
     start: datetime  # aware: events with start <= timestamp <= end are read
     end: datetime
     last: datetime  # naive local: the last period of the range
@@ -37,7 +38,7 @@ def stickiness_statement(plan: StickinessPlan) -> Select[Any]:
     """Columns: `intervals` (k, how many intervals an actor was active in), `value` (actors)."""
     conditions = [
         EVENTS.c.team_id == plan.team_id,
-        plan.where,
+        where_condition(plan.filters),
         EVENTS.c.timestamp >= plan.start,
         EVENTS.c.timestamp <= plan.end,
     ]
