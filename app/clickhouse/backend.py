@@ -5,8 +5,9 @@ per-query limits.
 Every statement carries ClickHouse's own limits: `max_execution_time` (TILECAST_QUERY_TIMEOUT_MS),
 `max_memory_usage` (TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES) and `max_result_rows`
 (TILECAST_CLICKHOUSE_MAX_RESULT_ROWS); passing one is a query error naming it, as a PostgreSQL statement
-timeout is. Funnels, retention and HogQL are not compiled for ClickHouse yet: they are refused by name,
-never computed from PostgreSQL's events table (empty when events live in ClickHouse).
+timeout is. SQL insights (`HogQLQuery`) run through `run_hogql` (`app.clickhouse.hogql`: the checked HogQL
+AST written back as ClickHouse SQL). A kind not compiled for ClickHouse is refused by name, never computed
+from PostgreSQL's events table (empty when events live in ClickHouse).
 """
 
 import asyncio
