@@ -22,6 +22,7 @@ from app.config import get_settings
 from app.logs import configure_logging, logging_config
 
 if TYPE_CHECKING:
+    from app.clickhouse.client import ClickHouse
     from app.demo import DemoResult
     from app.models import PersonalAPIKey
 
@@ -70,10 +71,10 @@ def _migrate(url: str, clickhouse: bool = False) -> None:
     if missing is not None:
         log.warning("SQL insights are unavailable until set up: %s (see docs/sql-insights.md)", missing)
     if clickhouse and get_settings().events_backend == "clickhouse":
-        _migrate_clickhouse()
+        _migrate_clickhouse(url)
 
 
-def _migrate_clickhouse() -> None:
+def _migrate_clickhouse(url: str | None = None) -> None:
     from app.clickhouse.client import describe, open_clickhouse
     from app.clickhouse.schema import latest_version, migrate
 
@@ -82,7 +83,10 @@ def _migrate_clickhouse() -> None:
     async def run() -> list[int]:
         client = open_clickhouse(settings.clickhouse_url, settings.data_dir)
         try:
-            return await migrate(client, settings.clickhouse_cluster)
+            applied = await migrate(client, settings.clickhouse_cluster)
+            if settings.clickhouse_url and url is not None:
+                await _clickhouse_team_users(url, client)
+            return applied
         finally:
             await client.close()
 
@@ -93,6 +97,27 @@ def _migrate_clickhouse() -> None:
         latest_version(),
         f" (applied {', '.join(map(str, applied))})" if applied else "",
     )
+
+
+async def _clickhouse_team_users(url: str, client: "ClickHouse") -> None:
+    """SQL insights' per-team ClickHouse users on a server (`app.clickhouse.users`), for every team."""
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.clickhouse.users import setup_team_users, teams_and_secret
+    from app.db import async_url
+
+    settings = get_settings()
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.begin() as conn:
+            teams, secret = await conn.run_sync(teams_and_secret, settings)
+    finally:
+        await engine.dispose()
+    owner = urlsplit(settings.clickhouse_url or "").username or "default"
+    count = await setup_team_users(client, teams, secret, settings, owner)
+    log.info("SQL insights on ClickHouse: %d teams' users set up", count)
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:

@@ -1,19 +1,25 @@
 """A fixed event set for SQL insights, and running HogQL through `/query/`."""
 
+import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.clickhouse.client import ClickHouse, ServerClient
+from app.clickhouse.schema import migrate
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.migrations import setup_sql_sandbox
+from tests.clickhouse_helpers import SERVER_URL, drop_database, open_database
 from tests.conftest import FreshDatabases
 from tests.events import event, ingest
 from tests.factories import Actor
@@ -79,11 +85,33 @@ def sql_database(fresh_databases: FreshDatabases) -> str:
 
 
 @asynccontextmanager
-async def sql_world(url: str) -> AsyncIterator[World]:
+async def sql_world(url: str, events_store: ClickHouse | None = None) -> AsyncIterator[World]:
+    """The world; with `events_store`, on the ClickHouse events backend (events captured into it, SQL
+    computed from it: TILECAST_EVENTS_BACKEND=clickhouse while the world lives)."""
+    previous = os.environ.get("TILECAST_EVENTS_BACKEND")
+    if events_store is not None:
+        os.environ["TILECAST_EVENTS_BACKEND"] = "clickhouse"
+        get_settings.cache_clear()
+    try:
+        async with _sql_world(url, events_store) as world:
+            yield world
+    finally:
+        if events_store is not None:
+            if previous is None:
+                os.environ.pop("TILECAST_EVENTS_BACKEND", None)
+            else:
+                os.environ["TILECAST_EVENTS_BACKEND"] = previous
+            get_settings.cache_clear()
+
+
+@asynccontextmanager
+async def _sql_world(url: str, events_store: ClickHouse | None) -> AsyncIterator[World]:
     app = create_app()
     engine = create_engine(url, get_settings())
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = create_sessionmaker(engine, events_store)
+    if events_store is not None:
+        app.state.clickhouse = events_store
     ours, theirs, berlin = await new_actor(engine), await new_actor(engine), await new_actor(engine)
     async with engine.begin() as conn:
         await conn.execute(
@@ -96,3 +124,26 @@ async def sql_world(url: str) -> AsyncIterator[World]:
         yield World(app, engine, client, ours, theirs, berlin)
     await app.state.sandbox.close()
     await engine.dispose()
+
+
+@asynccontextmanager
+async def events_store(events_backend: str, request: Any) -> AsyncIterator[ClickHouse | None]:
+    """A fresh ClickHouse database for a `both_backends` module's world on `events_backend` (None:
+    PostgreSQL). Fresh, not the session's shared store: each module's PostgreSQL database numbers its teams
+    from 1, so two worlds' teams would share ids."""
+    if events_backend == "postgres":
+        yield None
+        return
+    if events_backend == "clickhouse-server":
+        assert SERVER_URL
+        parts = urlsplit(SERVER_URL)
+        store: ClickHouse = ServerClient(
+            urlunsplit(parts._replace(path=f"/tilecast_test_{uuid.uuid4().hex[:12]}"))
+        )
+        await migrate(store)
+    else:
+        store = await open_database(request.getfixturevalue("chdb_path"))
+    try:
+        yield store
+    finally:
+        await drop_database(store)

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import FreshDatabases
-from tests.hogql_helpers import World, hogql, rows, sql_database, sql_world
+from tests.hogql_helpers import World, events_store, hogql, rows, sql_database, sql_world
+
+pytestmark = pytest.mark.both_backends
 
 DAY = "2026-01-0{}T00:00:00Z"
 EPOCH = int(datetime(2026, 1, 1, 10, tzinfo=UTC).timestamp())
@@ -176,8 +178,15 @@ def sql_url(fresh_databases: FreshDatabases) -> str:
 
 
 @pytest.fixture(scope="module")
-async def world(sql_url: str) -> AsyncIterator[World]:
-    async with sql_world(sql_url) as made:
+def events_backend(request: pytest.FixtureRequest) -> str:
+    """The module's backend (`both_backends`), for the module-wide world."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture(scope="module")
+async def world(sql_url: str, events_backend: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    async with events_store(events_backend, request) as store, sql_world(sql_url, store) as made:
         yield made
 
 

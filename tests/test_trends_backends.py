@@ -176,10 +176,14 @@ async def test_person_properties_agree_on_both_backends(client: httpx.AsyncClien
 
 
 @pytest.mark.parametrize("events_backend", ["clickhouse"], indirect=True)
-async def test_hogql_is_refused_by_name_on_clickhouse(client: httpx.AsyncClient, actor: Actor) -> None:
-    response = await post_query(client, actor, {"kind": "HogQLQuery", "query": "SELECT count() FROM events"})
-    assert response.status_code == 400, response.text
-    assert response.json()["detail"] == "HogQLQuery is not supported on the ClickHouse events backend yet"
+async def test_hogql_runs_on_clickhouse(client: httpx.AsyncClient, actor: Actor) -> None:
+    # SQL insights compute where the events are, on ClickHouse without PostgreSQL's SQL sandbox (the corpus
+    # runs on both backends: tests/test_hogql_corpus.py).
+    await ingest(client, actor, [event("$pageview", "u", datetime.now(UTC), {"a": "word"})])
+    query = {"kind": "HogQLQuery", "query": "SELECT event, properties.a FROM events"}
+    response = await post_query(client, actor, query)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == [["$pageview", "word"]]
 
 
 async def test_word_boundaries_are_refused_on_clickhouse(

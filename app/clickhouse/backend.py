@@ -5,8 +5,9 @@ per-query limits.
 Every statement carries ClickHouse's own limits: `max_execution_time` (TILECAST_QUERY_TIMEOUT_MS),
 `max_memory_usage` (TILECAST_CLICKHOUSE_MAX_MEMORY_BYTES) and `max_result_rows`
 (TILECAST_CLICKHOUSE_MAX_RESULT_ROWS); passing one is a query error naming it, as a PostgreSQL statement
-timeout is. Funnels, retention and HogQL are not compiled for ClickHouse yet: they are refused by name,
-never computed from PostgreSQL's events table (empty when events live in ClickHouse).
+timeout is. SQL insights (`HogQLQuery`) run through `run_hogql` (`app.clickhouse.hogql`: the checked HogQL
+AST written back as ClickHouse SQL). A kind not compiled for ClickHouse is refused by name, never computed
+from PostgreSQL's events table (empty when events live in ClickHouse).
 """
 
 import asyncio
@@ -22,7 +23,14 @@ from app.clickhouse.lifecycle import lifecycle_sql
 from app.clickhouse.retention_query import retention_sql
 from app.clickhouse.stickiness import stickiness_sql
 from app.clickhouse.trends import series_sql
-from app.query.base import InvalidQuery, QueryTimeout, QueryTooLarge, UnsupportedQuery
+from app.query.base import (
+    ComputedResult,
+    InvalidQuery,
+    QueryContext,
+    QueryTimeout,
+    QueryTooLarge,
+    UnsupportedQuery,
+)
 from app.query.dates import ResolvedRange
 from app.query.funnels_sql import FunnelPlan
 from app.query.lifecycle_sql import LifecyclePlan
@@ -31,7 +39,7 @@ from app.query.stickiness_sql import StickinessPlan
 from app.query.trends_sql import SeriesPlan
 
 SUPPORTED_KINDS = frozenset(
-    {"TrendsQuery", "FunnelsQuery", "RetentionQuery", "LifecycleQuery", "StickinessQuery"}
+    {"TrendsQuery", "FunnelsQuery", "RetentionQuery", "LifecycleQuery", "StickinessQuery", "HogQLQuery"}
 )
 # ClickHouse's error codes for what the limits stop, and for a pattern RE2 cannot compile.
 TIMEOUT_EXCEEDED = 159
@@ -104,6 +112,12 @@ class ClickHouseBackend:
         names += [f"c{j}" for j in range(plan.n)]
         names += [f"{name}{j}" for j in range(1, plan.n) for name in ("avg", "med")]
         return [Row(dict(zip(names, row, strict=True))) for row in rows]
+
+    async def run_hogql(self, query: Any, ctx: QueryContext) -> ComputedResult:
+        """A SQL insight (`HogQLQuery`): checked and compiled by `app.clickhouse.hogql`, run here."""
+        from app.clickhouse.hogql import run_hogql
+
+        return await run_hogql(self, query, ctx)
 
     async def earliest_event(self, team_id: int) -> datetime | None:
         table = f"{self.client.database}.events"

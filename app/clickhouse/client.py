@@ -99,8 +99,16 @@ class ChdbClient:
 
     def _run_sync(self, sql: str, parameters: Mapping[str, Any], fmt: str) -> Any:
         with self._lock:
+            params = dict(parameters) if parameters else None
             try:
-                return self._connection.query(sql, fmt, params=dict(parameters) if parameters else None)
+                try:
+                    return self._connection.query(sql, fmt, params=params)
+                except Exception as exc:
+                    # After some failed statements (a pattern RE2 cannot compile) chdb answers the next one
+                    # with an empty Arrow stream: that one is run again.
+                    if type(exc).__name__ != "ArrowInvalid":
+                        raise
+                    return self._connection.query(sql, fmt, params=params)
             except RuntimeError as exc:
                 self._discard_next_result()
                 raise ClickHouseError(str(exc), _error_code(str(exc))) from None

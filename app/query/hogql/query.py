@@ -9,6 +9,7 @@ import math
 import re
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from threading import Lock
@@ -78,6 +79,11 @@ class HogQLQuery(KindQuery):
         compile_query(self, ctx)
 
     async def compute(self, ctx: QueryContext, backend: QueryBackend) -> ComputedResult:
+        # A backend with its own SQL engine (ClickHouse) runs the checked query itself.
+        run_hogql = getattr(backend, "run_hogql", None)
+        if run_hogql is not None:
+            computed: ComputedResult = await run_hogql(self, ctx)
+            return computed
         sandbox = CURRENT_SANDBOX.get()
         if sandbox is None:
             raise SandboxUnavailable("SQL insights run only inside the server (no SQL sandbox here)")
@@ -101,34 +107,41 @@ class HogQLQuery(KindQuery):
                 raise
             # What PostgreSQL refused in the SQL (a failing cast, a bad regex, …): the query's error.
             raise HogQLQueryError(exc.message) from None
-        rows = result.rows
-        has_more = False
-        if compiled.paginated:
-            has_more = len(rows) > (compiled.limit or 0)
-            rows = rows[: compiled.limit]
-        tz = ZoneInfo(ctx.timezone)
-        kinds = [t.type for t in compiled.types]
-        results = [[_encode(value, kind, tz) for value, kind in zip(row, kinds, strict=True)] for row in rows]
-        serialized = [orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode() for row in results]
-        extra = {
-            "columns": compiled.columns,
-            "types": [
-                [name, t.clickhouse_type(ctx.timezone)]
-                for name, t in zip(compiled.columns, compiled.types, strict=True)
-            ],
-            "hogql": compiled.hogql,
-            "clickhouse": compiled.sql,
-            "limit": compiled.limit if compiled.paginated else None,
-            "offset": compiled.offset if compiled.paginated else None,
-            "hasMore": has_more if compiled.paginated else None,
-            "query": self.query,
-            # PostHog's debug fields: every key present, as PostHog sends them without `modifiers.debug`.
-            "error": None,
-            "explain": None,
-            "metadata": None,
-            "timings": None,
-        }
-        return ComputedResult(results=results, serialized=serialized, has_more=has_more, extra=extra)
+        return respond(self, compiled, result.rows, ctx, compiled.sql)
+
+
+def respond(
+    query: HogQLQuery, compiled: Compiled, rows: Sequence[Any], ctx: QueryContext, sql: str
+) -> ComputedResult:
+    """PostHog's `HogQLQueryResponse` of the rows a compiled query returned (`sql`: what ran, the
+    response's `clickhouse` field), on either backend."""
+    has_more = False
+    if compiled.paginated:
+        has_more = len(rows) > (compiled.limit or 0)
+        rows = rows[: compiled.limit]
+    tz = ZoneInfo(ctx.timezone)
+    kinds = [t.type for t in compiled.types]
+    results = [[_encode(value, kind, tz) for value, kind in zip(row, kinds, strict=True)] for row in rows]
+    serialized = [orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode() for row in results]
+    extra = {
+        "columns": compiled.columns,
+        "types": [
+            [name, t.clickhouse_type(ctx.timezone)]
+            for name, t in zip(compiled.columns, compiled.types, strict=True)
+        ],
+        "hogql": compiled.hogql,
+        "clickhouse": sql,
+        "limit": compiled.limit if compiled.paginated else None,
+        "offset": compiled.offset if compiled.paginated else None,
+        "hasMore": has_more if compiled.paginated else None,
+        "query": query.query,
+        # PostHog's debug fields: every key present, as PostHog sends them without `modifiers.debug`.
+        "error": None,
+        "explain": None,
+        "metadata": None,
+        "timings": None,
+    }
+    return ComputedResult(results=results, serialized=serialized, has_more=has_more, extra=extra)
 
 
 # --- compilation, cached by the query's text and what else it depends on ---
