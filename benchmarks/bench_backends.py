@@ -28,6 +28,7 @@ The trends, kinds and sql sections need DATABASE_URL on host:port: chdb copies t
 
 import argparse
 import asyncio
+import math
 import os
 import statistics
 import sys
@@ -200,18 +201,31 @@ def _trend_queries() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def _difference(postgres: list[dict[str, Any]], clickhouse: list[dict[str, Any]]) -> str:
+def _gap(a: Any, b: Any) -> float:
+    """How far apart two results are: 0 when equal, the largest relative difference of their numbers when
+    only numbers differ, infinity when anything else does."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return 0.0 if a == b else math.inf
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b), 1e-300)
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return math.inf
+        return max((_gap(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return math.inf
+        return max((_gap(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    return 0.0 if a == b else math.inf
+
+
+def _difference(postgres: Any, clickhouse: Any) -> str:
     """ "" when both backends answered the same; else how far apart their numbers are."""
-    if postgres == clickhouse:
+    worst = _gap(postgres, clickhouse)
+    if worst == 0:
         return ""
-    pairs = [
-        (a, b)
-        for p, c in zip(postgres, clickhouse, strict=False)
-        for a, b in zip(p.get("data", []), c.get("data", []), strict=False)
-    ]
-    if len(postgres) != len(clickhouse) or any(abs(a - b) > 1e-9 * max(abs(a), abs(b), 1) for a, b in pairs):
+    if worst > 1e-9:
         return " (results differ!)"
-    worst = max(abs(a - b) / max(abs(a), abs(b), 1e-300) for a, b in pairs)
     return f" (float sums differ by {worst:.0e} at most)"
 
 
