@@ -15,6 +15,7 @@ wall-clock buckets, the team's week start). Where the two databases differ:
 - ClickHouse joins on equalities only: a return's later period is a `WHERE` after the join on the actor.
 """
 
+from app.clickhouse.kinds import periods_between
 from app.clickhouse.trends import (
     _TIMESTAMP,
     Statement,
@@ -38,16 +39,6 @@ def _local(st: Statement, column: str, tz: str) -> str:
 def _bucket(st: Statement, plan: RetentionPlan, column: str) -> str:
     # Hours as DateTime, the others as Date: both come back as the engine's naive datetimes (`backend`).
     return bucket_expr(plan.interval, _local(st, column, plan.tz), plan.week_start)
-
-
-def _periods_between(later: str, earlier: str, interval: str) -> str:
-    if interval == "month":
-        return f"((toYear({later}) - toYear({earlier})) * 12 + toMonth({later}) - toMonth({earlier}))"
-    if interval == "hour":
-        return f"dateDiff('hour', {earlier}, {later})"
-    if interval == "week":
-        return f"intDiv(dateDiff('day', {earlier}, {later}), 7)"
-    return f"dateDiff('day', {earlier}, {later})"
 
 
 def _own(st: Statement, nodes: tuple[FilterNode, ...]) -> str:
@@ -143,7 +134,7 @@ def retention_sql(plan: RetentionPlan, database: str) -> Statement:
     on = " AND ".join(f"c.{key} = ret.{key}" for key in ["actor", *group_keys[:1]])
     group = [*(f"c.{key}" for key in group_keys), "c.cohort"]
     names = [*group_keys, "cohort"]
-    offset = _periods_between("ret.period", "c.cohort", plan.interval)
+    offset = periods_between("ret.period", "c.cohort", plan.interval)
     last = st.bind(plan.intervals - 1, "Int64")
     joined = f"{cohorts} AS c INNER JOIN returns AS ret ON {on} WHERE ret.period > c.cohort"
     if plan.cumulative:
